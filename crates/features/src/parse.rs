@@ -1,0 +1,178 @@
+//! Field parsers: amounts and datetimes as upstream writes them. Each returns
+//! a reason on failure; the featurizer turns it into NaN, a missing flag and
+//! a per-item error.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+/// Largest absolute amount accepted, in currency units. Anything larger is a
+/// data error, and bounding it keeps every derived feature finite.
+pub const MAX_ABS_AMOUNT: f64 = 1e9;
+
+/// Smallest budget amount usable as a reference for ratios (one cent).
+pub const MIN_BUDGET_AMOUNT: f64 = 0.01;
+
+/// Earliest and latest accepted year: keeps day differences finite and
+/// catches garbage such as year 0 or 99999.
+pub const YEAR_RANGE: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+/// Why a field value could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("expected a decimal number such as \"131.98\", got {0:?}")]
+    NotANumber(String),
+    #[error("expected an amount between -{max} and {max}, got {0}", max = MAX_ABS_AMOUNT)]
+    AmountOutOfRange(String),
+    #[error("expected a budget amount of at least {min}, got {0}", min = MIN_BUDGET_AMOUNT)]
+    BudgetNotPositive(String),
+    #[error(
+        "expected a datetime as \"YYYY-MM-DD HH:MM:SS\", \"YYYY-MM-DD\" or ISO-8601, got {0:?}"
+    )]
+    NotADatetime(String),
+    #[error("expected a year between 1900 and 2200, got {0:?}")]
+    YearOutOfRange(String),
+}
+
+/// Parses an amount: a plain decimal number, surrounding spaces allowed.
+/// `inf`, `NaN` and numbers beyond [`MAX_ABS_AMOUNT`] are rejected.
+pub fn parse_amount(text: &str) -> Result<f64, FieldError> {
+    let trimmed = text.trim();
+    let looks_numeric = !trimmed.is_empty()
+        && trimmed
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    let value: f64 = looks_numeric
+        .then(|| trimmed.parse().ok())
+        .flatten()
+        .ok_or_else(|| FieldError::NotANumber(shorten(trimmed)))?;
+    if !value.is_finite() || value.abs() > MAX_ABS_AMOUNT {
+        return Err(FieldError::AmountOutOfRange(shorten(trimmed)));
+    }
+    Ok(value)
+}
+
+/// Parses a budget amount, which must also be at least [`MIN_BUDGET_AMOUNT`].
+pub fn parse_budget_amount(text: &str) -> Result<f64, FieldError> {
+    let value = parse_amount(text)?;
+    if value < MIN_BUDGET_AMOUNT {
+        return Err(FieldError::BudgetNotPositive(shorten(text.trim())));
+    }
+    Ok(value)
+}
+
+const NAIVE_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+];
+
+/// Parses a datetime into seconds since the Unix epoch. Accepts the seed's
+/// `YYYY-MM-DD HH:MM:SS` (fractional seconds allowed), a bare date (midnight),
+/// ISO-8601 with `T`, and RFC 3339 with an offset (converted to UTC). Naive
+/// datetimes are taken as UTC: only differences between them matter.
+pub fn parse_datetime(text: &str) -> Result<i64, FieldError> {
+    let trimmed = text.trim();
+    let parsed = DateTime::parse_from_rfc3339(trimmed)
+        .map(|dt| dt.naive_utc())
+        .ok()
+        .or_else(|| {
+            NAIVE_FORMATS
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
+                .ok()
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+        })
+        .ok_or_else(|| FieldError::NotADatetime(shorten(trimmed)))?;
+    if !YEAR_RANGE.contains(&chrono::Datelike::year(&parsed)) {
+        return Err(FieldError::YearOutOfRange(shorten(trimmed)));
+    }
+    Ok(parsed.and_utc().timestamp())
+}
+
+/// Keeps error messages short when the offending value is huge.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("131.98"), Ok(131.98));
+        assert_eq!(parse_amount(" 24 "), Ok(24.0));
+        assert_eq!(parse_amount("-12.5"), Ok(-12.5));
+        assert_eq!(parse_amount("1e3"), Ok(1000.0));
+        assert!(matches!(
+            parse_amount("abc"),
+            Err(FieldError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("$12"),
+            Err(FieldError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("inf"),
+            Err(FieldError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("NaN"),
+            Err(FieldError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_amount("1e400"),
+            Err(FieldError::AmountOutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_amount("2e9"),
+            Err(FieldError::AmountOutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_budget_amount("0"),
+            Err(FieldError::BudgetNotPositive(_))
+        ));
+        assert!(matches!(
+            parse_budget_amount("-5"),
+            Err(FieldError::BudgetNotPositive(_))
+        ));
+        assert_eq!(parse_budget_amount("140.0"), Ok(140.0));
+    }
+
+    #[test]
+    fn datetimes() {
+        let base = parse_datetime("2017-04-18 04:00:00").unwrap();
+        assert_eq!(base, 1_492_488_000);
+        assert_eq!(parse_datetime("2017-04-18T04:00:00"), Ok(base));
+        assert_eq!(parse_datetime("2017-04-18T04:00:00Z"), Ok(base));
+        assert_eq!(parse_datetime("2017-04-18T06:00:00+02:00"), Ok(base));
+        assert_eq!(parse_datetime("2017-04-18 04:00:00.000"), Ok(base));
+        assert_eq!(parse_datetime("2017-04-18"), Ok(base - 4 * 3600));
+        assert!(matches!(
+            parse_datetime("2017-13-45 00:00:00"),
+            Err(FieldError::NotADatetime(_))
+        ));
+        assert!(matches!(
+            parse_datetime("yesterday"),
+            Err(FieldError::NotADatetime(_))
+        ));
+        assert!(matches!(
+            parse_datetime("0001-01-01"),
+            Err(FieldError::YearOutOfRange(_))
+        ));
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let long = "x".repeat(10_000);
+        let message = parse_amount(&long).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+    }
+}
