@@ -1,0 +1,59 @@
+//! `triad-preprocess`: runs the preprocess gRPC service.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use triad_preprocess::{PreprocessConfig, config};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Triad's preprocess service: budgets and line items in, a feature matrix out"
+)]
+struct Cli {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = config::ADDR_ENV, default_value = config::DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// Most pairs one Featurize call may ask for.
+    #[arg(long, env = config::MAX_PAIRS_ENV)]
+    max_pairs: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exits 0 when the server at --addr answers SERVING (for container
+    /// health checks).
+    Healthcheck,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    triad_server::telemetry::init();
+    if let Some(Command::Healthcheck) = cli.command {
+        let port = cli.addr.port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        triad_server::healthcheck(
+            &endpoint,
+            triad_preprocess::SERVICE_NAME,
+            Duration::from_secs(2),
+        )
+        .await?;
+        return Ok(());
+    }
+    let mut config = PreprocessConfig {
+        addr: cli.addr,
+        ..PreprocessConfig::default()
+    };
+    if let Some(max_pairs) = cli.max_pairs {
+        config.max_pairs = max_pairs;
+    }
+    let listener = triad_server::bind(config.addr).await?;
+    triad_preprocess::serve(listener, config, triad_server::shutdown_signal())
+        .await
+        .context("preprocess server failed")
+}
