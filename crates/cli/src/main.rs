@@ -1,0 +1,40 @@
+//! `triad`: the command a data scientist uses day to day — run every
+//! service in one process (`up`) and featurize files exactly as the service
+//! does (`featurize`).
+#![forbid(unsafe_code)]
+
+mod featurize;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Triad: serve a model in production and keep it honest"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start every service in one process on its default port, check it
+    /// end to end with the seed request, and serve until ctrl-c.
+    Up(up::UpArgs),
+    /// Featurize seed-format JSON (one request) or JSONL (one per line) into
+    /// a CSV matrix, with the same code the preprocess service runs.
+    Featurize(featurize::FeaturizeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(args) => {
+            triad_server::telemetry::init();
+            tokio::runtime::Runtime::new()?.block_on(up::run(args))
+        }
+        Command::Featurize(args) => featurize::run(&args),
+    }
+}
