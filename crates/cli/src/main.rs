@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod featurize;
+mod synth;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,9 @@ enum Command {
     /// Featurize seed-format JSON (one request) or JSONL (one per line) into
     /// a CSV matrix, with the same code the preprocess service runs.
     Featurize(featurize::FeaturizeArgs),
+    /// Generate a reproducible synthetic data set (requests and labels),
+    /// split by user into train and test.
+    Synth(synth::SynthArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(up::run(args))
         }
         Command::Featurize(args) => featurize::run(&args),
+        Command::Synth(args) => synth::run(&args),
     }
 }

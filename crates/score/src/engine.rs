@@ -1,0 +1,349 @@
+//! The scoring engine shared by every front door (gRPC `Scorer`, the seed's
+//! HTTP contract, `triad score --local`): featurize once, then score the one
+//! matrix with every model asked for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use triad_features::Featurizer;
+use triad_proto::convert::matrix_to_proto;
+use triad_proto::v1::preprocess_client::PreprocessClient;
+use triad_proto::v1::{self, FeaturizeRequest};
+
+use crate::error::ScoreError;
+use crate::model::LoadedModel;
+use crate::repository::{ModelSet, Repository};
+
+/// Matrices with more rows than this are scored on the blocking pool.
+const BLOCKING_THRESHOLD_ROWS: usize = 20_000;
+
+/// Where feature matrices come from.
+#[derive(Debug, Clone)]
+pub enum FeatureSource {
+    /// The preprocess service, over gRPC, with a deadline on every call.
+    Remote {
+        endpoint: String,
+        client: PreprocessClient<Channel>,
+    },
+    /// The feature library, in this process (`triad score --local`).
+    Local(Arc<Featurizer>),
+}
+
+impl FeatureSource {
+    /// A lazily-connecting client of the preprocess service at `endpoint`
+    /// (e.g. `http://127.0.0.1:50051`); every call is bounded by `timeout`.
+    pub fn remote(
+        endpoint: &str,
+        timeout: Duration,
+        max_message_bytes: usize,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let client = PreprocessClient::new(channel)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        Ok(Self::Remote {
+            endpoint: endpoint.to_owned(),
+            client,
+        })
+    }
+
+    async fn featurize(
+        &self,
+        request: FeaturizeRequest,
+        request_id: &str,
+    ) -> Result<v1::FeatureMatrix, ScoreError> {
+        match self {
+            FeatureSource::Remote { endpoint, client } => {
+                let mut call = tonic::Request::new(request);
+                if let Ok(id) = request_id.parse() {
+                    call.metadata_mut()
+                        .insert(triad_server::REQUEST_ID_HEADER, id);
+                }
+                client
+                    .clone()
+                    .featurize(call)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|status| ScoreError::Preprocess {
+                        endpoint: endpoint.clone(),
+                        status,
+                    })
+            }
+            FeatureSource::Local(featurizer) => {
+                let matrix = featurizer.featurize(&request.into());
+                Ok(matrix_to_proto(matrix, request_id))
+            }
+        }
+    }
+}
+
+/// Which models a request wants.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Model names; empty means every served model.
+    pub models: Vec<String>,
+    /// Version pins for this request, by model name.
+    pub versions: HashMap<String, String>,
+}
+
+/// Featurizes and scores.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    repository: Arc<Repository>,
+    features: FeatureSource,
+}
+
+/// The model versions one request runs: (answering, shadow) per model.
+type Plan = Vec<(Arc<LoadedModel>, String, Option<Arc<LoadedModel>>)>;
+
+impl Engine {
+    pub fn new(repository: Arc<Repository>, features: FeatureSource) -> Self {
+        Self {
+            repository,
+            features,
+        }
+    }
+
+    /// The model repository.
+    pub fn repository(&self) -> &Arc<Repository> {
+        &self.repository
+    }
+
+    /// Featurizes `request` with one preprocess call and scores the matrix
+    /// with every selected model.
+    pub async fn score(
+        &self,
+        request: FeaturizeRequest,
+        selection: &Selection,
+        request_id: &str,
+    ) -> Result<v1::ScoreResponse, ScoreError> {
+        // Resolve models first: an unknown model fails before any work.
+        let models = self.repository.snapshot();
+        plan(&models, selection)?;
+        let matrix = self.features.featurize(request, request_id).await?;
+        self.score_matrix(matrix, selection, request_id).await
+    }
+
+    /// Scores a matrix the caller already has.
+    pub async fn score_matrix(
+        &self,
+        matrix: v1::FeatureMatrix,
+        selection: &Selection,
+        request_id: &str,
+    ) -> Result<v1::ScoreResponse, ScoreError> {
+        let models = self.repository.snapshot();
+        let plan = plan(&models, selection)?;
+        let schema = check_matrix(&matrix)?;
+        for (model, name, _) in &plan {
+            if model.meta.schema.hash != schema.hash {
+                return Err(ScoreError::SchemaMismatch {
+                    model: name.clone(),
+                    version: model.version.clone(),
+                    model_hash: model.meta.schema.hash.clone(),
+                    matrix_hash: schema.hash.clone(),
+                });
+            }
+        }
+        let schema_hash = schema.hash.clone();
+        let n_rows = matrix.n_rows as usize;
+        let n_cols = matrix.n_cols as usize;
+        let values = Arc::new(matrix.values);
+        let results = if n_rows > BLOCKING_THRESHOLD_ROWS {
+            let values = Arc::clone(&values);
+            let plan = plan.clone();
+            tokio::task::spawn_blocking(move || run_plan(&plan, &values, n_rows, n_cols)).await??
+        } else {
+            run_plan(&plan, &values, n_rows, n_cols)?
+        };
+        spawn_shadows(&plan, values, n_rows, n_cols, request_id);
+        Ok(v1::ScoreResponse {
+            keys: matrix.keys,
+            results,
+            errors: matrix.errors,
+            schema_hash,
+            request_id: request_id.to_owned(),
+        })
+    }
+
+    /// What this scorer serves.
+    pub fn list_models(&self) -> v1::ListModelsResponse {
+        let models = self.repository.snapshot();
+        v1::ListModelsResponse {
+            models: models
+                .models
+                .values()
+                .map(|served| {
+                    let meta = &served.serving.meta;
+                    v1::ModelInfo {
+                        name: served.name.clone(),
+                        serving_version: served.serving.version.clone(),
+                        versions: served.versions.keys().map(u64::to_string).collect(),
+                        shadow_version: served
+                            .shadow
+                            .as_ref()
+                            .map(|s| s.version.clone())
+                            .unwrap_or_default(),
+                        kind: meta.kind.as_str().to_owned(),
+                        feature_names: meta.features.clone(),
+                        threshold: meta.threshold,
+                        trained_at: meta.trained_at.clone(),
+                        metrics: meta.metrics.clone().into_iter().collect(),
+                        schema_hash: meta.schema.hash.clone(),
+                        description: meta.description.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Resolves the selection against the served models.
+fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
+    if models.models.is_empty() {
+        return Err(ScoreError::NoModels);
+    }
+    let names: Vec<&String> = if selection.models.is_empty() {
+        models.models.keys().collect()
+    } else {
+        selection.models.iter().collect()
+    };
+    for pinned in selection.versions.keys() {
+        if !names.contains(&pinned) {
+            return Err(ScoreError::UnknownModel {
+                name: pinned.clone(),
+                served: names.iter().map(|n| (*n).clone()).collect(),
+            });
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let served = models
+                .models
+                .get(name)
+                .ok_or_else(|| ScoreError::UnknownModel {
+                    name: name.clone(),
+                    served: models.models.keys().cloned().collect(),
+                })?;
+            let model =
+                match selection.versions.get(name) {
+                    None => Arc::clone(&served.serving),
+                    Some(version) => served.version(version).cloned().ok_or_else(|| {
+                        ScoreError::UnknownVersion {
+                            model: name.clone(),
+                            version: version.clone(),
+                            loaded: served.versions.keys().map(u64::to_string).collect(),
+                        }
+                    })?,
+                };
+            Ok((model, name.clone(), served.shadow.clone()))
+        })
+        .collect()
+}
+
+/// Checks that a matrix is internally consistent; returns its schema.
+fn check_matrix(matrix: &v1::FeatureMatrix) -> Result<&v1::FeatureSchema, ScoreError> {
+    let schema = matrix
+        .schema
+        .as_ref()
+        .ok_or_else(|| ScoreError::BadMatrix("expected a schema, got none".to_owned()))?;
+    let (n_rows, n_cols) = (matrix.n_rows as usize, matrix.n_cols as usize);
+    if n_cols != schema.feature_names.len() {
+        return Err(ScoreError::BadMatrix(format!(
+            "expected n_cols to equal the schema's {} features, got {n_cols}",
+            schema.feature_names.len()
+        )));
+    }
+    if matrix.values.len() != n_rows.saturating_mul(n_cols) {
+        return Err(ScoreError::BadMatrix(format!(
+            "expected {n_rows} rows x {n_cols} columns = {} values, got {}",
+            n_rows.saturating_mul(n_cols),
+            matrix.values.len()
+        )));
+    }
+    if matrix.keys.len() != n_rows {
+        return Err(ScoreError::BadMatrix(format!(
+            "expected one key per row ({n_rows}), got {}",
+            matrix.keys.len()
+        )));
+    }
+    Ok(schema)
+}
+
+fn run_model(
+    model: &LoadedModel,
+    name: &str,
+    values: &[f32],
+    n_rows: usize,
+    n_cols: usize,
+) -> Result<v1::ModelScores, ScoreError> {
+    let mut scores = Vec::new();
+    model
+        .predict_matrix(values, n_rows, n_cols, &mut scores)
+        .map_err(|source| ScoreError::Model {
+            model: name.to_owned(),
+            version: model.version.clone(),
+            source,
+        })?;
+    let threshold = model.meta.threshold;
+    Ok(v1::ModelScores {
+        model: name.to_owned(),
+        version: model.version.clone(),
+        threshold,
+        matched: scores.iter().map(|s| *s >= threshold).collect(),
+        scores,
+    })
+}
+
+fn run_plan(
+    plan: &Plan,
+    values: &[f32],
+    n_rows: usize,
+    n_cols: usize,
+) -> Result<Vec<v1::ModelScores>, ScoreError> {
+    plan.iter()
+        .map(|(model, name, _)| run_model(model, name, values, n_rows, n_cols))
+        .collect()
+}
+
+/// Scores shadow versions off the request path; the caller never sees them.
+fn spawn_shadows(
+    plan: &Plan,
+    values: Arc<Vec<f32>>,
+    n_rows: usize,
+    n_cols: usize,
+    request_id: &str,
+) {
+    let shadows: Vec<_> = plan
+        .iter()
+        .filter_map(|(_, name, shadow)| shadow.clone().map(|s| (name.clone(), s)))
+        .collect();
+    if shadows.is_empty() || n_rows == 0 {
+        return;
+    }
+    let request_id = request_id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        for (name, shadow) in shadows {
+            match run_model(&shadow, &name, &values, n_rows, n_cols) {
+                Ok(scores) => {
+                    let matched = scores.matched.iter().filter(|m| **m).count();
+                    tracing::info!(
+                        request_id,
+                        model = name,
+                        version = scores.version,
+                        rows = n_rows,
+                        matched,
+                        "shadow scored"
+                    );
+                }
+                Err(error) => tracing::warn!(request_id, %error, "shadow model failed"),
+            }
+        }
+    });
+}

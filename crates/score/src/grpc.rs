@@ -1,0 +1,73 @@
+//! The `triad.v1.Scorer` gRPC handlers: read the selection, call the engine.
+
+use tonic::{Request, Response, Status};
+use triad_proto::v1::scorer_server::Scorer;
+use triad_proto::v1::{self, FeaturizeRequest};
+
+use crate::engine::{Engine, Selection};
+
+/// Handlers of the scorer service.
+#[derive(Debug, Clone)]
+pub struct ScorerService {
+    engine: Engine,
+}
+
+impl ScorerService {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+#[tonic::async_trait]
+impl Scorer for ScorerService {
+    async fn score(
+        &self,
+        request: Request<v1::ScoreRequest>,
+    ) -> Result<Response<v1::ScoreResponse>, Status> {
+        let request_id = triad_server::request_id(&request);
+        let request = request.into_inner();
+        let selection = Selection {
+            models: request.models,
+            versions: request.versions.into_iter().collect(),
+        };
+        let features = FeaturizeRequest {
+            budgets: request.budgets,
+            all_user_expense_lineitems: request.all_user_expense_lineitems,
+        };
+        let response = self.engine.score(features, &selection, &request_id).await?;
+        tracing::info!(
+            rows = response.keys.len(),
+            models = response.results.len(),
+            item_errors = response.errors.len(),
+            "scored"
+        );
+        Ok(Response::new(response))
+    }
+
+    async fn score_matrix(
+        &self,
+        request: Request<v1::ScoreMatrixRequest>,
+    ) -> Result<Response<v1::ScoreResponse>, Status> {
+        let request_id = triad_server::request_id(&request);
+        let request = request.into_inner();
+        let matrix = request
+            .matrix
+            .ok_or_else(|| Status::invalid_argument("expected a matrix, got none"))?;
+        let selection = Selection {
+            models: request.models,
+            versions: request.versions.into_iter().collect(),
+        };
+        let response = self
+            .engine
+            .score_matrix(matrix, &selection, &request_id)
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_models(
+        &self,
+        _request: Request<v1::ListModelsRequest>,
+    ) -> Result<Response<v1::ListModelsResponse>, Status> {
+        Ok(Response::new(self.engine.list_models()))
+    }
+}

@@ -1,0 +1,207 @@
+//! The seed's HTTP contract, so existing clients keep working unchanged:
+//! `POST /budget_expense_matcher/` takes the seed's request body and answers
+//! a JSON list of `{"score", "budget_id", "itemization_id"}`.
+//!
+//! `score` is the model's decision, 1 or 0, as in the seed's response;
+//! `?verbose=true` adds the probability, threshold, model and version. A bad
+//! item is an entry with an `error` object inside the 200 response, never a
+//! failed batch; malformed JSON is a 400 with a message saying what was
+//! expected.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use triad_features::{ItemKind, JsonLimits, parse_request};
+use triad_proto::v1;
+
+use crate::engine::{Engine, Selection};
+use crate::error::ScoreError;
+
+/// State of the HTTP front door.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub engine: Engine,
+    /// The model whose decisions the seed contract returns.
+    pub model: String,
+    pub limits: JsonLimits,
+}
+
+/// The router: the seed endpoint (with and without the trailing slash) and
+/// a liveness probe.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/budget_expense_matcher/", post(score))
+        .route("/budget_expense_matcher", post(score))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Options {
+    verbose: bool,
+}
+
+/// One entry of the response list.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Entry {
+    Score {
+        score: u8,
+        budget_id: String,
+        itemization_id: String,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        detail: Option<Detail>,
+    },
+    Error {
+        budget_id: Option<String>,
+        itemization_id: Option<String>,
+        error: EntryError,
+    },
+}
+
+/// What `?verbose=true` adds to a score entry.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Detail {
+    pub probability: f32,
+    pub threshold: f32,
+    pub model: String,
+    pub version: String,
+}
+
+/// A per-item error inside the response list.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct EntryError {
+    pub item_kind: String,
+    pub index: u32,
+    pub field: Option<String>,
+    pub code: String,
+    pub message: String,
+    /// True when the item formed no pair at all.
+    pub dropped: bool,
+}
+
+async fn health(State(state): State<HttpState>) -> impl IntoResponse {
+    if state.engine.repository().snapshot().models.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "no models loaded\n")
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+async fn score(
+    State(state): State<HttpState>,
+    Query(options): Query<Options>,
+    body: String,
+) -> Response {
+    let parsed = match parse_request(&body, &state.limits) {
+        Ok(parsed) => parsed,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let request_id = triad_server::request_id::new_request_id();
+    let selection = Selection {
+        models: vec![state.model.clone()],
+        ..Selection::default()
+    };
+    let response = match state
+        .engine
+        .score(parsed.request.into(), &selection, &request_id)
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => return score_error_response(error),
+    };
+    let json_errors: Vec<v1::ItemError> = parsed.errors.into_iter().map(Into::into).collect();
+    let mut entries = score_entries(&response, options.verbose);
+    entries.extend(error_entries(json_errors, response.errors));
+    (StatusCode::OK, Json(entries)).into_response()
+}
+
+fn score_entries(response: &v1::ScoreResponse, verbose: bool) -> Vec<Entry> {
+    let Some(result) = response.results.first() else {
+        return Vec::new();
+    };
+    response
+        .keys
+        .iter()
+        .zip(&result.scores)
+        .zip(&result.matched)
+        .map(|((key, probability), matched)| Entry::Score {
+            score: u8::from(*matched),
+            budget_id: key.budget_id.clone(),
+            itemization_id: key.itemization_id.clone(),
+            detail: verbose.then(|| Detail {
+                probability: *probability,
+                threshold: result.threshold,
+                model: result.model.clone(),
+                version: result.version.clone(),
+            }),
+        })
+        .collect()
+}
+
+/// Errors of the JSON reader first; then the featurizer's, except those
+/// about items the JSON reader already dropped (their placeholders have no
+/// id, so the featurizer would report them again).
+fn error_entries(json: Vec<v1::ItemError>, featurizer: Vec<v1::ItemError>) -> Vec<Entry> {
+    let dropped: Vec<(String, u32)> = json
+        .iter()
+        .filter(|e| e.dropped)
+        .map(|e| (e.item_kind.clone(), e.index))
+        .collect();
+    json.into_iter()
+        .chain(
+            featurizer
+                .into_iter()
+                .filter(|e| !dropped.contains(&(e.item_kind.clone(), e.index))),
+        )
+        .map(|e| {
+            let id = |id: String| (!id.is_empty()).then_some(id);
+            let code = v1::ItemErrorCode::try_from(e.code)
+                .map(|code| {
+                    code.as_str_name()
+                        .trim_start_matches("ITEM_ERROR_CODE_")
+                        .to_owned()
+                })
+                .unwrap_or_default();
+            Entry::Error {
+                budget_id: id(e.budget_id),
+                itemization_id: id(e.itemization_id),
+                error: EntryError {
+                    item_kind: e.item_kind,
+                    index: e.index,
+                    field: (!e.field.is_empty()).then_some(e.field),
+                    code,
+                    message: e.message,
+                    dropped: e.dropped,
+                },
+            }
+        })
+        .collect()
+}
+
+fn score_error_response(error: ScoreError) -> Response {
+    let status = tonic::Status::from(error);
+    let code = match status.code() {
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        tonic::Code::Unavailable | tonic::Code::FailedPrecondition => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_response(code, status.message())
+}
+
+fn error_response(code: StatusCode, message: &str) -> Response {
+    (code, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// The item kind names used on the wire, for callers matching entries.
+pub fn item_kind_name(kind: ItemKind) -> &'static str {
+    kind.as_str()
+}

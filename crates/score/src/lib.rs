@@ -1,0 +1,133 @@
+//! The scorer service (`triad.v1.Scorer`): serves one or more models from a
+//! versioned repository on the one feature matrix the preprocess service
+//! builds, so two models reuse the same preprocessing. It also answers the
+//! seed's HTTP contract.
+//!
+//! Only this crate knows about models: how they load ([`model`]), which
+//! version serves ([`repository`]), and how a request is scored
+//! ([`engine`]).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod model;
+pub mod repository;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use triad_features::{FeatureSchema, JsonLimits};
+use triad_proto::v1::scorer_server::ScorerServer;
+
+pub use config::ScoreConfig;
+pub use engine::{Engine, FeatureSource, Selection};
+pub use error::ScoreError;
+pub use repository::Repository;
+
+/// Fully-qualified gRPC name of the service, as health reports it.
+pub const SERVICE_NAME: &str = "triad.v1.Scorer";
+
+/// Failures starting or running the scorer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Repository(#[from] repository::RepositoryError),
+    #[error("invalid preprocess endpoint: {0}")]
+    Endpoint(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Server(#[from] triad_server::ServerError),
+    #[error("http server failed: {0}")]
+    Http(std::io::Error),
+    #[error("model repository task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Opens the model repository named by `config` (only the models it lists,
+/// when it lists any), off the async threads.
+pub async fn open_repository(config: &ScoreConfig) -> Result<Arc<Repository>, ServeError> {
+    let dir = config.models_dir.clone();
+    let pins = config.pins.clone();
+    let only = config.models.clone();
+    let repository = tokio::task::spawn_blocking(move || {
+        Repository::open_filtered(&dir, FeatureSchema::current(), pins, only)
+    })
+    .await??;
+    Ok(Arc::new(repository))
+}
+
+/// Serves gRPC on `grpc` and, when given, the seed's HTTP contract on
+/// `http`, until `shutdown` resolves; the repository is polled for changes
+/// meanwhile.
+pub async fn serve(
+    grpc: TcpListener,
+    http: Option<TcpListener>,
+    config: ScoreConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let repository = open_repository(&config).await?;
+    let features = FeatureSource::remote(
+        &config.preprocess,
+        config.preprocess_timeout,
+        config.server.max_message_bytes,
+    )?;
+    let engine = Engine::new(Arc::clone(&repository), features);
+
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+
+    let watcher =
+        tokio::spawn(Arc::clone(&repository).watch(config.poll_interval, until_stopped()));
+    let http_task = http.map(|listener| {
+        let router = http::router(http::HttpState {
+            engine: engine.clone(),
+            model: config.http_model.clone(),
+            limits: JsonLimits::default(),
+        });
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving http");
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(until_stopped())
+                .into_future(),
+        )
+    });
+    let grpc_result = triad_server::serve(
+        grpc,
+        service_spec(engine, &config),
+        &config.server,
+        until_stopped(),
+    )
+    .await;
+    watcher.await?;
+    if let Some(task) = http_task {
+        task.await?.map_err(ServeError::Http)?;
+    }
+    grpc_result?;
+    Ok(())
+}
+
+/// The routes, health names and descriptors of the scorer.
+pub fn service_spec(engine: Engine, config: &ScoreConfig) -> triad_server::ServiceSpec {
+    let scorer = ScorerServer::new(grpc::ScorerService::new(engine))
+        .max_decoding_message_size(config.server.max_message_bytes)
+        .max_encoding_message_size(config.server.max_message_bytes);
+    triad_server::ServiceSpec {
+        name: "score",
+        routes: tonic::service::Routes::new(scorer),
+        health_names: vec![SERVICE_NAME],
+        descriptors: vec![triad_proto::FILE_DESCRIPTOR_SET],
+    }
+}
