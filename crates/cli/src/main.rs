@@ -5,6 +5,7 @@
 
 mod featurize;
 mod synth;
+mod train;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,9 @@ enum Command {
     /// Generate a reproducible synthetic data set (requests and labels),
     /// split by user into train and test.
     Synth(synth::SynthArgs),
+    /// Train the native logistic model on `triad synth` data and write a
+    /// model version directory with its card.
+    Train(train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Featurize(args) => featurize::run(&args),
         Command::Synth(args) => synth::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }
