@@ -1,0 +1,245 @@
+//! Test support for the scorer: a model repository in a temporary
+//! directory, a preprocess server that counts its calls, the scorer, all on
+//! ephemeral loopback ports, and a minimal HTTP/1.1 client.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status, Streaming};
+use triad_features::{FeatureSchema, Featurizer, JsonLimits, parse_request};
+use triad_preprocess::{PreprocessConfig, PreprocessService};
+use triad_proto::v1::preprocess_server::{Preprocess, PreprocessServer};
+use triad_proto::v1::scorer_client::ScorerClient;
+use triad_proto::v1::{self, FeaturizeRequest};
+use triad_score::ScoreConfig;
+
+pub const SEED_REQUEST: &str = include_str!("../../../../tests/fixtures/seed_request.json");
+pub const SEED_RESPONSE: &str = include_str!("../../../../tests/fixtures/seed_response.json");
+
+/// The seed request as a gRPC `ScoreRequest`.
+pub fn seed_score_request() -> v1::ScoreRequest {
+    let request: FeaturizeRequest = parse_request(SEED_REQUEST, &JsonLimits::default())
+        .unwrap()
+        .request
+        .into();
+    v1::ScoreRequest {
+        budgets: request.budgets,
+        all_user_expense_lineitems: request.all_user_expense_lineitems,
+        ..v1::ScoreRequest::default()
+    }
+}
+
+/// Writes a logistic model version: `weights` by feature name.
+pub fn write_logistic(
+    root: &Path,
+    name: &str,
+    version: &str,
+    intercept: f64,
+    weights: &[(&str, f64)],
+    threshold: f32,
+    schema_hash: &str,
+) -> PathBuf {
+    let dir = root.join(name).join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    let features: Vec<String> = FeatureSchema::current().feature_names.clone();
+    let meta = format!(
+        "kind = \"logistic\"\nthreshold = {threshold}\ndescription = \"test model {name}\"\n\
+         trained_at = \"2026-11-25T00:00:00Z\"\nfeatures = {features:?}\n\n\
+         [schema]\nname = \"budget_expense_pairs\"\nversion = \"1\"\nhash = \"{schema_hash}\"\n\n\
+         [metrics]\nprecision = 0.9\nrecall = 0.8\n"
+    );
+    std::fs::write(dir.join("model.toml"), meta).unwrap();
+    let weights: serde_json::Map<String, serde_json::Value> = weights
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+        .collect();
+    let model = serde_json::json!({ "intercept": intercept, "weights": weights });
+    std::fs::write(dir.join("model.json"), model.to_string()).unwrap();
+    dir
+}
+
+/// A preprocess service that counts the calls it serves.
+#[derive(Clone)]
+pub struct CountingPreprocess {
+    inner: PreprocessService,
+    pub calls: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl Preprocess for CountingPreprocess {
+    async fn featurize(
+        &self,
+        request: Request<FeaturizeRequest>,
+    ) -> Result<Response<v1::FeatureMatrix>, Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.featurize(request).await
+    }
+
+    type FeaturizeStreamStream = <PreprocessService as Preprocess>::FeaturizeStreamStream;
+
+    async fn featurize_stream(
+        &self,
+        request: Request<Streaming<FeaturizeRequest>>,
+    ) -> Result<Response<Self::FeaturizeStreamStream>, Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.featurize_stream(request).await
+    }
+}
+
+/// Preprocess and scorer, running until [`Stack::stop`].
+pub struct Stack {
+    pub preprocess_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub preprocess_calls: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Stack {
+    /// Starts both services; `models_dir` is the scorer's repository.
+    pub async fn start(models_dir: &Path) -> Self {
+        Self::start_with(models_dir, |_| {}).await
+    }
+
+    pub async fn start_with(models_dir: &Path, tweak: impl FnOnce(&mut ScoreConfig)) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let until = move |mut stopped: watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counting = CountingPreprocess {
+            inner: PreprocessService::new(
+                Arc::new(Featurizer::default()),
+                PreprocessConfig::default(),
+            ),
+            calls: Arc::clone(&calls),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let preprocess_addr = listener.local_addr().unwrap();
+        let spec = triad_server::ServiceSpec {
+            name: "preprocess",
+            routes: tonic::service::Routes::new(PreprocessServer::new(counting)),
+            health_names: vec![triad_preprocess::SERVICE_NAME],
+            descriptors: vec![triad_proto::FILE_DESCRIPTOR_SET],
+        };
+        let stopped_p = until(stopped.clone());
+        let preprocess = tokio::spawn(async move {
+            triad_server::serve(listener, spec, &Default::default(), stopped_p)
+                .await
+                .unwrap();
+        });
+
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
+        let mut config = ScoreConfig {
+            addr: grpc_addr,
+            http_addr: Some(http_addr),
+            preprocess: format!("http://{preprocess_addr}"),
+            models_dir: models_dir.to_owned(),
+            poll_interval: Duration::from_millis(50),
+            ..ScoreConfig::default()
+        };
+        tweak(&mut config);
+        let stopped_s = until(stopped.clone());
+        let scorer = tokio::spawn(async move {
+            triad_score::serve(grpc, Some(http), config, stopped_s)
+                .await
+                .unwrap();
+        });
+        let stack = Self {
+            preprocess_addr,
+            grpc_addr,
+            http_addr,
+            preprocess_calls: calls,
+            stop,
+            tasks: vec![preprocess, scorer],
+        };
+        for endpoint in [stack.scorer_endpoint(), format!("http://{preprocess_addr}")] {
+            wait_healthy(&endpoint).await;
+        }
+        stack
+    }
+
+    pub fn scorer_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn scorer(&self) -> ScorerClient<tonic::transport::Channel> {
+        ScorerClient::connect(self.scorer_endpoint()).await.unwrap()
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("servers stop")
+                .unwrap();
+        }
+    }
+}
+
+/// Waits until `endpoint` answers SERVING (servers start in a few ms).
+pub async fn wait_healthy(endpoint: &str) {
+    for _ in 0..200 {
+        if triad_server::healthcheck(endpoint, "", Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{endpoint} never became healthy");
+}
+
+/// Sends one HTTP/1.1 request; returns the status code and body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, rest)) = body.split_once("\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
