@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod featurize;
+mod score;
 mod synth;
 mod train;
 mod up;
@@ -28,6 +29,9 @@ enum Command {
     /// Featurize seed-format JSON (one request) or JSONL (one per line) into
     /// a CSV matrix, with the same code the preprocess service runs.
     Featurize(featurize::FeaturizeArgs),
+    /// Score a seed-format JSON request with `budget_expense_matcher` and
+    /// print the seed's response, against a running scorer or in-process.
+    Score(score::ScoreArgs),
     /// Generate a reproducible synthetic data set (requests and labels),
     /// split by user into train and test.
     Synth(synth::SynthArgs),
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(up::run(args))
         }
         Command::Featurize(args) => featurize::run(&args),
+        Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),
         Command::Synth(args) => synth::run(&args),
         Command::Train(args) => train::run(&args),
     }

@@ -39,7 +39,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let load = |requests: &str, labels: &str| -> anyhow::Result<dataset::LabelledMatrix> {
         let jsonl = read(&args.data.join(requests))?;
         let labels = dataset::read_labels(read(&args.data.join(labels))?.as_bytes())?;
-        Ok(dataset::build(&featurizer, &jsonl, &labels, Target::Matched)?)
+        Ok(dataset::build(
+            &featurizer,
+            &jsonl,
+            &labels,
+            Target::Matched,
+        )?)
     };
     let train = load("train.jsonl", "train_labels.csv")?;
     let test = load("test.jsonl", "test_labels.csv")?;

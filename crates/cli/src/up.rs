@@ -1,8 +1,10 @@
 //! `triad up`: the embedded default. Starts every service in this process on
-//! its default port, checks the chain end to end with the seed request, and
-//! prints ready-to-paste calls.
+//! its default port — preprocess, one scorer serving every model in the
+//! repository, and the seed's HTTP contract — checks the chain end to end
+//! with the seed request, and prints ready-to-paste calls.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,10 +12,10 @@ use clap::Args;
 use tokio::sync::watch;
 use triad_features::{JsonLimits, parse_request};
 use triad_preprocess::PreprocessConfig;
-use triad_proto::v1::FeaturizeRequest;
-use triad_proto::v1::preprocess_client::PreprocessClient;
+use triad_proto::v1::{self, scorer_client::ScorerClient};
+use triad_score::ScoreConfig;
 
-/// The seed's example request, embedded so `triad up` needs no files.
+/// The seed's example request, embedded so the check needs no files.
 pub const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
 
 #[derive(Args)]
@@ -21,12 +23,26 @@ pub struct UpArgs {
     /// gRPC address of the preprocess service.
     #[arg(long, env = triad_preprocess::config::ADDR_ENV, default_value = triad_preprocess::config::DEFAULT_ADDR)]
     preprocess_addr: SocketAddr,
+    /// gRPC address of the scorer (Scorer and the Open Inference Protocol).
+    #[arg(long, env = triad_score::config::env::ADDR, default_value = triad_score::config::DEFAULT_ADDR)]
+    score_addr: SocketAddr,
+    /// Address of the seed's HTTP contract.
+    #[arg(long, env = triad_score::config::env::HTTP_ADDR, default_value = triad_score::config::DEFAULT_HTTP_ADDR)]
+    http_addr: SocketAddr,
+    /// Model repository.
+    #[arg(long, env = triad_score::config::env::MODELS_DIR, default_value = triad_score::config::DEFAULT_MODELS_DIR)]
+    models_dir: PathBuf,
     /// Stop after the end-to-end check instead of serving until ctrl-c.
     #[arg(long)]
     check_only: bool,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.models_dir.is_dir(),
+        "no model repository at {}: run from the repository root or pass --models-dir",
+        args.models_dir.display()
+    );
     let (stop, stopped) = watch::channel(false);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -43,63 +59,98 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         until_stopped(stopped.clone()),
     ));
 
-    let endpoint = format!("http://127.0.0.1:{}", preprocess_addr.port());
-    triad_server::healthcheck(
-        &endpoint,
-        triad_preprocess::SERVICE_NAME,
-        Duration::from_secs(5),
-    )
-    .await
-    .context("preprocess did not become healthy")?;
-    check_seed_request(&endpoint).await?;
+    let grpc = triad_server::bind(args.score_addr).await?;
+    let http = triad_server::bind(args.http_addr).await?;
+    let (score_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    let scorer = tokio::spawn(triad_score::serve(
+        grpc,
+        Some(http),
+        ScoreConfig {
+            addr: score_addr,
+            http_addr: Some(http_addr),
+            preprocess: format!("http://127.0.0.1:{}", preprocess_addr.port()),
+            models_dir: args.models_dir.clone(),
+            ..ScoreConfig::default()
+        },
+        until_stopped(stopped.clone()),
+    ));
 
-    println!("triad is up");
-    println!("  preprocess  grpc  {preprocess_addr}");
-    println!();
-    println!("try:");
-    println!(
-        "  grpcurl -plaintext -d @ 127.0.0.1:{} triad.v1.Preprocess/Featurize < tests/fixtures/seed_request.json",
-        preprocess_addr.port()
-    );
-
-    if !args.check_only {
-        triad_server::shutdown_signal().await;
+    let check = check(preprocess_addr, score_addr).await;
+    if check.is_ok() {
+        print_banner(preprocess_addr, score_addr, http_addr);
+        if !args.check_only {
+            triad_server::shutdown_signal().await;
+        }
     }
     let _ = stop.send(true);
     preprocess.await?.context("preprocess server failed")?;
-    Ok(())
+    scorer.await?.context("scorer failed")?;
+    check
 }
 
-/// Sends the seed request through the running preprocess service and prints
-/// the features of its one pair.
-async fn check_seed_request(endpoint: &str) -> anyhow::Result<()> {
-    let request: FeaturizeRequest = parse_request(SEED_REQUEST, &JsonLimits::default())?
+/// Waits for both services and scores the seed request through them.
+async fn check(preprocess: SocketAddr, score: SocketAddr) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(5);
+    let preprocess = format!("http://127.0.0.1:{}", preprocess.port());
+    let score = format!("http://127.0.0.1:{}", score.port());
+    triad_server::healthcheck(&preprocess, triad_preprocess::SERVICE_NAME, timeout)
+        .await
+        .context("preprocess did not become healthy")?;
+    triad_server::healthcheck(&score, triad_score::SERVICE_NAME, timeout)
+        .await
+        .context("scorer did not become healthy")?;
+    let request: v1::FeaturizeRequest = parse_request(SEED_REQUEST, &JsonLimits::default())?
         .request
         .into();
-    let matrix = PreprocessClient::connect(endpoint.to_owned())
+    let response = ScorerClient::connect(score)
         .await?
-        .featurize(request)
+        .score(v1::ScoreRequest {
+            budgets: request.budgets,
+            all_user_expense_lineitems: request.all_user_expense_lineitems,
+            ..v1::ScoreRequest::default()
+        })
         .await
-        .context("featurizing the seed request")?
+        .context("scoring the seed request")?
         .into_inner();
-    let schema = matrix.schema.unwrap_or_default();
     println!(
-        "seed request: {} row(s) of schema {} v{} ({}), {} item error(s)",
-        matrix.n_rows,
-        schema.name,
-        schema.version,
-        schema.hash,
-        matrix.errors.len()
+        "seed request: {} pair(s) featurized once (schema {}), scored by {} model(s):",
+        response.keys.len(),
+        response.schema_hash,
+        response.results.len()
     );
-    for (key, row) in matrix
-        .keys
-        .iter()
-        .zip(matrix.values.chunks(schema.feature_names.len().max(1)))
-    {
-        println!("  budget {} x item {}:", key.budget_id, key.itemization_id);
-        for (name, value) in schema.feature_names.iter().zip(row) {
-            println!("    {name:<44} {value}");
+    for result in &response.results {
+        for (key, (score, matched)) in response
+            .keys
+            .iter()
+            .zip(result.scores.iter().zip(&result.matched))
+        {
+            println!(
+                "  {:<24} v{:<3} budget {} x item {}: score {score:.4} (threshold {}) matched={matched}",
+                result.model, result.version, key.budget_id, key.itemization_id, result.threshold
+            );
         }
     }
     Ok(())
+}
+
+fn print_banner(preprocess: SocketAddr, score: SocketAddr, http: SocketAddr) {
+    println!();
+    println!("triad is up (ctrl-c to stop)");
+    println!("  preprocess  grpc  {preprocess}");
+    println!("  score       grpc  {score}   (triad.v1.Scorer, inference.GRPCInferenceService)");
+    println!("  score       http  {http}    (POST /budget_expense_matcher/)");
+    println!();
+    println!("try:");
+    println!(
+        "  curl -s -d @tests/fixtures/seed_request.json localhost:{}/budget_expense_matcher/",
+        http.port()
+    );
+    println!(
+        "  grpcurl -plaintext -d @ localhost:{} triad.v1.Scorer/Score < tests/fixtures/seed_request.json",
+        score.port()
+    );
+    println!(
+        "  grpcurl -plaintext -d @ localhost:{} triad.v1.Preprocess/Featurize < tests/fixtures/seed_request.json",
+        preprocess.port()
+    );
 }

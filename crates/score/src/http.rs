@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use triad_features::{ItemKind, JsonLimits, parse_request};
+use triad_features::{JsonLimits, parse_request};
 use triad_proto::v1;
 
 use crate::engine::{Engine, Selection};
@@ -114,10 +114,22 @@ async fn score(
         Ok(response) => response,
         Err(error) => return score_error_response(error),
     };
-    let json_errors: Vec<v1::ItemError> = parsed.errors.into_iter().map(Into::into).collect();
-    let mut entries = score_entries(&response, options.verbose);
-    entries.extend(error_entries(json_errors, response.errors));
+    let json_errors = parsed.errors.into_iter().map(Into::into).collect();
+    let entries = seed_entries(json_errors, response, options.verbose);
     (StatusCode::OK, Json(entries)).into_response()
+}
+
+/// The seed contract's response list for a scored request: one entry per
+/// scored pair of the first model's results, then one per item error
+/// (`json_errors` are those the JSON reader found before scoring).
+pub fn seed_entries(
+    json_errors: Vec<v1::ItemError>,
+    response: v1::ScoreResponse,
+    verbose: bool,
+) -> Vec<Entry> {
+    let mut entries = score_entries(&response, verbose);
+    entries.extend(error_entries(json_errors, response.errors));
+    entries
 }
 
 fn score_entries(response: &v1::ScoreResponse, verbose: bool) -> Vec<Entry> {
@@ -199,9 +211,4 @@ fn score_error_response(error: ScoreError) -> Response {
 
 fn error_response(code: StatusCode, message: &str) -> Response {
     (code, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-/// The item kind names used on the wire, for callers matching entries.
-pub fn item_kind_name(kind: ItemKind) -> &'static str {
-    kind.as_str()
 }
