@@ -17,7 +17,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+#[allow(clippy::disallowed_types)]
+use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -87,7 +89,9 @@ pub struct Repository {
     only: Vec<String>,
     current: ArcSwap<ModelSet>,
     /// Fingerprint of every version directory as last loaded or tried, so
-    /// unchanged ones are neither reloaded nor re-logged.
+    /// unchanged ones are neither reloaded nor re-logged. Only locked by
+    /// `reload`, which runs on the blocking pool and never awaits.
+    #[allow(clippy::disallowed_types)]
     seen: Mutex<HashMap<PathBuf, Fingerprint>>,
 }
 
