@@ -1,9 +1,15 @@
-//! Compiles `proto/triad/v1/*.proto` with `protox` (pure Rust, no `protoc`)
-//! and generates prost messages and tonic services from the descriptors.
+//! Compiles `proto/triad/v1/*.proto` and the Open Inference Protocol's
+//! `proto/inference/grpc_predict_v2.proto` with `protox` (pure Rust, no
+//! `protoc`) and generates prost messages and tonic services from the
+//! descriptors. Each package's descriptors are also written on their own, for
+//! server reflection: only the scorer serves (and so publishes) `inference`.
 
 use std::path::PathBuf;
 
 use prost::Message;
+
+/// The Open Inference Protocol file, relative to the proto root.
+const INFERENCE_PROTO: &str = "inference/grpc_predict_v2.proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
@@ -17,10 +23,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     files.sort();
     println!("cargo:rerun-if-changed={}", root.join("triad/v1").display());
+    let inference = root.join(INFERENCE_PROTO);
+    println!("cargo:rerun-if-changed={}", inference.display());
+    files.push(inference);
 
     let fds = protox::compile(&files, [&root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("triad_descriptor.bin"), fds.encode_to_vec())?;
+    let (inference_files, triad_files): (Vec<_>, Vec<_>) = fds
+        .file
+        .iter()
+        .cloned()
+        .partition(|file| file.package() == "inference");
+    let write = |name: &str, file| {
+        let mut set = fds.clone();
+        set.file = file;
+        std::fs::write(out_dir.join(name), set.encode_to_vec())
+    };
+    write("triad_descriptor.bin", triad_files)?;
+    write("inference_descriptor.bin", inference_files)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -1,7 +1,8 @@
 //! Triad's wire contracts: prost messages and tonic clients and servers
-//! generated from `proto/triad/v1`, plus the encoded file descriptor set that
-//! the services publish through gRPC server reflection; [`convert`] maps
-//! between these wire types and `triad-features`' domain types.
+//! generated from `proto/triad/v1` and from the Open Inference Protocol's
+//! `proto/inference`, plus the encoded file descriptor sets that the services
+//! publish through gRPC server reflection; [`convert`] maps between these
+//! wire types and `triad-features`' domain types.
 #![forbid(unsafe_code)]
 
 pub mod convert;
@@ -12,6 +13,18 @@ pub mod v1 {
     tonic::include_proto!("triad.v1");
 }
 
+/// The `inference` package: the Open Inference Protocol (KServe V2),
+/// `inference.GRPCInferenceService`, as the scorer serves it.
+pub mod inference {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("inference");
+}
+
 /// Encoded `FileDescriptorSet` of every `triad.v1` file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/triad_descriptor.bin"));
+
+/// Encoded `FileDescriptorSet` of the `inference` package, for reflection
+/// by the servers that serve `inference.GRPCInferenceService`.
+pub const INFERENCE_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/inference_descriptor.bin"));

@@ -14,6 +14,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod model;
+pub mod oip;
 pub mod repository;
 
 use std::future::Future;
@@ -121,13 +122,22 @@ pub async fn serve(
 
 /// The routes, health names and descriptors of the scorer.
 pub fn service_spec(engine: Engine, config: &ScoreConfig) -> triad_server::ServiceSpec {
+    let inference = oip::GrpcInferenceServiceServer::new(oip::InferenceService::new(
+        Arc::clone(engine.repository()),
+        config.server.max_message_bytes,
+    ))
+    .max_decoding_message_size(config.server.max_message_bytes)
+    .max_encoding_message_size(config.server.max_message_bytes);
     let scorer = ScorerServer::new(grpc::ScorerService::new(engine))
         .max_decoding_message_size(config.server.max_message_bytes)
         .max_encoding_message_size(config.server.max_message_bytes);
     triad_server::ServiceSpec {
         name: "score",
-        routes: tonic::service::Routes::new(scorer),
-        health_names: vec![SERVICE_NAME],
-        descriptors: vec![triad_proto::FILE_DESCRIPTOR_SET],
+        routes: tonic::service::Routes::new(scorer).add_service(inference),
+        health_names: vec![SERVICE_NAME, oip::SERVICE_NAME],
+        descriptors: vec![
+            triad_proto::FILE_DESCRIPTOR_SET,
+            triad_proto::INFERENCE_FILE_DESCRIPTOR_SET,
+        ],
     }
 }
