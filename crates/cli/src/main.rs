@@ -3,6 +3,7 @@
 //! does (`featurize`).
 #![forbid(unsafe_code)]
 
+mod bench;
 mod featurize;
 mod score;
 mod synth;
@@ -26,6 +27,9 @@ enum Command {
     /// Start every service in one process on its default port, check it
     /// end to end with the seed request, and serve until ctrl-c.
     Up(up::UpArgs),
+    /// Measure requests per second and latency of the services over
+    /// loopback (see docs/performance.md).
+    Bench(bench::BenchArgs),
     /// Featurize seed-format JSON (one request) or JSONL (one per line) into
     /// a CSV matrix, with the same code the preprocess service runs.
     Featurize(featurize::FeaturizeArgs),
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             triad_server::telemetry::init();
             tokio::runtime::Runtime::new()?.block_on(up::run(args))
         }
+        Command::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
         Command::Featurize(args) => featurize::run(&args),
         Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),
         Command::Synth(args) => synth::run(&args),

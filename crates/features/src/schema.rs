@@ -197,9 +197,9 @@ mod tests {
 
     #[test]
     fn every_computed_feature_names_flagged_inputs() {
-        for column in 0..FIRST_FLAG {
+        for (column, name) in FEATURE_NAMES.iter().enumerate().take(FIRST_FLAG) {
             let inputs = feature_inputs(column);
-            assert!(!inputs.is_empty(), "{}", FEATURE_NAMES[column]);
+            assert!(!inputs.is_empty(), "{name}");
             for input in inputs {
                 assert!(MISSING_FLAG_FIELDS.contains(input), "{input}");
             }

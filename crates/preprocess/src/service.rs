@@ -75,7 +75,7 @@ impl Preprocess for PreprocessService {
             "; send larger batches with FeaturizeStream",
         )?;
         let matrix = self.featurize(request.into()).await?;
-        tracing::info!(
+        tracing::debug!(
             rows = matrix.n_rows,
             item_errors = matrix.errors.len(),
             "featurized"
@@ -108,7 +108,7 @@ impl Preprocess for PreprocessService {
             )?;
         }
         let matrix = self.featurize(whole).await?;
-        tracing::info!(
+        tracing::debug!(
             rows = matrix.n_rows,
             item_errors = matrix.errors.len(),
             "featurized stream"

@@ -59,7 +59,8 @@ async fn grpcurl_lists_and_featurizes_the_seed_request() {
         },
     ));
 
-    let (ok, out, err) = grpcurl(vec!["-plaintext".into(), addr.clone(), "list".into()], None).await;
+    let (ok, out, err) =
+        grpcurl(vec!["-plaintext".into(), addr.clone(), "list".into()], None).await;
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l == "triad.v1.Preprocess"), "{out}");
     assert!(out.lines().any(|l| l == "grpc.health.v1.Health"), "{out}");
@@ -75,7 +76,10 @@ async fn grpcurl_lists_and_featurizes_the_seed_request() {
     )
     .await;
     assert!(ok, "{err}");
-    assert!(out.contains("optional string budget_price_budget = 2;"), "{out}");
+    assert!(
+        out.contains("optional string budget_price_budget = 2;"),
+        "{out}"
+    );
 
     let (ok, out, err) = grpcurl(
         vec![
@@ -92,8 +96,14 @@ async fn grpcurl_lists_and_featurizes_the_seed_request() {
     let matrix: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(matrix["nRows"], 1);
     assert_eq!(matrix["nCols"], 35);
-    assert_eq!(matrix["schema"]["featureNames"].as_array().unwrap().len(), 35);
-    assert_eq!(matrix["schema"]["featureNames"][0], "travel_vendor_jaro_winkler");
+    assert_eq!(
+        matrix["schema"]["featureNames"].as_array().unwrap().len(),
+        35
+    );
+    assert_eq!(
+        matrix["schema"]["featureNames"][0],
+        "travel_vendor_jaro_winkler"
+    );
     assert_eq!(matrix["keys"][0]["budgetId"], "309366");
     assert_eq!(matrix["keys"][0]["itemizationId"], "4659496");
     assert_eq!(matrix["values"].as_array().unwrap().len(), 35);

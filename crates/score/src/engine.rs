@@ -72,7 +72,7 @@ impl FeatureSource {
                     .map(tonic::Response::into_inner)
                     .map_err(|status| ScoreError::Preprocess {
                         endpoint: endpoint.clone(),
-                        status,
+                        status: Box::new(status),
                     })
             }
             FeatureSource::Local(featurizer) => {
@@ -289,7 +289,7 @@ fn run_model(
         .map_err(|source| ScoreError::Model {
             model: name.to_owned(),
             version: model.version.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let threshold = model.meta.threshold;
     Ok(v1::ModelScores {
@@ -333,7 +333,7 @@ fn spawn_shadows(
             match run_model(&shadow, &name, &values, n_rows, n_cols) {
                 Ok(scores) => {
                     let matched = scores.matched.iter().filter(|m| **m).count();
-                    tracing::info!(
+                    tracing::debug!(
                         request_id,
                         model = name,
                         version = scores.version,

@@ -31,13 +31,13 @@ pub enum ScoreError {
     #[error("preprocess service at {endpoint} failed: {status}")]
     Preprocess {
         endpoint: String,
-        status: tonic::Status,
+        status: Box<tonic::Status>,
     },
     #[error("model {model:?} version {version} failed: {source}")]
     Model {
         model: String,
         version: String,
-        source: ModelError,
+        source: Box<ModelError>,
     },
     #[error("scoring task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -35,7 +35,7 @@ impl Scorer for ScorerService {
             all_user_expense_lineitems: request.all_user_expense_lineitems,
         };
         let response = self.engine.score(features, &selection, &request_id).await?;
-        tracing::info!(
+        tracing::debug!(
             rows = response.keys.len(),
             models = response.results.len(),
             item_errors = response.errors.len(),

@@ -17,9 +17,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 #[allow(clippy::disallowed_types)]
 use std::sync::Mutex;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -116,6 +116,7 @@ impl Repository {
 
     /// Like [`Repository::open`], serving only the models named in `only`
     /// (all of them when it is empty).
+    #[allow(clippy::disallowed_types)] // see `seen`
     pub fn open_filtered(
         root: &Path,
         schema: &'static FeatureSchema,

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower_http::trace::TraceLayer;
@@ -141,11 +140,15 @@ pub async fn serve(
         .timeout(limits.request_timeout)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
-        .tcp_nodelay(true)
         .layer(request_id::SetRequestIdLayer)
         .layer(TraceLayer::new_for_grpc().make_span_with(request_id::make_span))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), draining)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(Duration::from_secs(60))),
+            draining,
+        )
         .await?;
     Ok(())
 }

@@ -239,7 +239,9 @@ mod tests {
         let (true_b, true_w) = (-0.5, [2.0, -1.0]);
         let mut state = 12345u64;
         let mut uniform = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let (mut x, mut y) = (Vec::new(), Vec::new());

@@ -35,18 +35,28 @@ impl Metrics {
 
     /// TP / (TP + FP); 0 when nothing was predicted positive.
     pub fn precision(&self) -> f64 {
-        ratio(self.true_positives, self.true_positives + self.false_positives)
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
     }
 
     /// TP / (TP + FN); 0 when there are no positives.
     pub fn recall(&self) -> f64 {
-        ratio(self.true_positives, self.true_positives + self.false_negatives)
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
     }
 
     /// Harmonic mean of precision and recall.
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 
     /// Number of labelled positives.
@@ -65,9 +75,18 @@ mod tests {
 
     #[test]
     fn counts_and_ratios() {
-        let m = Metrics::at(&[0.9, 0.8, 0.2, 0.6, 0.1], &[true, false, true, true, false], 0.5);
+        let m = Metrics::at(
+            &[0.9, 0.8, 0.2, 0.6, 0.1],
+            &[true, false, true, true, false],
+            0.5,
+        );
         assert_eq!(
-            (m.true_positives, m.false_positives, m.false_negatives, m.true_negatives),
+            (
+                m.true_positives,
+                m.false_positives,
+                m.false_negatives,
+                m.true_negatives
+            ),
             (2, 1, 1, 1)
         );
         assert!((m.precision() - 2.0 / 3.0).abs() < 1e-12);

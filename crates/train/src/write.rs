@@ -62,8 +62,16 @@ pub fn write_model_version(
     let names = &schema.feature_names;
     let file = LogisticFile {
         intercept: fit.intercept,
-        weights: names.iter().cloned().zip(fit.weights.iter().copied()).collect(),
-        impute: names.iter().cloned().zip(fit.impute.iter().copied()).collect(),
+        weights: names
+            .iter()
+            .cloned()
+            .zip(fit.weights.iter().copied())
+            .collect(),
+        impute: names
+            .iter()
+            .cloned()
+            .zip(fit.impute.iter().copied())
+            .collect(),
     };
     let json = serde_json::to_string_pretty(&file).map_err(|error| WriteError::Encode {
         what: "model.json",
@@ -113,8 +121,11 @@ pub fn write_model_version(
 
 fn card_markdown(card: &ModelCard, fit: &LogisticFit, schema: &FeatureSchema) -> String {
     let (test, train) = (&card.test, &card.train);
-    let mut weights: Vec<(&String, f64)> =
-        schema.feature_names.iter().zip(fit.weights.iter().copied()).collect();
+    let mut weights: Vec<(&String, f64)> = schema
+        .feature_names
+        .iter()
+        .zip(fit.weights.iter().copied())
+        .collect();
     weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     let top: String = weights
         .iter()

@@ -230,10 +230,7 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u1
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, rest)) = body.split_once("\r\n") else {
-            break;
-        };
+    while let Some((size, rest)) = body.split_once("\r\n") {
         let size = usize::from_str_radix(size.trim(), 16).unwrap();
         if size == 0 {
             break;

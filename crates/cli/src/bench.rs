@@ -1,0 +1,226 @@
+//! `triad bench`: requests per second and latency percentiles of the
+//! services over loopback, with real servers started in this process on
+//! ephemeral ports.
+//!
+//! Scenarios: `Score` with a 1×1 and a 50×200 request (through a real
+//! preprocess), each at 1 and at N concurrent callers. Callers share a few
+//! HTTP/2 connections, as a real client pool would. Every scenario runs for
+//! a fixed time after a short warm-up; any failed request is counted and
+//! reported, never hidden.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+use triad_features::{RawBudget, RawLineItem, RawRequest};
+use triad_preprocess::PreprocessConfig;
+use triad_proto::v1::{self, scorer_client::ScorerClient};
+use triad_score::ScoreConfig;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Seconds each scenario runs (after a one-second warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent callers of the loaded scenarios.
+    #[arg(long, default_value_t = 32)]
+    callers: usize,
+    /// HTTP/2 connections the callers share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Model repository the scorer serves.
+    #[arg(long, default_value = "models")]
+    models_dir: std::path::PathBuf,
+    /// Model to score with.
+    #[arg(long, default_value = "budget_expense_matcher")]
+    model: String,
+}
+
+/// Measured figures of one scenario.
+struct Figures {
+    requests: usize,
+    failures: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let until = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let preprocess_addr = listener.local_addr()?;
+    let preprocess = tokio::spawn(triad_preprocess::serve(
+        listener,
+        PreprocessConfig::default(),
+        until(stopped.clone()),
+    ));
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let score_addr = grpc.local_addr()?;
+    let scorer = tokio::spawn(triad_score::serve(
+        grpc,
+        None,
+        ScoreConfig {
+            addr: score_addr,
+            http_addr: None,
+            preprocess: format!("http://{preprocess_addr}"),
+            models_dir: args.models_dir.clone(),
+            models: vec![args.model.clone()],
+            ..ScoreConfig::default()
+        },
+        until(stopped.clone()),
+    ));
+    let endpoint = format!("http://{score_addr}");
+    triad_server::healthcheck(&endpoint, triad_score::SERVICE_NAME, Duration::from_secs(5))
+        .await
+        .context("scorer did not become healthy")?;
+
+    println!(
+        "triad bench: {} s per scenario, {} core(s), loopback, servers and callers in one process",
+        args.seconds,
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    println!(
+        "{:<28} {:>8} {:>12} {:>10} {:>10} {:>9}",
+        "scenario", "callers", "requests/s", "p50", "p99", "failures"
+    );
+    for (label, budgets, items) in [("Score 1x1", 1, 1), ("Score 50x200", 50, 200)] {
+        let request = Arc::new(score_request(budgets, items, &args.model));
+        for callers in [1, args.callers] {
+            let figures =
+                load(&endpoint, &request, callers, args.connections, args.seconds).await?;
+            println!(
+                "{:<28} {:>8} {:>12.0} {:>10} {:>10} {:>9}",
+                label,
+                callers,
+                figures.requests as f64 / figures.elapsed.as_secs_f64(),
+                format!("{:.2} ms", figures.p50.as_secs_f64() * 1e3),
+                format!("{:.2} ms", figures.p99.as_secs_f64() * 1e3),
+                figures.failures
+            );
+        }
+    }
+    let _ = stop.send(true);
+    preprocess.await??;
+    scorer.await??;
+    Ok(())
+}
+
+/// Runs `callers` loops of `Score` for `seconds` (after a warm-up second).
+async fn load(
+    endpoint: &str,
+    request: &Arc<v1::ScoreRequest>,
+    callers: usize,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let mut clients = Vec::new();
+    for _ in 0..connections.clamp(1, callers) {
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        clients.push(
+            ScorerClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    }
+    let warm_up = Instant::now() + Duration::from_secs(1);
+    let end = warm_up + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let mut client = clients[caller % clients.len()].clone();
+        let request = Arc::clone(request);
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut failures) = (Vec::new(), 0usize);
+            loop {
+                let started = Instant::now();
+                if started >= end {
+                    break;
+                }
+                let ok = client.score((*request).clone()).await.is_ok();
+                if started >= warm_up {
+                    if ok {
+                        latencies.push(started.elapsed());
+                    } else {
+                        failures += 1;
+                    }
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, f) = task.await?;
+        latencies.extend(l);
+        failures += f;
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Figures {
+        requests: latencies.len(),
+        failures,
+        elapsed: Duration::from_secs(seconds),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}
+
+/// A realistic request: `budgets` budgets and `items` line items of one
+/// user, drawn from the synthetic data set (ids made unique).
+fn score_request(budgets: usize, items: usize, model: &str) -> v1::ScoreRequest {
+    let dataset = triad_synth::generate(&triad_synth::SynthConfig {
+        users: 200,
+        ..triad_synth::SynthConfig::default()
+    });
+    let all_budgets: Vec<RawBudget> = dataset
+        .requests
+        .iter()
+        .flat_map(|r| r.request.budgets.iter().cloned())
+        .collect();
+    let all_items: Vec<RawLineItem> = dataset
+        .requests
+        .iter()
+        .flat_map(|r| r.request.all_user_expense_lineitems.iter().cloned())
+        .collect();
+    let request = RawRequest {
+        budgets: all_budgets
+            .into_iter()
+            .cycle()
+            .take(budgets)
+            .enumerate()
+            .map(|(i, mut b)| {
+                b.budget_id = Some(format!("b{i}"));
+                b
+            })
+            .collect(),
+        all_user_expense_lineitems: all_items
+            .into_iter()
+            .cycle()
+            .take(items)
+            .enumerate()
+            .map(|(i, mut item)| {
+                item.itemization_id = Some(format!("i{i}"));
+                item
+            })
+            .collect(),
+    };
+    let request: v1::FeaturizeRequest = request.into();
+    v1::ScoreRequest {
+        budgets: request.budgets,
+        all_user_expense_lineitems: request.all_user_expense_lineitems,
+        models: vec![model.to_owned()],
+        ..v1::ScoreRequest::default()
+    }
+}
