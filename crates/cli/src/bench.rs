@@ -3,10 +3,11 @@
 //! ephemeral ports.
 //!
 //! Scenarios: `Score` with a 1×1 and a 50×200 request (through a real
-//! preprocess), each at 1 and at N concurrent callers. Callers share a few
-//! HTTP/2 connections, as a real client pool would. Every scenario runs for
-//! a fixed time after a short warm-up; any failed request is counted and
-//! reported, never hidden.
+//! preprocess: two gRPC hops), and Open Inference Protocol `ModelInfer` with
+//! a 1×20 input (one hop, a logistic model over 20 features), each at 1 and
+//! at N concurrent callers. Callers share a few HTTP/2 connections, as a
+//! real client pool would. Every scenario runs for a fixed time after a
+//! short warm-up; any failed request is counted and reported, never hidden.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use clap::Args;
 use tokio::sync::watch;
 use triad_features::{RawBudget, RawLineItem, RawRequest};
 use triad_preprocess::PreprocessConfig;
+use triad_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use triad_proto::inference::{InferTensorContents, ModelInferRequest, model_infer_request};
 use triad_proto::v1::{self, scorer_client::ScorerClient};
 use triad_score::ScoreConfig;
 
@@ -48,6 +51,7 @@ struct Figures {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let repository = bench_repository(&args.models_dir, &args.model)?;
     let (stop, stopped) = watch::channel(false);
     let until = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -68,8 +72,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             addr: score_addr,
             http_addr: None,
             preprocess: format!("http://{preprocess_addr}"),
-            models_dir: args.models_dir.clone(),
-            models: vec![args.model.clone()],
+            models_dir: repository.clone(),
             ..ScoreConfig::default()
         },
         until(stopped.clone()),
@@ -88,54 +91,81 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{:<28} {:>8} {:>12} {:>10} {:>10} {:>9}",
         "scenario", "callers", "requests/s", "p50", "p99", "failures"
     );
+    let pool = channels(&endpoint, args.connections.min(args.callers)).await?;
+    let scorers: Vec<_> = pool
+        .iter()
+        .map(|channel| {
+            ScorerClient::new(channel.clone())
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20)
+        })
+        .collect();
     for (label, budgets, items) in [("Score 1x1", 1, 1), ("Score 50x200", 50, 200)] {
         let request = Arc::new(score_request(budgets, items, &args.model));
         for callers in [1, args.callers] {
-            let figures =
-                load(&endpoint, &request, callers, args.connections, args.seconds).await?;
-            println!(
-                "{:<28} {:>8} {:>12.0} {:>10} {:>10} {:>9}",
-                label,
-                callers,
-                figures.requests as f64 / figures.elapsed.as_secs_f64(),
-                format!("{:.2} ms", figures.p50.as_secs_f64() * 1e3),
-                format!("{:.2} ms", figures.p99.as_secs_f64() * 1e3),
-                figures.failures
-            );
+            let request = Arc::clone(&request);
+            let figures = load(&scorers, callers, args.seconds, move |mut client| {
+                let request = Arc::clone(&request);
+                async move { client.score((*request).clone()).await.is_ok() }
+            })
+            .await?;
+            print_row(label, callers, &figures);
         }
     }
+    let inference: Vec<_> = pool
+        .iter()
+        .map(|c| GrpcInferenceServiceClient::new(c.clone()))
+        .collect();
+    let infer = Arc::new(ModelInferRequest {
+        model_name: INFER_MODEL.to_owned(),
+        inputs: vec![model_infer_request::InferInputTensor {
+            name: "features".to_owned(),
+            datatype: "FP32".to_owned(),
+            shape: vec![1, INFER_FEATURES as i64],
+            contents: Some(InferTensorContents {
+                fp32_contents: (0..INFER_FEATURES).map(|i| i as f32 / 10.0).collect(),
+                ..InferTensorContents::default()
+            }),
+            ..Default::default()
+        }],
+        ..ModelInferRequest::default()
+    });
+    for callers in [1, args.callers] {
+        let infer = Arc::clone(&infer);
+        let figures = load(&inference, callers, args.seconds, move |mut client| {
+            let infer = Arc::clone(&infer);
+            async move { client.model_infer((*infer).clone()).await.is_ok() }
+        })
+        .await?;
+        print_row("ModelInfer 1x20", callers, &figures);
+    }
+
     let _ = stop.send(true);
     preprocess.await??;
     scorer.await??;
+    let _ = std::fs::remove_dir_all(&repository);
     Ok(())
 }
 
-/// Runs `callers` loops of `Score` for `seconds` (after a warm-up second).
-async fn load(
-    endpoint: &str,
-    request: &Arc<v1::ScoreRequest>,
+/// Runs `callers` loops of `call` for `seconds` (after a warm-up second);
+/// caller `i` uses client `i % clients.len()`.
+async fn load<C, F, Fut>(
+    clients: &[C],
     callers: usize,
-    connections: usize,
     seconds: u64,
-) -> anyhow::Result<Figures> {
-    let mut clients = Vec::new();
-    for _ in 0..connections.clamp(1, callers) {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        clients.push(
-            ScorerClient::new(channel)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
-        );
-    }
+    call: F,
+) -> anyhow::Result<Figures>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let warm_up = Instant::now() + Duration::from_secs(1);
     let end = warm_up + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for caller in 0..callers {
-        let mut client = clients[caller % clients.len()].clone();
-        let request = Arc::clone(request);
+        let client = clients[caller % clients.len()].clone();
+        let call = call.clone();
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut failures) = (Vec::new(), 0usize);
             loop {
@@ -143,7 +173,7 @@ async fn load(
                 if started >= end {
                     break;
                 }
-                let ok = client.score((*request).clone()).await.is_ok();
+                let ok = call(client.clone()).await;
                 if started >= warm_up {
                     if ok {
                         latencies.push(started.elapsed());
@@ -176,6 +206,90 @@ async fn load(
         p99: at(0.99),
     })
 }
+
+/// `n` channels to `endpoint`.
+async fn channels(endpoint: &str, n: usize) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..n.max(1) {
+        channels.push(
+            tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
+    Ok(channels)
+}
+
+fn print_row(label: &str, callers: usize, figures: &Figures) {
+    println!(
+        "{:<28} {:>8} {:>12.0} {:>10} {:>10} {:>9}",
+        label,
+        callers,
+        figures.requests as f64 / figures.elapsed.as_secs_f64(),
+        format!("{:.2} ms", figures.p50.as_secs_f64() * 1e3),
+        format!("{:.2} ms", figures.p99.as_secs_f64() * 1e3),
+        figures.failures
+    );
+}
+
+/// A 20-feature logistic model for the `ModelInfer` scenario, written into
+/// a scratch repository beside a copy of the served models.
+fn bench_repository(
+    models_dir: &std::path::Path,
+    model: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let root = std::env::temp_dir().join(format!("triad-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let copy_from = models_dir.join(model);
+    for entry in walk(&copy_from)? {
+        let target = root.join(model).join(entry.strip_prefix(&copy_from)?);
+        std::fs::create_dir_all(target.parent().context("a file has a parent")?)?;
+        std::fs::copy(&entry, &target)?;
+    }
+    let schema = triad_features::FeatureSchema::current();
+    let features: Vec<String> = schema
+        .feature_names
+        .iter()
+        .take(INFER_FEATURES)
+        .cloned()
+        .collect();
+    let dir = root.join(INFER_MODEL).join("1");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("model.toml"),
+        format!(
+            "kind = \"logistic\"\nthreshold = 0.5\nfeatures = {features:?}\n\n[schema]\nname = \"{}\"\nversion = \"{}\"\nhash = \"{}\"\n",
+            schema.name, schema.version, schema.hash
+        ),
+    )?;
+    let weights: serde_json::Map<String, serde_json::Value> = features
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), serde_json::json!(0.1 * i as f64 - 1.0)))
+        .collect();
+    std::fs::write(
+        dir.join("model.json"),
+        serde_json::json!({ "intercept": 0.25, "weights": weights }).to_string(),
+    )?;
+    Ok(root)
+}
+
+fn walk(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+const INFER_MODEL: &str = "bench_logistic_20";
+const INFER_FEATURES: usize = 20;
 
 /// A realistic request: `budgets` budgets and `items` line items of one
 /// user, drawn from the synthetic data set (ids made unique).
