@@ -28,6 +28,7 @@ pub mod env {
     pub const MODELS: &str = "TRIAD_MODELS";
     pub const PINS: &str = "TRIAD_MODEL_PINS";
     pub const POLL_MS: &str = "TRIAD_MODELS_POLL_MS";
+    pub const MONITOR: &str = "TRIAD_MONITOR_URL";
 }
 
 /// Everything the scorer can be told.
@@ -51,6 +52,9 @@ pub struct ScoreConfig {
     pub poll_interval: Duration,
     /// The model the seed's HTTP contract answers with.
     pub http_model: String,
+    /// The monitor's gRPC URL; every outcome is sent there. `None` sends
+    /// nothing.
+    pub monitor: Option<String>,
     /// Shared server limits.
     pub server: ServerLimits,
 }
@@ -71,6 +75,7 @@ impl Default for ScoreConfig {
             pins: BTreeMap::new(),
             poll_interval: Duration::from_secs(2),
             http_model: DEFAULT_HTTP_MODEL.to_owned(),
+            monitor: None,
             server: ServerLimits::default(),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
 use triad_features::Featurizer;
@@ -14,6 +14,7 @@ use triad_proto::v1::{self, FeaturizeRequest};
 
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
+use crate::outcomes::{OutcomePublisher, ScoredBatch};
 use crate::repository::{ModelSet, Repository};
 
 /// Matrices with more rows than this are scored on the blocking pool.
@@ -97,6 +98,7 @@ pub struct Selection {
 pub struct Engine {
     repository: Arc<Repository>,
     features: FeatureSource,
+    outcomes: Option<OutcomePublisher>,
 }
 
 /// The model versions one request runs: (answering, shadow) per model.
@@ -107,7 +109,14 @@ impl Engine {
         Self {
             repository,
             features,
+            outcomes: None,
         }
+    }
+
+    /// Sends every outcome (shadow ones included) through `publisher`.
+    pub fn with_outcomes(mut self, publisher: OutcomePublisher) -> Self {
+        self.outcomes = Some(publisher);
+        self
     }
 
     /// The model repository.
@@ -123,11 +132,14 @@ impl Engine {
         selection: &Selection,
         request_id: &str,
     ) -> Result<v1::ScoreResponse, ScoreError> {
+        let started = Instant::now();
         // Resolve models first: an unknown model fails before any work.
         let models = self.repository.snapshot();
         plan(&models, selection)?;
+        let inputs = self.outcomes.is_some().then(|| Arc::new(request.clone()));
         let matrix = self.features.featurize(request, request_id).await?;
-        self.score_matrix(matrix, selection, request_id).await
+        self.score_inner(matrix, selection, request_id, inputs, started)
+            .await
     }
 
     /// Scores a matrix the caller already has.
@@ -136,6 +148,18 @@ impl Engine {
         matrix: v1::FeatureMatrix,
         selection: &Selection,
         request_id: &str,
+    ) -> Result<v1::ScoreResponse, ScoreError> {
+        self.score_inner(matrix, selection, request_id, None, Instant::now())
+            .await
+    }
+
+    async fn score_inner(
+        &self,
+        matrix: v1::FeatureMatrix,
+        selection: &Selection,
+        request_id: &str,
+        inputs: Option<Arc<FeaturizeRequest>>,
+        started: Instant,
     ) -> Result<v1::ScoreResponse, ScoreError> {
         let models = self.repository.snapshot();
         let plan = plan(&models, selection)?;
@@ -161,7 +185,33 @@ impl Engine {
         } else {
             run_plan(&plan, &values, n_rows, n_cols)?
         };
-        spawn_shadows(&plan, values, n_rows, n_cols, request_id);
+        let template = self.outcomes.as_ref().map(|_| ScoredBatch {
+            request_id: request_id.to_owned(),
+            scored_at_ms: now_ms(),
+            latency_ms: started.elapsed().as_secs_f32() * 1e3,
+            schema_hash: schema_hash.clone(),
+            keys: Arc::new(matrix.keys.clone()),
+            values: Arc::clone(&values),
+            n_cols,
+            scores: v1::ModelScores::default(),
+            shadow: false,
+            inputs,
+        });
+        if let (Some(publisher), Some(template)) = (&self.outcomes, &template) {
+            for scores in &results {
+                publisher.publish(ScoredBatch {
+                    scores: scores.clone(),
+                    ..template.clone()
+                });
+            }
+        }
+        spawn_shadows(
+            &plan,
+            n_rows,
+            self.outcomes.clone().zip(template),
+            values,
+            request_id,
+        );
         Ok(v1::ScoreResponse {
             keys: matrix.keys,
             results,
@@ -312,12 +362,13 @@ fn run_plan(
         .collect()
 }
 
-/// Scores shadow versions off the request path; the caller never sees them.
+/// Scores shadow versions off the request path; the caller never sees
+/// them, the monitor does (tagged `shadow`).
 fn spawn_shadows(
     plan: &Plan,
-    values: Arc<Vec<f32>>,
     n_rows: usize,
-    n_cols: usize,
+    outcomes: Option<(OutcomePublisher, ScoredBatch)>,
+    values: Arc<Vec<f32>>,
     request_id: &str,
 ) {
     let shadows: Vec<_> = plan
@@ -329,21 +380,34 @@ fn spawn_shadows(
     }
     let request_id = request_id.to_owned();
     tokio::task::spawn_blocking(move || {
+        let n_cols = values.len() / n_rows;
         for (name, shadow) in shadows {
             match run_model(&shadow, &name, &values, n_rows, n_cols) {
                 Ok(scores) => {
-                    let matched = scores.matched.iter().filter(|m| **m).count();
                     tracing::debug!(
                         request_id,
                         model = name,
                         version = scores.version,
                         rows = n_rows,
-                        matched,
                         "shadow scored"
                     );
+                    if let Some((publisher, template)) = &outcomes {
+                        publisher.publish(ScoredBatch {
+                            scores,
+                            shadow: true,
+                            ..template.clone()
+                        });
+                    }
                 }
                 Err(error) => tracing::warn!(request_id, %error, "shadow model failed"),
             }
         }
     });
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

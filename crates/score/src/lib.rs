@@ -15,10 +15,12 @@ pub mod grpc;
 pub mod http;
 pub mod model;
 pub mod oip;
+pub mod outcomes;
 pub mod repository;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -76,7 +78,15 @@ pub async fn serve(
         config.preprocess_timeout,
         config.server.max_message_bytes,
     )?;
-    let engine = Engine::new(Arc::clone(&repository), features);
+    let mut engine = Engine::new(Arc::clone(&repository), features);
+    let mut outcome_sender = None;
+    if let Some(monitor) = &config.monitor {
+        let (publisher, task) =
+            outcomes::OutcomePublisher::start(outcomes::OutcomeConfig::new(monitor.clone()))?;
+        tracing::info!(monitor = %monitor, "sending outcomes to the monitor");
+        outcome_sender = Some((task, Arc::clone(publisher.stats())));
+        engine = engine.with_outcomes(publisher);
+    }
 
     let (stop, stopped) = watch::channel(false);
     let until_stopped = move || {
@@ -115,6 +125,21 @@ pub async fn serve(
     watcher.await?;
     if let Some(task) = http_task {
         task.await?.map_err(ServeError::Http)?;
+    }
+    if let Some((task, stats)) = outcome_sender {
+        // Every engine handle is gone with the servers: the sender flushes
+        // what it holds, within its drain timeout (plus a margin).
+        let drain = outcomes::OutcomeConfig::new("").drain_timeout + Duration::from_secs(1);
+        if tokio::time::timeout(drain, task).await.is_err() {
+            let lost = stats.pending.load(std::sync::atomic::Ordering::Relaxed);
+            stats
+                .dropped
+                .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                dropped = lost,
+                "outcomes dropped: the monitor did not answer before shutdown"
+            );
+        }
     }
     grpc_result?;
     Ok(())

@@ -37,6 +37,9 @@ struct Cli {
     /// Version pins, `model=version`, comma-separated.
     #[arg(long, env = env::PINS, default_value = "")]
     pin: String,
+    /// gRPC URL of the monitor to send every outcome to (none: send nothing).
+    #[arg(long, env = env::MONITOR)]
+    monitor: Option<String>,
     /// How often to rescan the model repository, in milliseconds.
     #[arg(long, env = env::POLL_MS, default_value_t = 2_000)]
     poll_ms: u64,
@@ -73,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         models: cli.models,
         pins: config::parse_pins(&cli.pin).map_err(anyhow::Error::msg)?,
         poll_interval: Duration::from_millis(cli.poll_ms),
+        monitor: cli.monitor,
         ..ScoreConfig::default()
     };
     let grpc = triad_server::bind(config.addr).await?;

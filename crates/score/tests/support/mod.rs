@@ -240,3 +240,95 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// A monitor that keeps what it receives in memory.
+#[derive(Clone, Default)]
+pub struct FakeMonitor {
+    pub outcomes: Arc<tokio::sync::Mutex<Vec<v1::Outcome>>>,
+}
+
+#[tonic::async_trait]
+impl triad_proto::v1::monitor_server::Monitor for FakeMonitor {
+    async fn record_outcomes(
+        &self,
+        request: Request<v1::RecordOutcomesRequest>,
+    ) -> Result<Response<v1::RecordOutcomesResponse>, Status> {
+        let outcomes = request.into_inner().outcomes;
+        let stored = outcomes.len() as u64;
+        self.outcomes.lock().await.extend(outcomes);
+        Ok(Response::new(v1::RecordOutcomesResponse {
+            stored,
+            ..Default::default()
+        }))
+    }
+
+    async fn record_outcomes_stream(
+        &self,
+        _request: Request<Streaming<v1::RecordOutcomesRequest>>,
+    ) -> Result<Response<v1::RecordOutcomesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn record_labels(
+        &self,
+        _request: Request<v1::RecordLabelsRequest>,
+    ) -> Result<Response<v1::RecordLabelsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn query_metrics(
+        &self,
+        _request: Request<v1::QueryMetricsRequest>,
+    ) -> Result<Response<v1::QueryMetricsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_mistakes(
+        &self,
+        _request: Request<v1::ListMistakesRequest>,
+    ) -> Result<Response<v1::ListMistakesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn anomalies(
+        &self,
+        _request: Request<v1::AnomaliesRequest>,
+    ) -> Result<Response<v1::AnomaliesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn record_events(
+        &self,
+        _request: Request<v1::RecordEventsRequest>,
+    ) -> Result<Response<v1::RecordEventsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn query_events(
+        &self,
+        _request: Request<v1::QueryEventsRequest>,
+    ) -> Result<Response<v1::QueryEventsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+}
+
+/// Serves `monitor` on `listener` until `stop` resolves.
+pub fn serve_fake_monitor(
+    listener: tokio::net::TcpListener,
+    monitor: FakeMonitor,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let spec = triad_server::ServiceSpec {
+        name: "fake-monitor",
+        routes: tonic::service::Routes::new(triad_proto::v1::monitor_server::MonitorServer::new(
+            monitor,
+        )),
+        health_names: vec![],
+        descriptors: vec![],
+    };
+    tokio::spawn(async move {
+        triad_server::serve(listener, spec, &Default::default(), stop)
+            .await
+            .unwrap();
+    })
+}

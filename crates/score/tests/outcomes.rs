@@ -1,0 +1,134 @@
+//! Outcomes reach the monitor off the request path: every scored pair (and
+//! every shadow score) arrives with its inputs and features; a monitor that
+//! is down never fails or slows a `Score` call, and what was buffered while
+//! it was down arrives once it is up.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{FakeMonitor, Stack, seed_score_request, serve_fake_monitor, write_logistic};
+use triad_features::FeatureSchema;
+
+fn hash() -> &'static str {
+    &FeatureSchema::current().hash
+}
+
+/// Waits until the fake monitor holds `n` outcomes.
+async fn wait_for_outcomes(monitor: &FakeMonitor, n: usize) -> Vec<triad_proto::v1::Outcome> {
+    for _ in 0..500 {
+        let outcomes = monitor.outcomes.lock().await.clone();
+        if outcomes.len() >= n {
+            return outcomes;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the monitor never received {n} outcomes");
+}
+
+#[tokio::test]
+async fn every_outcome_reaches_the_monitor_with_its_inputs() {
+    let repo = tempfile::tempdir().unwrap();
+    write_logistic(
+        repo.path(),
+        "ratio",
+        "1",
+        0.0,
+        &[("amount_ratio_actual_cost", 1.0)],
+        0.5,
+        hash(),
+    );
+    write_logistic(repo.path(), "ratio", "2", -9.0, &[], 0.5, hash());
+    std::fs::write(
+        repo.path().join("ratio/serving.toml"),
+        "version = \"1\"\nshadow = \"2\"\n",
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let monitor_url = format!("http://{}", listener.local_addr().unwrap());
+    let monitor = FakeMonitor::default();
+    let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor_task = serve_fake_monitor(listener, monitor.clone(), async {
+        let _ = stopped.await;
+    });
+    let stack = Stack::start_with(repo.path(), |config| config.monitor = Some(monitor_url)).await;
+
+    let mut request = tonic::Request::new(seed_score_request());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "req-1".parse().unwrap());
+    let response = stack
+        .scorer()
+        .await
+        .score(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.results.len(), 1, "the shadow is not returned");
+
+    let mut outcomes = wait_for_outcomes(&monitor, 2).await;
+    outcomes.sort_by_key(|o| o.shadow);
+    let served = &outcomes[0];
+    assert_eq!(served.outcome_id, "req-1/ratio/1/309366/4659496");
+    assert_eq!(served.request_id, "req-1");
+    assert_eq!(
+        (served.model.as_str(), served.version.as_str()),
+        ("ratio", "1")
+    );
+    assert!(!served.shadow);
+    assert_eq!(served.schema_hash, hash());
+    assert_eq!(served.score, response.results[0].scores[0]);
+    assert_eq!(served.matched, response.results[0].matched[0]);
+    assert_eq!(served.features.len(), 35);
+    let budget = served.budget.as_ref().unwrap();
+    assert_eq!(
+        budget.travel_vendor_receipts.as_deref(),
+        Some("Southwest Airlines")
+    );
+    let item = served.line_item.as_ref().unwrap();
+    assert_eq!(item.vendor_name_expense.as_deref(), Some("taxi"));
+    assert!(served.scored_at_ms > 1_700_000_000_000);
+    let shadow = &outcomes[1];
+    assert!(shadow.shadow);
+    assert_eq!(shadow.version, "2");
+    assert_eq!(shadow.outcome_id, "req-1/ratio/2/309366/4659496");
+
+    stack.stop().await;
+    let _ = stop_monitor.send(());
+    monitor_task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_monitor_that_is_down_neither_fails_scoring_nor_loses_outcomes() {
+    let repo = tempfile::tempdir().unwrap();
+    write_logistic(repo.path(), "ratio", "1", 0.0, &[], 0.5, hash());
+    // Reserve a port for the monitor, but start it only later.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let stack = Stack::start_with(repo.path(), |config| {
+        config.monitor = Some(format!("http://{addr}"));
+    })
+    .await;
+    let mut client = stack.scorer().await;
+    for _ in 0..20 {
+        client
+            .score(seed_score_request())
+            .await
+            .expect("scoring does not depend on the monitor");
+    }
+    let monitor = FakeMonitor::default();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor_task = serve_fake_monitor(listener, monitor.clone(), async {
+        let _ = stopped.await;
+    });
+    let outcomes = wait_for_outcomes(&monitor, 20).await;
+    let mut ids: Vec<_> = outcomes.iter().map(|o| o.outcome_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "20 distinct requests, 20 distinct outcomes");
+    stack.stop().await;
+    let _ = stop_monitor.send(());
+    monitor_task.await.unwrap();
+}
