@@ -9,8 +9,13 @@ use triad_server::ServerLimits;
 /// Default gRPC address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
 
+/// Default HTTP address (`/metrics`, `/health`).
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8082";
+
 /// Environment variable overriding the listen address.
 pub const ADDR_ENV: &str = "TRIAD_PREPROCESS_ADDR";
+/// Environment variable overriding the HTTP address (`off` disables it).
+pub const HTTP_ADDR_ENV: &str = "TRIAD_PREPROCESS_HTTP_ADDR";
 /// Environment variable overriding [`PreprocessConfig::max_pairs`].
 pub const MAX_PAIRS_ENV: &str = "TRIAD_PREPROCESS_MAX_PAIRS";
 

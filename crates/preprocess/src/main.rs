@@ -16,6 +16,9 @@ struct Cli {
     /// Address to listen on for gRPC.
     #[arg(long, env = config::ADDR_ENV, default_value = config::DEFAULT_ADDR)]
     addr: SocketAddr,
+    /// Address of the HTTP port (`/metrics`, `/health`); `off` disables it.
+    #[arg(long, env = config::HTTP_ADDR_ENV, default_value = config::DEFAULT_HTTP_ADDR)]
+    http_addr: String,
     /// Most pairs one Featurize call may ask for.
     #[arg(long, env = config::MAX_PAIRS_ENV)]
     max_pairs: Option<usize>,
@@ -53,7 +56,31 @@ async fn main() -> anyhow::Result<()> {
         config.max_pairs = max_pairs;
     }
     let listener = triad_server::bind(config.addr).await?;
-    triad_preprocess::serve(listener, config, triad_server::shutdown_signal())
-        .await
-        .context("preprocess server failed")
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let http = match cli.http_addr.as_str() {
+        "off" | "" => None,
+        addr => {
+            let listener = triad_server::bind(addr.parse().context("invalid --http-addr")?).await?;
+            Some(tokio::spawn(triad_server::serve_http(
+                listener,
+                triad_server::metrics::standalone_router(),
+                until_stopped(),
+            )))
+        }
+    };
+    tokio::spawn(async move {
+        triad_server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let result = triad_preprocess::serve(listener, config, until_stopped()).await;
+    if let Some(http) = http {
+        http.await?.context("http server failed")?;
+    }
+    result.context("preprocess server failed")
 }

@@ -107,13 +107,9 @@ pub async fn serve(
             engine: engine.clone(),
             model: config.http_model.clone(),
             limits: JsonLimits::default(),
-        });
-        tracing::info!(addr = ?listener.local_addr().ok(), "serving http");
-        tokio::spawn(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(until_stopped())
-                .into_future(),
-        )
+        })
+        .merge(triad_server::metrics::router());
+        tokio::spawn(triad_server::serve_http(listener, router, until_stopped()))
     });
     let grpc_result = triad_server::serve(
         grpc,

@@ -12,8 +12,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -52,6 +56,52 @@ impl OutcomeConfig {
         }
     }
 }
+
+/// Process-wide Prometheus counterparts of [`PublisherStats`].
+struct OutcomeMetrics {
+    published: Counter,
+    sent: Counter,
+    dropped: Counter,
+    send_failures: Counter,
+    pending: Gauge,
+}
+
+static METRICS: LazyLock<OutcomeMetrics> = LazyLock::new(|| {
+    let metrics = OutcomeMetrics {
+        published: Counter::default(),
+        sent: Counter::default(),
+        dropped: Counter::default(),
+        send_failures: Counter::default(),
+        pending: Gauge::default(),
+    };
+    use triad_server::metrics::register;
+    register(
+        "outcomes_published",
+        "Scored outcomes handed to the monitor sender",
+        metrics.published.clone(),
+    );
+    register(
+        "outcomes_sent",
+        "Outcomes the monitor acknowledged",
+        metrics.sent.clone(),
+    );
+    register(
+        "outcomes_dropped",
+        "Outcomes dropped: buffer full or not flushed at shutdown",
+        metrics.dropped.clone(),
+    );
+    register(
+        "outcome_send_failures",
+        "Failed RecordOutcomes calls (each retried)",
+        metrics.send_failures.clone(),
+    );
+    register(
+        "outcomes_pending",
+        "Outcomes buffered for the monitor",
+        metrics.pending.clone(),
+    );
+    metrics
+});
 
 /// Counters of the publisher, for metrics and tests.
 #[derive(Debug, Default)]
@@ -103,6 +153,7 @@ impl OutcomePublisher {
             .timeout(config.timeout)
             .tcp_nodelay(true)
             .connect_lazy();
+        LazyLock::force(&METRICS);
         let (sender, receiver) = mpsc::unbounded_channel();
         let stats = Arc::new(PublisherStats::default());
         let publisher = Self {
@@ -127,20 +178,25 @@ impl OutcomePublisher {
             return;
         }
         self.stats.published.fetch_add(n, Ordering::Relaxed);
+        METRICS.published.inc_by(n);
         let pending = self.stats.pending.fetch_add(n, Ordering::Relaxed) + n;
+        METRICS.pending.inc_by(n as i64);
         if pending > self.capacity {
             self.stats.pending.fetch_sub(n, Ordering::Relaxed);
+            METRICS.pending.dec_by(n as i64);
             self.drop_outcomes(n, "the outcome buffer is full (monitor slow or down)");
             return;
         }
         if self.sender.send(batch).is_err() {
             self.stats.pending.fetch_sub(n, Ordering::Relaxed);
+            METRICS.pending.dec_by(n as i64);
             self.drop_outcomes(n, "the outcome sender has stopped");
         }
     }
 
     fn drop_outcomes(&self, n: u64, why: &str) {
         let total = self.stats.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        METRICS.dropped.inc_by(n);
         // Log the first drop and then every 10 000th outcome dropped.
         if total == n || total / 10_000 != (total - n) / 10_000 {
             tracing::warn!(
@@ -150,6 +206,16 @@ impl OutcomePublisher {
             );
         }
     }
+}
+
+/// Counts what was still buffered as dropped, when shutdown gave up
+/// waiting for the sender.
+pub fn abandon_pending(stats: &PublisherStats) -> u64 {
+    let lost = stats.pending.swap(0, Ordering::Relaxed);
+    stats.dropped.fetch_add(lost, Ordering::Relaxed);
+    METRICS.dropped.inc_by(lost);
+    METRICS.pending.dec_by(lost as i64);
+    lost
 }
 
 /// The background sender.
@@ -193,6 +259,8 @@ async fn run(
         {
             stats.dropped.fetch_add(left, Ordering::Relaxed);
             stats.pending.fetch_sub(left, Ordering::Relaxed);
+            METRICS.dropped.inc_by(left);
+            METRICS.pending.dec_by(left as i64);
             tracing::error!(
                 dropped = left,
                 "outcomes dropped: the monitor did not answer before shutdown"
@@ -220,10 +288,13 @@ async fn send_until_acknowledged(
             Ok(_) => {
                 stats.sent.fetch_add(n, Ordering::Relaxed);
                 stats.pending.fetch_sub(n, Ordering::Relaxed);
+                METRICS.sent.inc_by(n);
+                METRICS.pending.dec_by(n as i64);
                 return;
             }
             Err(status) => {
                 let failures = stats.send_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                METRICS.send_failures.inc();
                 if failures.is_power_of_two() {
                     tracing::warn!(
                         endpoint = %config.endpoint,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod health;
+pub mod metrics;
 pub mod request_id;
 pub mod telemetry;
 
@@ -141,6 +142,7 @@ pub async fn serve(
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
         .layer(request_id::SetRequestIdLayer)
+        .layer(metrics::GrpcMetricsLayer)
         .layer(TraceLayer::new_for_grpc().make_span_with(request_id::make_span))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
@@ -151,6 +153,19 @@ pub async fn serve(
         )
         .await?;
     Ok(())
+}
+
+/// Serves an HTTP router (metrics, dashboards, the seed contract) on
+/// `listener` until `shutdown` resolves.
+pub async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving http");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on ctrl-c or, on Unix, SIGTERM.

@@ -1,0 +1,292 @@
+//! Prometheus metrics: one registry per process, a tower layer that counts
+//! every gRPC request and times it by service, method and status code, and
+//! the `GET /metrics` route every service serves on its HTTP port.
+//!
+//! Services add their own metrics (outcomes sent, labels received, …) to
+//! [`registry`] at start-up.
+
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::{Request, Response};
+use http_body::{Body, Frame};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
+
+/// Labels of the gRPC request metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    pub service: String,
+    pub method: String,
+    /// Canonical gRPC status name, e.g. `OK`, `INVALID_ARGUMENT`.
+    pub code: String,
+}
+
+/// The gRPC request metrics.
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics {
+    requests: Family<GrpcLabels, Counter>,
+    latency: Family<GrpcLabels, Histogram>,
+}
+
+static REGISTRY: LazyLock<Arc<RwLock<Registry>>> =
+    LazyLock::new(|| Arc::new(RwLock::new(Registry::with_prefix("triad"))));
+
+static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
+    let metrics = GrpcMetrics {
+        requests: Family::default(),
+        latency: Family::new_with_constructor(|| {
+            Histogram::new([
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        }),
+    };
+    register(
+        "grpc_server_requests",
+        "gRPC requests handled, by service, method and status code",
+        metrics.requests.clone(),
+    );
+    register(
+        "grpc_server_request_duration_seconds",
+        "Time from a gRPC request's arrival to the end of its response",
+        metrics.latency.clone(),
+    );
+    metrics
+});
+
+/// Adds a metric to the process registry (names get the `triad_` prefix).
+pub fn register(name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+    let mut registry = REGISTRY
+        .write()
+        .unwrap_or_else(|poison| poison.into_inner());
+    registry.register(name, help, metric);
+}
+
+/// The registry in the Prometheus text format.
+pub fn encode() -> String {
+    let registry = REGISTRY.read().unwrap_or_else(|poison| poison.into_inner());
+    let mut text = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::error!(%error, "cannot encode metrics");
+    }
+    text
+}
+
+/// `GET /metrics`, to merge into a service's HTTP router.
+pub fn router() -> Router {
+    LazyLock::force(&GRPC);
+    Router::new().route("/metrics", get(metrics_handler))
+}
+
+/// `GET /metrics` and `GET /health` (200 while the process runs): the whole
+/// HTTP port of a service that has nothing else to serve over HTTP.
+pub fn standalone_router() -> Router {
+    router().route("/health", get(|| async { "ok\n" }))
+}
+
+async fn metrics_handler() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        encode(),
+    )
+}
+
+/// Counts and times every gRPC request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LazyLock::force(&GRPC);
+        GrpcMetricsService { inner }
+    }
+}
+
+/// The service [`GrpcMetricsLayer`] wraps around.
+#[derive(Debug, Clone)]
+pub struct GrpcMetricsService<S> {
+    inner: S,
+}
+
+/// What is recorded once the response ends.
+struct Pending {
+    service: String,
+    method: String,
+    started: Instant,
+}
+
+impl Pending {
+    fn finish(self, code: &str) {
+        let labels = GrpcLabels {
+            service: self.service,
+            method: self.method,
+            code: code.to_owned(),
+        };
+        GRPC.requests.get_or_create(&labels).inc();
+        GRPC.latency
+            .get_or_create(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for GrpcMetricsService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<MetricsBody<ResBody>>;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((path, ""));
+        let pending = Pending {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            started: Instant::now(),
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            // A trailers-only response (most errors) carries its status in
+            // the headers; otherwise it comes in the trailers.
+            let code = response.headers().get("grpc-status").map(status_name);
+            let pending = match code {
+                Some(code) => {
+                    pending.finish(code);
+                    None
+                }
+                None => Some(pending),
+            };
+            Ok(response.map(|body| MetricsBody {
+                inner: body,
+                pending,
+            }))
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records its request's metrics when the
+    /// trailers (or the end of the stream) go by.
+    pub struct MetricsBody<B> {
+        #[pin]
+        inner: B,
+        pending: Option<Pending>,
+    }
+
+    impl<B> PinnedDrop for MetricsBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            // A stream dropped before its end (the caller went away).
+            if let Some(pending) = this.project().pending.take() {
+                pending.finish("CANCELLED");
+            }
+        }
+    }
+}
+
+impl<B: Body> Body for MetricsBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(pending) = this.pending.take() {
+                        pending.finish(trailers.get("grpc-status").map_or("UNKNOWN", status_name));
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(pending) = this.pending.take() {
+                    pending.finish("INTERNAL");
+                }
+            }
+            None => {
+                if let Some(pending) = this.pending.take() {
+                    pending.finish("UNKNOWN");
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The canonical name of a `grpc-status` value.
+fn status_name(value: &HeaderValue) -> &'static str {
+    match value.as_bytes() {
+        b"0" => "OK",
+        b"1" => "CANCELLED",
+        b"2" => "UNKNOWN",
+        b"3" => "INVALID_ARGUMENT",
+        b"4" => "DEADLINE_EXCEEDED",
+        b"5" => "NOT_FOUND",
+        b"6" => "ALREADY_EXISTS",
+        b"7" => "PERMISSION_DENIED",
+        b"8" => "RESOURCE_EXHAUSTED",
+        b"9" => "FAILED_PRECONDITION",
+        b"10" => "ABORTED",
+        b"11" => "OUT_OF_RANGE",
+        b"12" => "UNIMPLEMENTED",
+        b"13" => "INTERNAL",
+        b"14" => "UNAVAILABLE",
+        b"15" => "DATA_LOSS",
+        b"16" => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names() {
+        assert_eq!(status_name(&HeaderValue::from_static("0")), "OK");
+        assert_eq!(
+            status_name(&HeaderValue::from_static("3")),
+            "INVALID_ARGUMENT"
+        );
+        assert_eq!(status_name(&HeaderValue::from_static("99")), "UNKNOWN");
+    }
+}
