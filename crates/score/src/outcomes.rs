@@ -16,8 +16,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus::{IntCounter, IntGauge};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -59,48 +58,38 @@ impl OutcomeConfig {
 
 /// Process-wide Prometheus counterparts of [`PublisherStats`].
 struct OutcomeMetrics {
-    published: Counter,
-    sent: Counter,
-    dropped: Counter,
-    send_failures: Counter,
-    pending: Gauge,
+    published: IntCounter,
+    sent: IntCounter,
+    dropped: IntCounter,
+    send_failures: IntCounter,
+    pending: IntGauge,
 }
 
 static METRICS: LazyLock<OutcomeMetrics> = LazyLock::new(|| {
-    let metrics = OutcomeMetrics {
-        published: Counter::default(),
-        sent: Counter::default(),
-        dropped: Counter::default(),
-        send_failures: Counter::default(),
-        pending: Gauge::default(),
+    let counter = |name: &str, help: &str| {
+        let counter = IntCounter::new(name, help).expect("valid metric options");
+        triad_server::metrics::register(Box::new(counter.clone()));
+        counter
     };
-    use triad_server::metrics::register;
-    register(
-        "outcomes_published",
-        "Scored outcomes handed to the monitor sender",
-        metrics.published.clone(),
-    );
-    register(
-        "outcomes_sent",
-        "Outcomes the monitor acknowledged",
-        metrics.sent.clone(),
-    );
-    register(
-        "outcomes_dropped",
-        "Outcomes dropped: buffer full or not flushed at shutdown",
-        metrics.dropped.clone(),
-    );
-    register(
-        "outcome_send_failures",
-        "Failed RecordOutcomes calls (each retried)",
-        metrics.send_failures.clone(),
-    );
-    register(
-        "outcomes_pending",
-        "Outcomes buffered for the monitor",
-        metrics.pending.clone(),
-    );
-    metrics
+    let pending = IntGauge::new("outcomes_pending", "Outcomes buffered for the monitor")
+        .expect("valid metric options");
+    triad_server::metrics::register(Box::new(pending.clone()));
+    OutcomeMetrics {
+        published: counter(
+            "outcomes_published_total",
+            "Scored outcomes handed to the monitor sender",
+        ),
+        sent: counter("outcomes_sent_total", "Outcomes the monitor acknowledged"),
+        dropped: counter(
+            "outcomes_dropped_total",
+            "Outcomes dropped: buffer full, or not flushed at shutdown",
+        ),
+        send_failures: counter(
+            "outcome_send_failures_total",
+            "Failed RecordOutcomes calls (each retried)",
+        ),
+        pending,
+    }
 });
 
 /// Counters of the publisher, for metrics and tests.
@@ -180,16 +169,16 @@ impl OutcomePublisher {
         self.stats.published.fetch_add(n, Ordering::Relaxed);
         METRICS.published.inc_by(n);
         let pending = self.stats.pending.fetch_add(n, Ordering::Relaxed) + n;
-        METRICS.pending.inc_by(n as i64);
+        METRICS.pending.add(n as i64);
         if pending > self.capacity {
             self.stats.pending.fetch_sub(n, Ordering::Relaxed);
-            METRICS.pending.dec_by(n as i64);
+            METRICS.pending.sub(n as i64);
             self.drop_outcomes(n, "the outcome buffer is full (monitor slow or down)");
             return;
         }
         if self.sender.send(batch).is_err() {
             self.stats.pending.fetch_sub(n, Ordering::Relaxed);
-            METRICS.pending.dec_by(n as i64);
+            METRICS.pending.sub(n as i64);
             self.drop_outcomes(n, "the outcome sender has stopped");
         }
     }
@@ -214,7 +203,7 @@ pub fn abandon_pending(stats: &PublisherStats) -> u64 {
     let lost = stats.pending.swap(0, Ordering::Relaxed);
     stats.dropped.fetch_add(lost, Ordering::Relaxed);
     METRICS.dropped.inc_by(lost);
-    METRICS.pending.dec_by(lost as i64);
+    METRICS.pending.sub(lost as i64);
     lost
 }
 
@@ -260,7 +249,7 @@ async fn run(
             stats.dropped.fetch_add(left, Ordering::Relaxed);
             stats.pending.fetch_sub(left, Ordering::Relaxed);
             METRICS.dropped.inc_by(left);
-            METRICS.pending.dec_by(left as i64);
+            METRICS.pending.sub(left as i64);
             tracing::error!(
                 dropped = left,
                 "outcomes dropped: the monitor did not answer before shutdown"
@@ -289,7 +278,7 @@ async fn send_until_acknowledged(
                 stats.sent.fetch_add(n, Ordering::Relaxed);
                 stats.pending.fetch_sub(n, Ordering::Relaxed);
                 METRICS.sent.inc_by(n);
-                METRICS.pending.dec_by(n as i64);
+                METRICS.pending.sub(n as i64);
                 return;
             }
             Err(status) => {

@@ -6,7 +6,7 @@
 //! [`registry`] at start-up.
 
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::LazyLock;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -16,76 +16,72 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::{Request, Response};
 use http_body::{Body, Frame};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use tower::{Layer, Service};
 
-/// Labels of the gRPC request metrics.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GrpcLabels {
-    pub service: String,
-    pub method: String,
-    /// Canonical gRPC status name, e.g. `OK`, `INVALID_ARGUMENT`.
-    pub code: String,
-}
+/// The process registry; every metric name starts with `triad_`.
+static REGISTRY: LazyLock<Registry> =
+    LazyLock::new(|| Registry::new_custom(Some("triad".to_owned()), None).unwrap_or_default());
 
-/// The gRPC request metrics.
-#[derive(Debug, Clone)]
-pub struct GrpcMetrics {
-    requests: Family<GrpcLabels, Counter>,
-    latency: Family<GrpcLabels, Histogram>,
-}
-
-static REGISTRY: LazyLock<Arc<RwLock<Registry>>> =
-    LazyLock::new(|| Arc::new(RwLock::new(Registry::with_prefix("triad"))));
-
-static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
-    let metrics = GrpcMetrics {
-        requests: Family::default(),
-        latency: Family::new_with_constructor(|| {
-            Histogram::new([
-                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                0.5, 1.0, 2.5, 5.0, 10.0,
-            ])
-        }),
-    };
-    register(
-        "grpc_server_requests",
-        "gRPC requests handled, by service, method and status code",
-        metrics.requests.clone(),
-    );
-    register(
-        "grpc_server_request_duration_seconds",
-        "Time from a gRPC request's arrival to the end of its response",
-        metrics.latency.clone(),
-    );
-    metrics
+/// gRPC requests by service, method and status code.
+static GRPC_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "grpc_server_requests_total",
+            "gRPC requests handled, by service, method and status code",
+        ),
+        &["service", "method", "code"],
+    )
+    .expect("valid metric options");
+    register(Box::new(counter.clone()));
+    counter
 });
 
-/// Adds a metric to the process registry (names get the `triad_` prefix).
-pub fn register(name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
-    let mut registry = REGISTRY
-        .write()
-        .unwrap_or_else(|poison| poison.into_inner());
-    registry.register(name, help, metric);
+/// gRPC request durations by service, method and status code.
+static GRPC_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let histogram = HistogramVec::new(
+        HistogramOpts::new(
+            "grpc_server_request_duration_seconds",
+            "Time from a gRPC request's arrival to the end of its response",
+        )
+        .buckets(vec![
+            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+            1.0, 2.5, 5.0, 10.0,
+        ]),
+        &["service", "method", "code"],
+    )
+    .expect("valid metric options");
+    register(Box::new(histogram.clone()));
+    histogram
+});
+
+/// Adds a metric to the process registry. Registering the same name twice
+/// (two servers of one kind in one process, as in tests) keeps the first.
+pub fn register(metric: Box<dyn prometheus::core::Collector>) {
+    if let Err(error) = REGISTRY.register(metric) {
+        tracing::debug!(%error, "metric already registered");
+    }
 }
 
-/// The registry in the Prometheus text format.
+/// The registry in the Prometheus text format (version 0.0.4).
 pub fn encode() -> String {
-    let registry = REGISTRY.read().unwrap_or_else(|poison| poison.into_inner());
-    let mut text = String::new();
-    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+    let mut buffer = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer) {
         tracing::error!(%error, "cannot encode metrics");
     }
-    text
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
+fn force() {
+    LazyLock::force(&GRPC_REQUESTS);
+    LazyLock::force(&GRPC_LATENCY);
 }
 
 /// `GET /metrics`, to merge into a service's HTTP router.
 pub fn router() -> Router {
-    LazyLock::force(&GRPC);
+    force();
     Router::new().route("/metrics", get(metrics_handler))
 }
 
@@ -100,7 +96,7 @@ async fn metrics_handler() -> impl IntoResponse {
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
         encode(),
     )
@@ -114,7 +110,7 @@ impl<S> Layer<S> for GrpcMetricsLayer {
     type Service = GrpcMetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        LazyLock::force(&GRPC);
+        force();
         GrpcMetricsService { inner }
     }
 }
@@ -134,14 +130,10 @@ struct Pending {
 
 impl Pending {
     fn finish(self, code: &str) {
-        let labels = GrpcLabels {
-            service: self.service,
-            method: self.method,
-            code: code.to_owned(),
-        };
-        GRPC.requests.get_or_create(&labels).inc();
-        GRPC.latency
-            .get_or_create(&labels)
+        let labels = [self.service.as_str(), self.method.as_str(), code];
+        GRPC_REQUESTS.with_label_values(&labels).inc();
+        GRPC_LATENCY
+            .with_label_values(&labels)
             .observe(self.started.elapsed().as_secs_f64());
     }
 }
