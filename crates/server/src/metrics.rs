@@ -215,10 +215,9 @@ impl<B: Body> Body for MetricsBody<B> {
         let frame = ready!(this.inner.poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(pending) = this.pending.take() {
-                        pending.finish(trailers.get("grpc-status").map_or("UNKNOWN", status_name));
-                    }
+                if let (Some(trailers), Some(pending)) = (frame.trailers_ref(), this.pending.take())
+                {
+                    pending.finish(trailers.get("grpc-status").map_or("UNKNOWN", status_name));
                 }
             }
             Some(Err(_)) => {
