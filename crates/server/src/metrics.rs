@@ -215,7 +215,8 @@ impl<B: Body> Body for MetricsBody<B> {
         let frame = ready!(this.inner.poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
-                if let (Some(trailers), Some(pending)) = (frame.trailers_ref(), this.pending.take())
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(pending) = this.pending.take()
                 {
                     pending.finish(trailers.get("grpc-status").map_or("UNKNOWN", status_name));
                 }
