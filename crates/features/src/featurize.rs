@@ -2,11 +2,13 @@
 //! (budget, line item) pair out.
 //!
 //! Work is arranged so that nothing is done per pair that could be done per
-//! entity: every field is parsed and every text normalized once per entity;
-//! every vendor similarity is computed once per distinct pair of normalized
-//! vendor strings (a user's line items come from a few dozen vendors); the
-//! row loop only looks values up and does arithmetic, writing straight into
-//! the output matrix.
+//! entity, and nothing per entity that could be done per distinct string:
+//! every field is parsed once per entity; every text is normalized once per
+//! distinct raw string and interned by its normalized form; every vendor
+//! similarity is computed once per distinct pair of normalized vendor strings
+//! (a user's line items come from a few dozen vendors); the row loop only
+//! looks values up and does arithmetic, writing straight into the output
+//! matrix.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +17,10 @@ use crate::matrix::FeatureMatrix;
 use crate::parse::{self, FieldError};
 use crate::record::{RawBudget, RawLineItem, RawRequest};
 use crate::schema::{FIRST_FLAG, FeatureSchema, N_BUDGET_FLAGS, N_FEATURES, N_ITEM_FLAGS};
-use crate::text::{NormalizedText, TextNormalizer, TravelCategory, jaccard, travel_category};
+use crate::text::{
+    NormalizedText, SimilarityProfile, StemCache, TextNormalizer, character_similarities, jaccard,
+    travel_category,
+};
 
 /// Days allowed before the trip starts and after it ends for a transaction
 /// to count as inside the trip window. Part of the schema's definition.
@@ -49,7 +54,11 @@ pub struct Featurizer {
     config: FeaturizerConfig,
 }
 
-/// A budget with every field parsed; `NaN` marks a missing number.
+/// Marks a missing text, vendor or category id.
+const NONE: u32 = u32::MAX;
+
+/// A budget with every field parsed; `NaN` marks a missing number, [`NONE`]
+/// a missing text. Texts are ids into the request's [`Texts`].
 struct Budget {
     id: String,
     price: f64,
@@ -57,21 +66,90 @@ struct Budget {
     start: f64,
     end: f64,
     generated: f64,
-    travel_vendor: Option<NormalizedText>,
-    purchase_vendor: Option<NormalizedText>,
-    budget_type: Option<NormalizedText>,
+    travel_vendor: u32,
+    purchase_vendor: u32,
+    budget_type: u32,
     flags: [f32; N_BUDGET_FLAGS],
 }
 
-/// A line item with every field parsed; `NaN` marks a missing number.
+/// A line item with every field parsed; `NaN` marks a missing number,
+/// [`NONE`] a missing text. Texts are ids into the request's [`Texts`].
 struct LineItem {
     id: String,
     amount: f64,
     date: f64,
-    vendor: Option<NormalizedText>,
+    vendor: u32,
     /// Type name and category of the itemization, then of the expense.
-    types: [Option<NormalizedText>; 4],
+    types: [u32; 4],
     flags: [f32; N_ITEM_FLAGS],
+}
+
+/// The distinct normalized texts of one request. Each raw string is
+/// normalized once; equal normalized texts get equal ids, so comparing ids
+/// compares texts.
+struct Texts<'r> {
+    by_raw: HashMap<&'r str, u32>,
+    by_cleaned: HashMap<String, u32>,
+    values: Vec<NormalizedText>,
+    stems: StemCache,
+}
+
+impl<'r> Texts<'r> {
+    /// Room for `n_fields` text fields; most requests repeat many strings.
+    fn with_capacity(n_fields: usize) -> Self {
+        Self {
+            by_raw: HashMap::with_capacity(n_fields.min(4096)),
+            by_cleaned: HashMap::new(),
+            values: Vec::new(),
+            stems: StemCache::default(),
+        }
+    }
+
+    /// The id of the normalized `raw`, or [`NONE`] if nothing is left of it.
+    fn intern(&mut self, normalizer: &TextNormalizer, raw: &'r str) -> u32 {
+        if let Some(&id) = self.by_raw.get(raw) {
+            return id;
+        }
+        let id = match normalizer.normalize_cached(raw, &mut self.stems) {
+            None => NONE,
+            Some(text) => match self.by_cleaned.get(&text.cleaned) {
+                Some(&id) => id,
+                None => {
+                    let id = self.values.len() as u32;
+                    self.by_cleaned.insert(text.cleaned.clone(), id);
+                    self.values.push(text);
+                    id
+                }
+            },
+        };
+        self.by_raw.insert(raw, id);
+        id
+    }
+}
+
+/// Indices of the items an earlier stage dropped, sorted, per list.
+struct Dropped {
+    budgets: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Dropped {
+    fn new(errors: &[ItemError]) -> Self {
+        let (mut budgets, mut items) = (Vec::new(), Vec::new());
+        for error in errors.iter().filter(|error| error.dropped) {
+            match error.kind {
+                ItemKind::Budget => budgets.push(error.index),
+                ItemKind::LineItem => items.push(error.index),
+            }
+        }
+        budgets.sort_unstable();
+        items.sort_unstable();
+        Self { budgets, items }
+    }
+
+    fn contains(list: &[u32], index: u32) -> bool {
+        !list.is_empty() && list.binary_search(&index).is_ok()
+    }
 }
 
 /// Collects the per-item errors of one entity while its fields are parsed.
@@ -124,15 +202,16 @@ impl FieldSink<'_> {
         )
     }
 
-    fn text(
+    fn text<'r>(
         &mut self,
+        texts: &mut Texts<'r>,
         normalizer: &TextNormalizer,
         max_bytes: usize,
         field: &'static str,
-        value: Option<&str>,
+        value: Option<&'r str>,
         flag: &mut f32,
-    ) -> Option<NormalizedText> {
-        let normalized = match value {
+    ) -> u32 {
+        let id = match value {
             Some(text) if text.len() > max_bytes => {
                 self.report(
                     field,
@@ -142,15 +221,15 @@ impl FieldSink<'_> {
                         text.len()
                     ),
                 );
-                None
+                NONE
             }
-            Some(text) => normalizer.normalize(text),
-            None => None,
+            Some(text) => texts.intern(normalizer, text),
+            None => NONE,
         };
-        if normalized.is_none() {
+        if id == NONE {
             *flag = 1.0;
         }
-        normalized
+        id
     }
 }
 
@@ -181,14 +260,18 @@ impl Featurizer {
         request: &RawRequest,
         mut errors: Vec<ItemError>,
     ) -> FeatureMatrix {
-        let dropped: HashSet<(ItemKind, u32)> = errors
-            .iter()
-            .filter(|error| error.dropped)
-            .map(|error| (error.kind, error.index))
-            .collect();
-        let budgets = self.prepare_budgets(&request.budgets, &dropped, &mut errors);
-        let items = self.prepare_items(&request.all_user_expense_lineitems, &dropped, &mut errors);
-        let values = build_rows(&budgets, &items);
+        let dropped = Dropped::new(&errors);
+        let n_text_fields =
+            3 * request.budgets.len() + 5 * request.all_user_expense_lineitems.len();
+        let mut texts = Texts::with_capacity(n_text_fields);
+        let budgets = self.prepare_budgets(&request.budgets, &dropped, &mut texts, &mut errors);
+        let items = self.prepare_items(
+            &request.all_user_expense_lineitems,
+            &dropped,
+            &mut texts,
+            &mut errors,
+        );
+        let values = build_rows(&budgets, &items, &texts.values);
         FeatureMatrix {
             schema: self.schema(),
             n_rows: budgets.len() * items.len(),
@@ -255,17 +338,18 @@ impl Featurizer {
         }
     }
 
-    fn prepare_budgets(
+    fn prepare_budgets<'r>(
         &self,
-        raw: &[RawBudget],
-        dropped: &HashSet<(ItemKind, u32)>,
+        raw: &'r [RawBudget],
+        dropped: &Dropped,
+        texts: &mut Texts<'r>,
         errors: &mut Vec<ItemError>,
     ) -> Vec<Budget> {
         let mut seen = HashSet::with_capacity(raw.len());
         let mut budgets = Vec::with_capacity(raw.len());
         for (index, budget) in raw.iter().enumerate() {
             let index = index as u32;
-            if dropped.contains(&(ItemKind::Budget, index)) {
+            if Dropped::contains(&dropped.budgets, index) {
                 continue;
             }
             let Some(id) = self.accept_id(
@@ -303,6 +387,7 @@ impl Featurizer {
                 f_price,
             );
             let travel_vendor = sink.text(
+                texts,
                 norm,
                 max,
                 "travel_vendor_receipts",
@@ -310,6 +395,7 @@ impl Featurizer {
                 f_travel,
             );
             let purchase_vendor = sink.text(
+                texts,
                 norm,
                 max,
                 "purchase_vendor_receipts",
@@ -317,6 +403,7 @@ impl Featurizer {
                 f_purchase,
             );
             let budget_type = sink.text(
+                texts,
                 norm,
                 max,
                 "budget_type_budget",
@@ -370,17 +457,18 @@ impl Featurizer {
         budgets
     }
 
-    fn prepare_items(
+    fn prepare_items<'r>(
         &self,
-        raw: &[RawLineItem],
-        dropped: &HashSet<(ItemKind, u32)>,
+        raw: &'r [RawLineItem],
+        dropped: &Dropped,
+        texts: &mut Texts<'r>,
         errors: &mut Vec<ItemError>,
     ) -> Vec<LineItem> {
         let mut seen = HashSet::with_capacity(raw.len());
         let mut items = Vec::with_capacity(raw.len());
         for (index, item) in raw.iter().enumerate() {
             let index = index as u32;
-            if dropped.contains(&(ItemKind::LineItem, index)) {
+            if Dropped::contains(&dropped.items, index) {
                 continue;
             }
             let Some(id) = self.accept_id(
@@ -417,6 +505,7 @@ impl Featurizer {
                 f_amount,
             );
             let type_item = sink.text(
+                texts,
                 norm,
                 max,
                 "expense_type_name_itemization",
@@ -429,6 +518,7 @@ impl Featurizer {
                 f_date,
             );
             let category_item = sink.text(
+                texts,
                 norm,
                 max,
                 "expense_category_itemization",
@@ -436,6 +526,7 @@ impl Featurizer {
                 f_cat_i,
             );
             let vendor = sink.text(
+                texts,
                 norm,
                 max,
                 "vendor_name_expense",
@@ -443,6 +534,7 @@ impl Featurizer {
                 f_vendor,
             );
             let type_expense = sink.text(
+                texts,
                 norm,
                 max,
                 "expense_type_name_expense",
@@ -450,6 +542,7 @@ impl Featurizer {
                 f_type_e,
             );
             let category_expense = sink.text(
+                texts,
                 norm,
                 max,
                 "expense_category_expense",
@@ -469,150 +562,254 @@ impl Featurizer {
     }
 }
 
-/// Marks an absent interned id.
-const NONE: u32 = u32::MAX;
-
-/// Gives each distinct key a dense id, in order of first appearance.
-struct Interner<'a, K> {
-    ids: HashMap<K, u32>,
-    values: Vec<&'a NormalizedText>,
+/// Dense ids, in order of first appearance, of the distinct vendor texts on
+/// one side of the pairs.
+struct Vendors {
+    /// Dense id of each text id, or [`NONE`] if not seen on this side.
+    by_text: Vec<u32>,
+    /// Text id of each dense id.
+    texts: Vec<u32>,
 }
 
-impl<'a, K: std::hash::Hash + Eq> Interner<'a, K> {
-    fn new() -> Self {
+impl Vendors {
+    fn new(n_texts: usize) -> Self {
         Self {
-            ids: HashMap::new(),
-            values: Vec::new(),
+            by_text: vec![NONE; n_texts],
+            texts: Vec::new(),
         }
     }
 
-    /// The id of `text` under `key(text)`, or [`NONE`] for a missing text.
-    fn intern(
-        &mut self,
-        text: &'a Option<NormalizedText>,
-        key: impl Fn(&'a NormalizedText) -> K,
-    ) -> u32 {
-        let Some(text) = text else { return NONE };
-        let next = self.values.len() as u32;
-        *self.ids.entry(key(text)).or_insert_with(|| {
-            self.values.push(text);
-            next
-        })
+    /// The dense id of `text`, or [`NONE`] for a missing text.
+    fn intern(&mut self, text: u32) -> u32 {
+        if text == NONE {
+            return NONE;
+        }
+        let id = &mut self.by_text[text as usize];
+        if *id == NONE {
+            *id = self.texts.len() as u32;
+            self.texts.push(text);
+        }
+        *id
+    }
+
+    /// The index of `id` in a similarity row or column, whose last slot
+    /// stands for a missing vendor; valid once every text is interned.
+    fn slot(&self, id: u32) -> usize {
+        if id == NONE {
+            self.texts.len()
+        } else {
+            id as usize
+        }
     }
 }
 
-/// What a type or category text means for agreement: a recognised travel
-/// category, or else the normalized text itself.
-#[derive(Hash, PartialEq, Eq)]
-enum CategoryKey<'a> {
-    Known(TravelCategory),
-    Other(&'a str),
+/// A distinct vendor name, prepared for similarities against many others.
+struct Vendor<'t> {
+    profile: SimilarityProfile<'t>,
+    /// Its stems as ids (equal ids, equal stems), sorted.
+    stems: Vec<u32>,
 }
 
-fn category_key(text: &NormalizedText) -> CategoryKey<'_> {
-    travel_category(text).map_or(CategoryKey::Other(&text.cleaned), CategoryKey::Known)
+impl<'t> Vendor<'t> {
+    fn new(text: &'t NormalizedText, stem_ids: &mut HashMap<&'t str, u32>) -> Self {
+        let mut stems: Vec<u32> = text
+            .stems
+            .iter()
+            .map(|stem| {
+                let next = stem_ids.len() as u32;
+                *stem_ids.entry(stem.as_str()).or_insert(next)
+            })
+            .collect();
+        stems.sort_unstable();
+        Self {
+            profile: SimilarityProfile::new(&text.cleaned),
+            stems,
+        }
+    }
+
+    /// The three vendor similarities of two vendor names.
+    fn similarity(&self, other: &Vendor<'_>) -> [f32; 3] {
+        let (jaro_winkler, levenshtein) = character_similarities(&self.profile, &other.profile);
+        [
+            jaro_winkler as f32,
+            levenshtein as f32,
+            jaccard(&self.stems, &other.stems) as f32,
+        ]
+    }
 }
 
-/// The three vendor similarities of two normalized vendor names.
-fn vendor_similarity(a: &NormalizedText, b: &NormalizedText) -> [f32; 3] {
-    [
-        strsim::jaro_winkler(&a.cleaned, &b.cleaned) as f32,
-        strsim::normalized_levenshtein(&a.cleaned, &b.cleaned) as f32,
-        jaccard(&a.stems, &b.stems) as f32,
-    ]
+/// What the row loop reads of a budget.
+struct BudgetColumns<'s> {
+    /// Similarities of the travel and purchase vendors, by item vendor slot.
+    travel: &'s [[f32; 3]],
+    purchase: &'s [[f32; 3]],
+    budget_type: u32,
+    actual: f64,
+    price: f64,
+    start: f64,
+    end: f64,
+    generated: f64,
+    /// The trip window with its tolerance, if both ends are known.
+    window: Option<(f64, f64)>,
+    flags: [f32; N_BUDGET_FLAGS],
 }
 
-fn build_rows<'a>(budgets: &'a [Budget], items: &'a [LineItem]) -> Vec<f32> {
+impl<'s> BudgetColumns<'s> {
+    fn new(
+        budget: &Budget,
+        travel: &'s [[f32; 3]],
+        purchase: &'s [[f32; 3]],
+        budget_type: u32,
+    ) -> Self {
+        let tolerance = TRIP_WINDOW_TOLERANCE_DAYS * SECONDS_PER_DAY;
+        let (start, end) = (budget.start, budget.end);
+        Self {
+            travel,
+            purchase,
+            budget_type,
+            actual: budget.actual,
+            price: budget.price,
+            start,
+            end,
+            generated: budget.generated,
+            window: (!start.is_nan() && !end.is_nan())
+                .then_some((start - tolerance, end + tolerance)),
+            flags: budget.flags,
+        }
+    }
+
+    /// Writes the features of the pair (this budget, `item`) into `row`.
+    #[inline]
+    fn write_row(&self, item: &ItemColumns, row: &mut [f32; N_FEATURES]) {
+        row[0..3].copy_from_slice(&self.travel[item.vendor]);
+        row[3..6].copy_from_slice(&self.purchase[item.vendor]);
+        for (slot, item_type) in row[6..10].iter_mut().zip(item.categories) {
+            *slot = if self.budget_type == NONE || item_type == NONE {
+                f32::NAN
+            } else {
+                f32::from(u8::from(self.budget_type == item_type))
+            };
+        }
+        let amount = item.amount;
+        for (offset, reference) in [(10, self.actual), (13, self.price)] {
+            let diff = (amount - reference).abs();
+            row[offset] = (amount / reference) as f32;
+            row[offset + 1] = diff as f32;
+            row[offset + 2] = (diff / reference) as f32;
+        }
+        let date = item.date;
+        row[16] = ((date - self.start) / SECONDS_PER_DAY) as f32;
+        row[17] = ((date - self.end) / SECONDS_PER_DAY) as f32;
+        row[18] = match self.window {
+            Some((from, to)) if !date.is_nan() => f32::from(u8::from(date >= from && date <= to)),
+            _ => f32::NAN,
+        };
+        row[19] = ((date - self.generated) / SECONDS_PER_DAY) as f32;
+        row[FIRST_FLAG..FIRST_FLAG + N_BUDGET_FLAGS].copy_from_slice(&self.flags);
+        row[FIRST_FLAG + N_BUDGET_FLAGS..].copy_from_slice(&item.flags);
+    }
+}
+
+/// What the row loop reads of a line item, packed.
+struct ItemColumns {
+    amount: f64,
+    date: f64,
+    /// Slot of the item's vendor in a row of the similarity table.
+    vendor: usize,
+    /// Category ids of the type and category fields, or [`NONE`].
+    categories: [u32; 4],
+    flags: [f32; N_ITEM_FLAGS],
+}
+
+fn build_rows(budgets: &[Budget], items: &[LineItem], texts: &[NormalizedText]) -> Vec<f32> {
     let n_rows = budgets.len() * items.len();
     if n_rows == 0 {
         return Vec::new();
     }
 
-    // Distinct vendor strings on each side, and each budget's/item's ids.
-    let by_cleaned = |text: &'a NormalizedText| text.cleaned.as_str();
-    let mut budget_vendors = Interner::new();
+    // Distinct vendors on each side.
+    let mut budget_vendors = Vendors::new(texts.len());
     let budget_vendor_ids: Vec<[u32; 2]> = budgets
         .iter()
         .map(|b| {
             [
-                budget_vendors.intern(&b.travel_vendor, by_cleaned),
-                budget_vendors.intern(&b.purchase_vendor, by_cleaned),
+                budget_vendors.intern(b.travel_vendor),
+                budget_vendors.intern(b.purchase_vendor),
             ]
         })
         .collect();
-    let mut item_vendors = Interner::new();
+    let mut item_vendors = Vendors::new(texts.len());
     let item_vendor_ids: Vec<u32> = items
         .iter()
-        .map(|item| item_vendors.intern(&item.vendor, by_cleaned))
+        .map(|item| item_vendors.intern(item.vendor))
         .collect();
 
-    // Each similarity once per distinct (budget vendor, item vendor) pair.
-    let n_item_vendors = item_vendors.values.len();
-    let similarities: Vec<[f32; 3]> = budget_vendors
-        .values
-        .iter()
-        .flat_map(|a| item_vendors.values.iter().map(|b| vendor_similarity(a, b)))
-        .collect();
-    let similarity = |budget_vendor: u32, item_vendor: u32| {
-        if budget_vendor == NONE || item_vendor == NONE {
-            [f32::NAN; 3]
-        } else {
-            similarities[budget_vendor as usize * n_item_vendors + item_vendor as usize]
-        }
+    // Each similarity once per distinct (budget vendor, item vendor) pair,
+    // in a table with one more row and column, left NaN, for a missing
+    // vendor on either side.
+    let mut stem_ids = HashMap::new();
+    let mut prepare = |vendors: &Vendors| -> Vec<Vendor<'_>> {
+        vendors
+            .texts
+            .iter()
+            .map(|&id| Vendor::new(&texts[id as usize], &mut stem_ids))
+            .collect()
     };
+    let (budget_side, item_side) = (prepare(&budget_vendors), prepare(&item_vendors));
+    let stride = item_side.len() + 1;
+    let mut similarities = vec![[f32::NAN; 3]; (budget_side.len() + 1) * stride];
+    for (row, a) in similarities.chunks_exact_mut(stride).zip(&budget_side) {
+        for (slot, b) in row.iter_mut().zip(&item_side) {
+            *slot = a.similarity(b);
+        }
+    }
 
-    // Categories, interned across both sides so equal ids mean agreement.
-    let mut categories = Interner::new();
-    let budget_types: Vec<u32> = budgets
+    // A type or category agrees with the budget type when both name the same
+    // travel category, or else have the same normalized text: a category id
+    // is the text id, or `texts.len()` plus the travel category's index.
+    // Computed on first use: only type and category texts need one.
+    let mut categories = vec![NONE; texts.len()];
+    let mut category = |text: u32| {
+        if text == NONE {
+            return NONE;
+        }
+        let id = &mut categories[text as usize];
+        if *id == NONE {
+            let travel = travel_category(&texts[text as usize]);
+            *id = travel.map_or(text, |c| texts.len() as u32 + c as u32);
+        }
+        *id
+    };
+    let budget_types: Vec<u32> = budgets.iter().map(|b| category(b.budget_type)).collect();
+    let item_columns: Vec<ItemColumns> = items
         .iter()
-        .map(|b| categories.intern(&b.budget_type, category_key))
-        .collect();
-    let item_types: Vec<[u32; 4]> = items
-        .iter()
-        .map(|item| {
-            item.types
-                .each_ref()
-                .map(|t| categories.intern(t, category_key))
+        .zip(&item_vendor_ids)
+        .map(|(item, &vendor)| ItemColumns {
+            amount: item.amount,
+            date: item.date,
+            vendor: item_vendors.slot(vendor),
+            categories: item.types.map(&mut category),
+            flags: item.flags,
         })
         .collect();
 
-    let tolerance = TRIP_WINDOW_TOLERANCE_DAYS * SECONDS_PER_DAY;
-    let mut values = Vec::with_capacity(n_rows * N_FEATURES);
-    let mut row = [0.0f32; N_FEATURES];
-    for (b, budget) in budgets.iter().enumerate() {
-        row[FIRST_FLAG..FIRST_FLAG + N_BUDGET_FLAGS].copy_from_slice(&budget.flags);
-        let [travel_vendor, purchase_vendor] = budget_vendor_ids[b];
-        let budget_type = budget_types[b];
-        for (i, item) in items.iter().enumerate() {
-            let item_vendor = item_vendor_ids[i];
-            row[0..3].copy_from_slice(&similarity(travel_vendor, item_vendor));
-            row[3..6].copy_from_slice(&similarity(purchase_vendor, item_vendor));
-            for (slot, item_type) in row[6..10].iter_mut().zip(item_types[i]) {
-                *slot = if budget_type == NONE || item_type == NONE {
-                    f32::NAN
-                } else {
-                    f32::from(u8::from(budget_type == item_type))
-                };
-            }
-            let amount = item.amount;
-            for (offset, reference) in [(10, budget.actual), (13, budget.price)] {
-                let diff = (amount - reference).abs();
-                row[offset] = (amount / reference) as f32;
-                row[offset + 1] = diff as f32;
-                row[offset + 2] = (diff / reference) as f32;
-            }
-            let date = item.date;
-            row[16] = ((date - budget.start) / SECONDS_PER_DAY) as f32;
-            row[17] = ((date - budget.end) / SECONDS_PER_DAY) as f32;
-            row[18] = if date.is_nan() || budget.start.is_nan() || budget.end.is_nan() {
-                f32::NAN
-            } else {
-                let inside = date >= budget.start - tolerance && date <= budget.end + tolerance;
-                f32::from(u8::from(inside))
-            };
-            row[19] = ((date - budget.generated) / SECONDS_PER_DAY) as f32;
-            row[FIRST_FLAG + N_BUDGET_FLAGS..].copy_from_slice(&item.flags);
-            values.extend_from_slice(&row);
+    // Allocated zeroed, which costs nothing extra for a large matrix (fresh
+    // pages are zero already), then written in place row by row: no
+    // capacity checks, and each row's length is known at compile time.
+    let mut values = vec![0.0f32; n_rows * N_FEATURES];
+    let (rows, _) = values.as_chunks_mut::<N_FEATURES>();
+    let budget_columns = budgets.iter().zip(&budget_vendor_ids).zip(&budget_types);
+    for (((budget, &[travel, purchase]), &budget_type), rows) in
+        budget_columns.zip(rows.chunks_exact_mut(item_columns.len()))
+    {
+        let budget = BudgetColumns::new(
+            budget,
+            &similarities[budget_vendors.slot(travel) * stride..][..stride],
+            &similarities[budget_vendors.slot(purchase) * stride..][..stride],
+            budget_type,
+        );
+        for (row, item) in rows.iter_mut().zip(&item_columns) {
+            budget.write_row(item, row);
         }
     }
     values

@@ -72,7 +72,48 @@ const NAIVE_FORMATS: &[&str] = &[
 /// datetimes are taken as UTC: only differences between them matter.
 pub fn parse_datetime(text: &str) -> Result<i64, FieldError> {
     let trimmed = text.trim();
-    let parsed = DateTime::parse_from_rfc3339(trimmed)
+    let parsed = match parse_seed_datetime(trimmed) {
+        Some(parsed) => parsed,
+        None => parse_datetime_general(trimmed)?,
+    };
+    if !YEAR_RANGE.contains(&chrono::Datelike::year(&parsed)) {
+        return Err(FieldError::YearOutOfRange(shorten(trimmed)));
+    }
+    Ok(parsed.and_utc().timestamp())
+}
+
+/// The fast path for the seed's own layout, `YYYY-MM-DD HH:MM:SS` (or with
+/// `T`), with a valid date and time: what the general path returns for it
+/// (RFC 3339 needs an offset, so the first naive format takes it). Anything
+/// else, including leap second 60, is left to the general path.
+fn parse_seed_datetime(text: &str) -> Option<NaiveDateTime> {
+    let b: &[u8; 19] = text.as_bytes().try_into().ok()?;
+    let layout_ok = b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b' ' | b'T')
+        && b[13] == b':'
+        && b[16] == b':';
+    if !layout_ok {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0u32, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?.and_hms_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+    )
+}
+
+/// Every accepted layout, through chrono's parsers.
+fn parse_datetime_general(trimmed: &str) -> Result<NaiveDateTime, FieldError> {
+    DateTime::parse_from_rfc3339(trimmed)
         .map(|dt| dt.naive_utc())
         .ok()
         .or_else(|| {
@@ -85,11 +126,7 @@ pub fn parse_datetime(text: &str) -> Result<i64, FieldError> {
                 .ok()
                 .and_then(|date| date.and_hms_opt(0, 0, 0))
         })
-        .ok_or_else(|| FieldError::NotADatetime(shorten(trimmed)))?;
-    if !YEAR_RANGE.contains(&chrono::Datelike::year(&parsed)) {
-        return Err(FieldError::YearOutOfRange(shorten(trimmed)));
-    }
-    Ok(parsed.and_utc().timestamp())
+        .ok_or_else(|| FieldError::NotADatetime(shorten(trimmed)))
 }
 
 /// Keeps error messages short when the offending value is huge.
@@ -165,6 +202,48 @@ mod tests {
         ));
         assert!(matches!(
             parse_datetime("0001-01-01"),
+            Err(FieldError::YearOutOfRange(_))
+        ));
+    }
+
+    #[test]
+    fn seed_layout_fast_path_agrees_with_chrono() {
+        let cases = [
+            "2017-04-18 04:00:00",
+            "2017-04-18T04:00:00",
+            "2016-02-29 23:59:59",
+            "2017-02-29 00:00:00",
+            "2017-02-30 00:00:00",
+            "2017-13-01 00:00:00",
+            "2017-00-10 00:00:00",
+            "2017-04-18 24:00:00",
+            "2017-04-18 23:60:00",
+            "2016-12-31 23:59:60",
+            "0000-01-01 00:00:00",
+            "1899-12-31 23:59:59",
+            "1900-01-01 00:00:00",
+            "2200-12-31 23:59:59",
+            "9999-12-31 23:59:59",
+            "2017-04-18 04:0a:00",
+            "2017-04-18_04:00:00",
+            "2017-04-18 04:00:0",
+            "+017-04-18 04:00:00",
+            "2017-4-18 04:00:00Z",
+        ];
+        for text in cases {
+            let general = parse_datetime_general(text).ok();
+            if let Some(fast) = parse_seed_datetime(text) {
+                assert_eq!(Some(fast), general, "{text}");
+            }
+        }
+        assert!(parse_seed_datetime("2017-04-18 04:00:00").is_some());
+        assert!(parse_seed_datetime("2016-12-31 23:59:60").is_none());
+        assert_eq!(
+            parse_datetime("2016-12-31 23:59:60"),
+            Ok(parse_datetime("2016-12-31 23:59:59").unwrap())
+        );
+        assert!(matches!(
+            parse_datetime("1899-12-31 23:59:59"),
             Err(FieldError::YearOutOfRange(_))
         ));
     }

@@ -1,9 +1,13 @@
 //! Text normalization, done once per entity (never once per pair):
 //! transliterate to ASCII, lowercase, split on anything that is not a letter
 //! (punctuation and digit runs such as card or booking numbers go), drop
-//! English stopwords, then Snowball-stem the remaining tokens.
+//! English stopwords, then Snowball-stem the remaining tokens. Also the
+//! similarities between normalized texts, with bit-parallel versions of the
+//! character-level ones for the short, pure-ASCII strings normalization
+//! produces.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -233,9 +237,19 @@ impl TextNormalizer {
     /// Normalizes `text`. Returns `None` when nothing is left (empty input,
     /// only digits, punctuation or stopwords): such a field counts as missing.
     pub fn normalize(&self, text: &str) -> Option<NormalizedText> {
-        let ascii = deunicode::deunicode(text);
+        self.normalize_cached(text, &mut StemCache::default())
+    }
+
+    /// Like [`TextNormalizer::normalize`], looking stems up in `cache` first
+    /// and adding the ones it computes: the same words recur across the
+    /// fields of one request, and stemming is the costly step.
+    pub fn normalize_cached(&self, text: &str, cache: &mut StemCache) -> Option<NormalizedText> {
+        // Borrows `text` when it is ASCII already; otherwise equals
+        // `deunicode::deunicode(text)`.
+        let ascii = deunicode::deunicode_with_tofu_cow(text, "[?]");
         let mut cleaned = String::with_capacity(ascii.len());
         let mut stems = Vec::new();
+        let mut lower = String::new();
         // Apostrophes stay inside a token so that "don't" meets the stopword
         // list; they are stripped before the token is kept.
         let tokens = ascii
@@ -245,19 +259,21 @@ impl TextNormalizer {
             if token.is_empty() {
                 continue;
             }
-            let lower = token.to_ascii_lowercase();
+            lower.clear();
+            lower.push_str(token);
+            lower.make_ascii_lowercase();
             if self.stopwords.contains(lower.as_str()) {
                 continue;
             }
-            let word: String = lower.chars().filter(|&c| c != '\'').collect();
-            if word.is_empty() {
+            lower.retain(|c| c != '\'');
+            if lower.is_empty() {
                 continue;
             }
             if !cleaned.is_empty() {
                 cleaned.push(' ');
             }
-            cleaned.push_str(&word);
-            stems.push(self.stemmer.stem(&word).into_owned());
+            cleaned.push_str(&lower);
+            stems.push(cache.stem(&self.stemmer, &lower));
         }
         if cleaned.is_empty() {
             return None;
@@ -265,6 +281,24 @@ impl TextNormalizer {
         stems.sort_unstable();
         stems.dedup();
         Some(NormalizedText { cleaned, stems })
+    }
+}
+
+/// Stems computed so far, by word. Keep one per request (or per batch): it
+/// grows with the distinct words seen.
+#[derive(Debug, Default)]
+pub struct StemCache {
+    stems: HashMap<String, String>,
+}
+
+impl StemCache {
+    fn stem(&mut self, stemmer: &Stemmer, word: &str) -> String {
+        if let Some(stem) = self.stems.get(word) {
+            return stem.clone();
+        }
+        let stem = stemmer.stem(word).into_owned();
+        self.stems.insert(word.to_owned(), stem.clone());
+        stem
     }
 }
 
@@ -325,21 +359,35 @@ const CATEGORY_STEMS: &[(TravelCategory, &[&str])] = &[
     ),
 ];
 
-/// The travel category a normalized text names, if any.
+/// Every key stem of [`CATEGORY_STEMS`] with the position of its first
+/// category there, sorted by stem.
+static CATEGORY_OF_STEM: LazyLock<Vec<(&str, usize)>> = LazyLock::new(|| {
+    let mut keys: Vec<(&str, usize)> = CATEGORY_STEMS
+        .iter()
+        .enumerate()
+        .flat_map(|(position, (_, keys))| keys.iter().map(move |&key| (key, position)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup_by_key(|(key, _)| *key);
+    keys
+});
+
+/// The travel category a normalized text names, if any: the first category
+/// of [`CATEGORY_STEMS`] with a key among the text's stems.
 pub fn travel_category(text: &NormalizedText) -> Option<TravelCategory> {
-    CATEGORY_STEMS.iter().find_map(|(category, keys)| {
-        keys.iter()
-            .any(|key| {
-                text.stems
-                    .binary_search_by(|stem| stem.as_str().cmp(key))
-                    .is_ok()
-            })
-            .then_some(*category)
-    })
+    text.stems
+        .iter()
+        .filter_map(|stem| {
+            let found = CATEGORY_OF_STEM.binary_search_by(|(key, _)| (*key).cmp(stem.as_str()));
+            found.ok().map(|index| CATEGORY_OF_STEM[index].1)
+        })
+        .min()
+        .map(|position| CATEGORY_STEMS[position].0)
 }
 
-/// Token-set Jaccard similarity of two sorted, deduplicated stem lists.
-pub fn jaccard(a: &[String], b: &[String]) -> f64 {
+/// Token-set Jaccard similarity of two sorted, deduplicated stem lists (as
+/// strings, or as ids sorted by id).
+pub fn jaccard<T: Ord>(a: &[T], b: &[T]) -> f64 {
     let (mut i, mut j, mut common) = (0, 0, 0usize);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
@@ -358,6 +406,168 @@ pub fn jaccard(a: &[String], b: &[String]) -> f64 {
     } else {
         common as f64 / union as f64
     }
+}
+
+/// Longest text the bit-parallel similarities take: one bit per byte.
+const MAX_PROFILED_LEN: usize = 64;
+
+/// A text prepared for the character-level similarities
+/// ([`jaro_winkler`], [`normalized_levenshtein`]) against many others.
+///
+/// Normalized texts (see [`NormalizedText::cleaned`]) are lowercase ASCII
+/// letters and single spaces; for such a text of at most 64 bytes the
+/// profile holds, for each byte value, the bit set of the positions where it
+/// occurs. A byte `c` of `a`..=`z` or space is looked up at `c & 31`, which
+/// is distinct for those 27 bytes. Any other text is left unprofiled and
+/// the similarities fall back to `strsim`.
+#[derive(Debug, Clone)]
+pub struct SimilarityProfile<'a> {
+    text: &'a str,
+    positions: Option<[u64; 32]>,
+}
+
+impl<'a> SimilarityProfile<'a> {
+    /// The profile of `text`.
+    pub fn new(text: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let profiled = (1..=MAX_PROFILED_LEN).contains(&bytes.len())
+            && bytes.iter().all(|&c| c.is_ascii_lowercase() || c == b' ');
+        let positions = profiled.then(|| {
+            let mut positions = [0u64; 32];
+            for (j, &c) in bytes.iter().enumerate() {
+                positions[usize::from(c & 31)] |= 1 << j;
+            }
+            positions
+        });
+        Self { text, positions }
+    }
+
+    /// The profiled text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
+/// Jaro-Winkler similarity; equals `strsim::jaro_winkler(a.text(), b.text())`
+/// bit for bit.
+pub fn jaro_winkler(a: &SimilarityProfile<'_>, b: &SimilarityProfile<'_>) -> f64 {
+    character_similarities(a, b).0
+}
+
+/// Levenshtein similarity, 1 − distance / longer length; equals
+/// `strsim::normalized_levenshtein(a.text(), b.text())` bit for bit.
+pub fn normalized_levenshtein(a: &SimilarityProfile<'_>, b: &SimilarityProfile<'_>) -> f64 {
+    character_similarities(a, b).1
+}
+
+/// [`jaro_winkler`] and [`normalized_levenshtein`] of `a` and `b`, computed
+/// together in one pass over `a` when both texts are profiled.
+pub fn character_similarities(a: &SimilarityProfile<'_>, b: &SimilarityProfile<'_>) -> (f64, f64) {
+    let (Some(_), Some(b_positions)) = (&a.positions, &b.positions) else {
+        return (
+            strsim::jaro_winkler(a.text, b.text),
+            strsim::normalized_levenshtein(a.text, b.text),
+        );
+    };
+    let (a, b) = (a.text.as_bytes(), b.text.as_bytes());
+    let scan = scan(a, b.len(), b_positions);
+
+    // strsim's formulas, operation for operation.
+    let jaro = if scan.a_matched == 0 {
+        0.0
+    } else {
+        let matches = scan.a_matched.count_ones() as usize;
+        let transpositions = transpositions(a, b, scan.a_matched, scan.b_matched) / 2;
+        ((matches as f64 / a.len() as f64)
+            + (matches as f64 / b.len() as f64)
+            + ((matches - transpositions) as f64 / matches as f64))
+            / 3.0
+    };
+    let jaro_winkler = if jaro > 0.7 {
+        let prefix = a.iter().take(4).zip(b).take_while(|(x, y)| x == y).count();
+        jaro + 0.1 * prefix as f64 * (1.0 - jaro)
+    } else {
+        jaro
+    };
+    let levenshtein = 1.0 - (scan.distance as f64) / (a.len().max(b.len()) as f64);
+    (jaro_winkler, levenshtein)
+}
+
+/// What one pass over `a` against a profiled `b` finds.
+struct Scan {
+    /// Positions of `a` and of `b` that Jaro matches.
+    a_matched: u64,
+    b_matched: u64,
+    /// Levenshtein distance between `a` and `b`.
+    distance: usize,
+}
+
+/// Jaro's matching and Levenshtein's distance, for `a` and a profiled `b`
+/// of 1 to 64 bytes each, in one loop without data-dependent branches (the
+/// two dependency chains overlap).
+///
+/// Jaro (as strsim computes it): each byte of `a`, in order, matches the
+/// first not yet matched equal byte of `b` inside the search window; with
+/// `b`'s positions as bit sets that is the lowest bit of
+/// `positions[c] & window & !matched`.
+///
+/// Levenshtein: Myers' bit-vector algorithm in Hyyrö's formulation for edit
+/// distance; `pv`/`mv` hold the +1/−1 vertical deltas of the current DP
+/// column, and `distance` tracks its last cell.
+fn scan(a: &[u8], b_len: usize, b_positions: &[u64; 32]) -> Scan {
+    let search_range = (a.len().max(b_len) / 2).saturating_sub(1);
+    let b_all = u64::MAX >> (64 - b_len);
+    // The window for `a[i]` is [i - search_range, i + search_range] within
+    // `b`: `window_end` holds the bits below its end, `window_start` those
+    // below its start; both move up one bit per byte of `a`.
+    let mut window_end = b_all & (u64::MAX >> (63 - search_range));
+    let mut window_start = 0u64;
+    let (mut a_bit, mut a_matched, mut b_matched) = (1u64, 0u64, 0u64);
+
+    let last = 1u64 << (b_len - 1);
+    let (mut pv, mut mv, mut distance) = (u64::MAX, 0u64, b_len);
+
+    for (i, &c) in a.iter().enumerate() {
+        let eq = b_positions[usize::from(c & 31)];
+
+        let candidates = eq & window_end & !window_start & !b_matched;
+        let first = candidates & candidates.wrapping_neg();
+        b_matched |= first;
+        a_matched |= if first != 0 { a_bit } else { 0 };
+        a_bit <<= 1;
+        window_end = ((window_end << 1) | 1) & b_all;
+        window_start = (window_start << 1) | u64::from(i + 1 > search_range);
+
+        let xv = eq | mv;
+        let xh = ((eq & pv).wrapping_add(pv) ^ pv) | eq;
+        let ph = mv | !(xh | pv);
+        let mh = pv & xh;
+        // At most one of the two is set (`pv` and `mv` are disjoint).
+        distance = distance + usize::from(ph & last != 0) - usize::from(mh & last != 0);
+        // Row 0 of the DP is 0, 1, 2, ...: a +1 horizontal delta enters.
+        let ph = (ph << 1) | 1;
+        let mh = mh << 1;
+        pv = mh | !(xv | ph);
+        mv = ph & xv;
+    }
+    Scan {
+        a_matched,
+        b_matched,
+        distance,
+    }
+}
+
+/// Jaro's transpositions (not yet halved): matched bytes of `a` in order
+/// against matched bytes of `b` in order, counting those that differ.
+fn transpositions(a: &[u8], b: &[u8], a_matched: u64, b_matched: u64) -> usize {
+    let (mut a_rest, mut b_rest, mut count) = (a_matched, b_matched, 0);
+    while a_rest != 0 {
+        let (i, j) = (a_rest.trailing_zeros(), b_rest.trailing_zeros());
+        count += usize::from(a[i as usize] != b[j as usize]);
+        a_rest &= a_rest - 1;
+        b_rest &= b_rest - 1;
+    }
+    count
 }
 
 #[cfg(test)]
@@ -417,10 +627,153 @@ mod tests {
     }
 
     #[test]
+    fn category_lookup_follows_the_table_order() {
+        // The definition: the first category with a key among the stems.
+        let by_definition = |text: &NormalizedText| {
+            CATEGORY_STEMS.iter().find_map(|(category, keys)| {
+                keys.iter()
+                    .any(|key| text.stems.iter().any(|stem| stem == key))
+                    .then_some(*category)
+            })
+        };
+        let normalizer = TextNormalizer::new();
+        for text in [
+            "car parking",
+            "rental car",
+            "air travel",
+            "Hotel bar and restaurant",
+            "Uber to the airport parking garage",
+            "Amtrak rail",
+            "Office supplies",
+            "dinner flight hotel",
+        ] {
+            let text = normalizer.normalize(text).unwrap();
+            assert_eq!(travel_category(&text), by_definition(&text), "{text:?}");
+        }
+        for (_, keys) in CATEGORY_STEMS {
+            for key in *keys {
+                let text = NormalizedText {
+                    cleaned: key.to_string(),
+                    stems: vec![key.to_string()],
+                };
+                assert_eq!(travel_category(&text), by_definition(&text), "{key}");
+            }
+        }
+    }
+
+    #[test]
     fn jaccard_on_stem_sets() {
         let s = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         assert_eq!(jaccard(&s(&["a", "b"]), &s(&["b", "c"])), 1.0 / 3.0);
         assert_eq!(jaccard(&s(&["a"]), &s(&["a"])), 1.0);
         assert_eq!(jaccard(&s(&[]), &s(&[])), 0.0);
+    }
+
+    #[test]
+    fn stem_cache_gives_the_same_texts() {
+        let normalizer = TextNormalizer::new();
+        let mut cache = StemCache::default();
+        for text in [
+            "Southwest Airlines",
+            "SOUTHWEST AIR 5262134",
+            "Don't rent cars",
+            "Hôtel Le Méridien",
+            "Southwest Airlines",
+            "the of and",
+        ] {
+            assert_eq!(
+                normalizer.normalize_cached(text, &mut cache),
+                normalizer.normalize(text),
+                "{text}"
+            );
+        }
+    }
+
+    /// Deterministic pseudo-random strings over `alphabet`.
+    fn random_strings(alphabet: &[u8], count: usize, max_len: usize, seed: u64) -> Vec<String> {
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = (next() % (max_len as u64 + 1)) as usize;
+                (0..len)
+                    .map(|_| char::from(alphabet[(next() % alphabet.len() as u64) as usize]))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn assert_same_as_strsim(strings: &[String]) {
+        let profiles: Vec<_> = strings.iter().map(|s| SimilarityProfile::new(s)).collect();
+        for a in &profiles {
+            for b in &profiles {
+                let (x, y) = (a.text(), b.text());
+                assert_eq!(
+                    jaro_winkler(a, b).to_bits(),
+                    strsim::jaro_winkler(x, y).to_bits(),
+                    "jaro_winkler({x:?}, {y:?})"
+                );
+                assert_eq!(
+                    normalized_levenshtein(a, b).to_bits(),
+                    strsim::normalized_levenshtein(x, y).to_bits(),
+                    "normalized_levenshtein({x:?}, {y:?})"
+                );
+                let (jw, lev) = character_similarities(a, b);
+                assert_eq!(jw.to_bits(), strsim::jaro_winkler(x, y).to_bits());
+                assert_eq!(
+                    lev.to_bits(),
+                    strsim::normalized_levenshtein(x, y).to_bits()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bit_parallel_similarities_equal_strsim_on_vendor_names() {
+        let normalizer = TextNormalizer::new();
+        let names = [
+            "Southwest Airlines",
+            "SOUTHWEST AIR 5262134",
+            "Delta Air Lines",
+            "UBER *TRIP HELP.UBER.COM",
+            "LYFT *RIDE TUE 4PM",
+            "HERTZ RENT-A-CAR",
+            "Avis Rent A Car",
+            "Marriott Downtown",
+            "Hilton Garden Inn",
+            "Hôtel Le Méridien",
+            "taxi",
+            "x",
+            "Amtrak",
+            "Starbucks Store",
+            "The Capital Grille",
+        ];
+        let mut cleaned: Vec<String> = names
+            .iter()
+            .map(|name| normalizer.normalize(name).unwrap().cleaned)
+            .collect();
+        // The longest profiled text, and the shortest unprofiled one.
+        cleaned.push(format!("southwest {}", "x".repeat(MAX_PROFILED_LEN - 10)));
+        cleaned.push(format!("southwest {}", "x".repeat(MAX_PROFILED_LEN - 9)));
+        assert!(cleaned.iter().any(|s| s.len() == MAX_PROFILED_LEN));
+        assert!(cleaned.iter().any(|s| s.len() > MAX_PROFILED_LEN));
+        assert_same_as_strsim(&cleaned);
+    }
+
+    #[test]
+    fn bit_parallel_similarities_equal_strsim_on_random_strings() {
+        // Small alphabets make many matches, transpositions and ties;
+        // lengths 0 to 70 cover the empty and the unprofiled fallbacks.
+        assert_same_as_strsim(&random_strings(b"ab ", 150, 70, 1));
+        assert_same_as_strsim(&random_strings(b"abcd", 150, 20, 2));
+        assert_same_as_strsim(&random_strings(b"etaoin shrdlu", 150, 66, 3));
+        assert_same_as_strsim(&random_strings(b"abcdefghijklmnopqrstuvwxyz ", 150, 64, 4));
+        // Bytes outside the profiled alphabet fall back to strsim.
+        assert_same_as_strsim(&random_strings(b"aB'-", 60, 10, 5));
     }
 }
