@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod featurize;
+mod profile;
 mod score;
 mod synth;
 mod train;
@@ -38,6 +39,10 @@ enum Command {
     /// Featurize seed-format JSON (one request) or JSONL (one per line) into
     /// a CSV matrix, with the same code the preprocess service runs.
     Featurize(featurize::FeaturizeArgs),
+    /// Write a model version's reference profile (`profile.json`): the
+    /// training distribution of every feature and of the score, and a
+    /// calibration table, for drift tests and performance estimates.
+    Profile(profile::ProfileArgs),
     /// Score a seed-format JSON request with `budget_expense_matcher` and
     /// print the seed's response, against a running scorer or in-process.
     Score(score::ScoreArgs),
@@ -58,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
         Command::Featurize(args) => featurize::run(&args),
+        Command::Profile(args) => profile::run(&args),
         Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),
         Command::Synth(args) => synth::run(&args),
         Command::Train(args) => train::run(&args),

@@ -85,6 +85,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         test_rows: test.n_rows(),
     };
     let dir = write_model_version(&args.models_dir, &fit, featurizer.schema(), &card)?;
+    crate::profile::write_profile(&dir, &args.data, Target::Matched)?;
     eprintln!(
         "wrote {}: held-out precision {:.4}, recall {:.4}, F1 {:.4} ({} Newton steps)",
         dir.display(),

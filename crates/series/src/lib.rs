@@ -13,6 +13,7 @@ mod drift;
 mod error;
 mod ks;
 mod numeric;
+mod profile;
 mod smooth;
 mod trend;
 
@@ -24,6 +25,9 @@ pub use drift::{
     normalized_wasserstein, population_stability_index, reference_deciles, wasserstein_distance,
 };
 pub use error::{Result, SeriesError};
+pub use profile::{
+    CalibrationBin, Distribution, PROFILE_FILE, ReferenceProfile, SAMPLE_POINTS, calibrate,
+};
 pub use smooth::{ewma, ewma_alpha, rolling_median};
 pub use trend::{
     HUBER_T, Line, MAD_NORMALIZATION, ROBUST_MAX_ITER, ROBUST_TOL, RobustFit, robust_fit,
