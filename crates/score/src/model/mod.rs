@@ -4,6 +4,7 @@
 //! for the native logistic kind, `model.onnx` for ONNX.
 
 pub mod logistic;
+pub mod onnx;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -158,7 +159,10 @@ impl LoadedModel {
                 &dir.join(logistic::MODEL_FILE),
                 &meta.features,
             )?),
-            ModelKind::Onnx => return Err(ModelError::Unsupported { kind: "onnx" }),
+            ModelKind::Onnx => Box::new(onnx::OnnxModel::load(
+                &dir.join(onnx::MODEL_FILE),
+                meta.features.len(),
+            )?),
         };
         Ok(Self {
             version: version.to_owned(),
