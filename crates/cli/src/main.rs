@@ -8,8 +8,10 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod backfill;
 mod bench;
 mod featurize;
+mod labels;
 mod profile;
 mod score;
 mod synth;
@@ -33,12 +35,17 @@ enum Command {
     /// Start every service in one process on its default port, check it
     /// end to end with the seed request, and serve until ctrl-c.
     Up(up::UpArgs),
+    /// Replay historical requests (JSONL) through a running scorer, at
+    /// their original times, so the monitor has history on day one.
+    Backfill(backfill::BackfillArgs),
     /// Measure requests per second and latency of the services over
     /// loopback (see docs/performance.md).
     Bench(bench::BenchArgs),
     /// Featurize seed-format JSON (one request) or JSONL (one per line) into
     /// a CSV matrix, with the same code the preprocess service runs.
     Featurize(featurize::FeaturizeArgs),
+    /// Upload ground-truth labels (CSV) to a running monitor.
+    Labels(labels::LabelsArgs),
     /// Write a model version's reference profile (`profile.json`): the
     /// training distribution of every feature and of the score, and a
     /// calibration table, for drift tests and performance estimates.
@@ -61,6 +68,8 @@ fn main() -> anyhow::Result<()> {
             triad_server::telemetry::init();
             tokio::runtime::Runtime::new()?.block_on(up::run(args))
         }
+        Command::Backfill(args) => tokio::runtime::Runtime::new()?.block_on(backfill::run(args)),
+        Command::Labels(args) => tokio::runtime::Runtime::new()?.block_on(labels::run(args)),
         Command::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
         Command::Featurize(args) => featurize::run(&args),
         Command::Profile(args) => profile::run(&args),

@@ -91,6 +91,9 @@ pub struct Selection {
     pub models: Vec<String>,
     /// Version pins for this request, by model name.
     pub versions: HashMap<String, String>,
+    /// When the request happened, for backfills (milliseconds since the
+    /// epoch); outcomes are recorded at this time. `None` means now.
+    pub occurred_at_ms: Option<i64>,
 }
 
 /// Featurizes and scores.
@@ -187,7 +190,7 @@ impl Engine {
         };
         let template = self.outcomes.as_ref().map(|_| ScoredBatch {
             request_id: request_id.to_owned(),
-            scored_at_ms: now_ms(),
+            scored_at_ms: selection.occurred_at_ms.unwrap_or_else(now_ms),
             latency_ms: started.elapsed().as_secs_f32() * 1e3,
             schema_hash: schema_hash.clone(),
             keys: Arc::new(matrix.keys.clone()),

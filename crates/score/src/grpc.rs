@@ -29,6 +29,7 @@ impl Scorer for ScorerService {
         let selection = Selection {
             models: request.models,
             versions: request.versions.into_iter().collect(),
+            occurred_at_ms: (request.occurred_at_ms > 0).then_some(request.occurred_at_ms),
         };
         let features = FeaturizeRequest {
             budgets: request.budgets,
@@ -56,6 +57,7 @@ impl Scorer for ScorerService {
         let selection = Selection {
             models: request.models,
             versions: request.versions.into_iter().collect(),
+            occurred_at_ms: None,
         };
         let response = self
             .engine
