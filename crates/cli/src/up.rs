@@ -1,7 +1,8 @@
 //! `triad up`: the embedded default. Starts every service in this process on
 //! its default port — preprocess, one scorer serving every model in the
-//! repository, and the seed's HTTP contract — checks the chain end to end
-//! with the seed request, and prints ready-to-paste calls.
+//! repository with the seed's HTTP contract, and the monitor on a SQLite
+//! file — checks the chain end to end with the seed request, and prints
+//! ready-to-paste calls.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +30,13 @@ pub struct UpArgs {
     /// Address of the seed's HTTP contract.
     #[arg(long, env = triad_score::config::env::HTTP_ADDR, default_value = triad_score::config::DEFAULT_HTTP_ADDR)]
     http_addr: SocketAddr,
+    /// gRPC address of the monitor.
+    #[arg(long, env = triad_monitor::config::ADDR_ENV, default_value = triad_monitor::config::DEFAULT_ADDR)]
+    monitor_addr: SocketAddr,
+    /// The monitor's database (SQLite file by default; `postgres://…` for
+    /// PostgreSQL).
+    #[arg(long, env = triad_monitor::config::DATABASE_URL_ENV, default_value = triad_monitor::config::DEFAULT_DATABASE_URL)]
+    database_url: String,
     /// Model repository.
     #[arg(long, env = triad_score::config::env::MODELS_DIR, default_value = triad_score::config::DEFAULT_MODELS_DIR)]
     models_dir: PathBuf,
@@ -43,7 +51,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "no model repository at {}: run from the repository root or pass --models-dir",
         args.models_dir.display()
     );
+    // The scorer stops first, so that its outcome sender flushes into a
+    // monitor that is still up; then the back-end services stop.
     let (stop, stopped) = watch::channel(false);
+    let (stop_front, front_stopped) = watch::channel(false);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -59,6 +70,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         until_stopped(stopped.clone()),
     ));
 
+    let listener = triad_server::bind(args.monitor_addr).await?;
+    let monitor_addr = listener.local_addr()?;
+    let mut monitor_config = triad_monitor::MonitorConfig {
+        addr: monitor_addr,
+        ..triad_monitor::MonitorConfig::default()
+    };
+    monitor_config.store.database_url = args.database_url.clone();
+    let monitor = tokio::spawn(triad_monitor::serve(
+        listener,
+        monitor_config,
+        until_stopped(stopped.clone()),
+    ));
+
     let grpc = triad_server::bind(args.score_addr).await?;
     let http = triad_server::bind(args.http_addr).await?;
     let (score_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
@@ -70,27 +94,39 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             http_addr: Some(http_addr),
             preprocess: format!("http://127.0.0.1:{}", preprocess_addr.port()),
             models_dir: args.models_dir.clone(),
+            monitor: Some(format!("http://127.0.0.1:{}", monitor_addr.port())),
             ..ScoreConfig::default()
         },
-        until_stopped(stopped.clone()),
+        until_stopped(front_stopped),
     ));
 
-    let check = check(preprocess_addr, score_addr).await;
+    let check = check(preprocess_addr, score_addr, monitor_addr).await;
     if check.is_ok() {
-        print_banner(preprocess_addr, score_addr, http_addr);
+        print_banner(preprocess_addr, score_addr, http_addr, monitor_addr);
         if !args.check_only {
             triad_server::shutdown_signal().await;
         }
     }
+    let _ = stop_front.send(true);
+    let scorer = scorer.await?.context("scorer failed");
     let _ = stop.send(true);
     preprocess.await?.context("preprocess server failed")?;
-    scorer.await?.context("scorer failed")?;
+    monitor.await?.context("monitor failed")?;
+    scorer?;
     check
 }
 
 /// Waits for both services and scores the seed request through them.
-async fn check(preprocess: SocketAddr, score: SocketAddr) -> anyhow::Result<()> {
+async fn check(
+    preprocess: SocketAddr,
+    score: SocketAddr,
+    monitor: SocketAddr,
+) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(5);
+    let monitor = format!("http://127.0.0.1:{}", monitor.port());
+    triad_server::healthcheck(&monitor, triad_monitor::SERVICE_NAME, timeout)
+        .await
+        .context("monitor did not become healthy")?;
     let preprocess = format!("http://127.0.0.1:{}", preprocess.port());
     let score = format!("http://127.0.0.1:{}", score.port());
     triad_server::healthcheck(&preprocess, triad_preprocess::SERVICE_NAME, timeout)
@@ -133,12 +169,13 @@ async fn check(preprocess: SocketAddr, score: SocketAddr) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn print_banner(preprocess: SocketAddr, score: SocketAddr, http: SocketAddr) {
+fn print_banner(preprocess: SocketAddr, score: SocketAddr, http: SocketAddr, monitor: SocketAddr) {
     println!();
     println!("triad is up (ctrl-c to stop)");
     println!("  preprocess  grpc  {preprocess}");
     println!("  score       grpc  {score}   (triad.v1.Scorer, inference.GRPCInferenceService)");
-    println!("  score       http  {http}    (POST /budget_expense_matcher/)");
+    println!("  score       http  {http}    (POST /budget_expense_matcher/, GET /metrics)");
+    println!("  monitor     grpc  {monitor}   (triad.v1.Monitor; every outcome is stored)");
     println!();
     println!("try:");
     println!(

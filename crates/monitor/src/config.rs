@@ -1,0 +1,89 @@
+//! Typed configuration of the monitor service, with documented defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use triad_server::ServerLimits;
+
+/// Default gRPC address.
+pub const DEFAULT_ADDR: &str = "0.0.0.0:50053";
+/// Default address reserved for the HTTP dashboard.
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8081";
+/// Default database: a SQLite file, created with its directory on first
+/// start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./triad-data/monitor.db";
+
+/// Largest [`StoreConfig::rows_per_statement`].
+pub const MAX_ROWS_PER_STATEMENT: usize = 900;
+
+/// Environment variable overriding the gRPC listen address.
+pub const ADDR_ENV: &str = "TRIAD_MONITOR_ADDR";
+/// Environment variable overriding the dashboard's HTTP address.
+pub const HTTP_ADDR_ENV: &str = "TRIAD_MONITOR_HTTP_ADDR";
+/// Environment variable overriding [`StoreConfig::database_url`].
+pub const DATABASE_URL_ENV: &str = "TRIAD_MONITOR_DATABASE_URL";
+
+/// Everything the monitor service can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MonitorConfig {
+    /// Where to listen for gRPC.
+    pub addr: SocketAddr,
+    /// Where the HTTP dashboard listens (reserved: not served yet).
+    pub http_addr: SocketAddr,
+    /// The storage layer's settings.
+    pub store: StoreConfig,
+    /// Shared server limits.
+    pub server: ServerLimits,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_ADDR.parse().expect("the default address parses"),
+            http_addr: DEFAULT_HTTP_ADDR
+                .parse()
+                .expect("the default HTTP address parses"),
+            store: StoreConfig::default(),
+            server: ServerLimits::default(),
+        }
+    }
+}
+
+/// Settings of the [`Store`](crate::Store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (or a bare file path) for a SQLite file, created
+    /// with its parent directory when missing and switched to WAL mode;
+    /// `postgres://…` for PostgreSQL. Default
+    /// [`DEFAULT_DATABASE_URL`].
+    pub database_url: String,
+    /// Most pooled database connections (default 8; SQLite uses at most 4:
+    /// one writer at a time, the rest read).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection (default 10 s).
+    pub acquire_timeout: Duration,
+    /// Most points one `QueryMetrics`, `Anomalies` or `QueryEvents` answer
+    /// may hold (default 10 000, over a year of hourly buckets); a longer
+    /// series is refused and the caller asked for a larger bucket or a
+    /// narrower range. Change-point detection is quadratic in the length.
+    pub max_points: usize,
+    /// Most outcome rows per multi-row `INSERT` (default and maximum 900:
+    /// an outcome row has 33 parameters and SQLite allows 32 766 per
+    /// statement; other statements scale it to their width).
+    pub rows_per_statement: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+            max_points: 10_000,
+            rows_per_statement: MAX_ROWS_PER_STATEMENT,
+        }
+    }
+}

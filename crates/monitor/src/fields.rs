@@ -1,0 +1,193 @@
+//! The seed's raw input fields as the monitor stores them: one nullable
+//! text column per field, plus a missing-value counter per field.
+
+use triad_proto::v1::{Budget, ExpenseLineItem, Outcome};
+
+/// The raw input fields stored as nullable columns and counted when
+/// missing, budget fields first, in `records.proto` order. The pair ids
+/// (`budget_id`, `itemization_id`) are stored from the outcome's key and
+/// are never missing.
+pub const INPUT_FIELDS: [&str; 15] = [
+    "budget_price_budget",
+    "travel_vendor_receipts",
+    "purchase_vendor_receipts",
+    "budget_type_budget",
+    "generated_at_budget",
+    "start_datetime_trips",
+    "end_datetime_trips",
+    "actual_cost_budget",
+    "expensed_amount_itemization",
+    "expense_type_name_itemization",
+    "transaction_date_itemization",
+    "expense_category_itemization",
+    "vendor_name_expense",
+    "expense_type_name_expense",
+    "expense_category_expense",
+];
+
+/// Every seed field name, as `null_rate` reports them.
+pub const SEED_FIELDS: [&str; 17] = [
+    "budget_id",
+    "budget_price_budget",
+    "travel_vendor_receipts",
+    "purchase_vendor_receipts",
+    "budget_type_budget",
+    "generated_at_budget",
+    "start_datetime_trips",
+    "end_datetime_trips",
+    "actual_cost_budget",
+    "itemization_id",
+    "expensed_amount_itemization",
+    "expense_type_name_itemization",
+    "transaction_date_itemization",
+    "expense_category_itemization",
+    "vendor_name_expense",
+    "expense_type_name_expense",
+    "expense_category_expense",
+];
+
+/// The outcome's raw input values in [`INPUT_FIELDS`] order (`None` when
+/// the side or the field is absent).
+pub fn input_values(outcome: &Outcome) -> [Option<&str>; 15] {
+    let b = outcome.budget.as_ref();
+    let i = outcome.line_item.as_ref();
+    let bf = |f: fn(&Budget) -> &Option<String>| b.and_then(|b| f(b).as_deref());
+    let itf = |f: fn(&ExpenseLineItem) -> &Option<String>| i.and_then(|i| f(i).as_deref());
+    [
+        bf(|b| &b.budget_price_budget),
+        bf(|b| &b.travel_vendor_receipts),
+        bf(|b| &b.purchase_vendor_receipts),
+        bf(|b| &b.budget_type_budget),
+        bf(|b| &b.generated_at_budget),
+        bf(|b| &b.start_datetime_trips),
+        bf(|b| &b.end_datetime_trips),
+        bf(|b| &b.actual_cost_budget),
+        itf(|i| &i.expensed_amount_itemization),
+        itf(|i| &i.expense_type_name_itemization),
+        itf(|i| &i.transaction_date_itemization),
+        itf(|i| &i.expense_category_itemization),
+        itf(|i| &i.vendor_name_expense),
+        itf(|i| &i.expense_type_name_expense),
+        itf(|i| &i.expense_category_expense),
+    ]
+}
+
+/// Rebuilds both raw sides from the pair ids and the stored columns.
+pub fn sides(
+    budget_id: &str,
+    itemization_id: &str,
+    values: [Option<String>; 15],
+) -> (Budget, ExpenseLineItem) {
+    let [
+        budget_price_budget,
+        travel_vendor_receipts,
+        purchase_vendor_receipts,
+        budget_type_budget,
+        generated_at_budget,
+        start_datetime_trips,
+        end_datetime_trips,
+        actual_cost_budget,
+        expensed_amount_itemization,
+        expense_type_name_itemization,
+        transaction_date_itemization,
+        expense_category_itemization,
+        vendor_name_expense,
+        expense_type_name_expense,
+        expense_category_expense,
+    ] = values;
+    (
+        Budget {
+            budget_id: Some(budget_id.to_owned()),
+            budget_price_budget,
+            travel_vendor_receipts,
+            purchase_vendor_receipts,
+            budget_type_budget,
+            generated_at_budget,
+            start_datetime_trips,
+            end_datetime_trips,
+            actual_cost_budget,
+        },
+        ExpenseLineItem {
+            itemization_id: Some(itemization_id.to_owned()),
+            expensed_amount_itemization,
+            expense_type_name_itemization,
+            transaction_date_itemization,
+            expense_category_itemization,
+            vendor_name_expense,
+            expense_type_name_expense,
+            expense_category_expense,
+        },
+    )
+}
+
+/// A raw value counts as missing when absent or blank.
+pub fn is_missing(value: Option<&str>) -> bool {
+    value.is_none_or(|v| v.trim().is_empty())
+}
+
+/// The feature vector as a JSON array, NaN and infinities as `null`, each
+/// number in the shortest form that reads back to the same `f32`.
+pub fn features_to_json(features: &[f32]) -> String {
+    serde_json::to_string(features).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Reads [`features_to_json`]'s output back (`null` as NaN). Each number
+/// is parsed straight to `f32`, so every value reads back bit for bit.
+pub fn features_from_json(text: &str) -> Result<Vec<f32>, String> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(|| format!("features is not a JSON array: {text:?}"))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    inner
+        .split(',')
+        .map(|v| match v.trim() {
+            "null" => Ok(f32::NAN),
+            number => number
+                .parse::<f32>()
+                .map_err(|_| format!("features holds {number:?}: expected a number or null")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_round_trip_with_missing_values() {
+        let features = [0.1_f32, f32::NAN, -3.5e-8, 1e30, f32::INFINITY, 0.0];
+        let json = features_to_json(&features);
+        assert_eq!(json, "[0.1,null,-3.5e-8,1e+30,null,0.0]");
+        let back = features_from_json(&json).unwrap();
+        assert_eq!(back.len(), 6);
+        for (a, b) in features.iter().zip(&back) {
+            if a.is_finite() {
+                assert_eq!(a.to_bits(), b.to_bits());
+            } else {
+                assert!(b.is_nan());
+            }
+        }
+    }
+
+    #[test]
+    fn missing_means_absent_or_blank() {
+        assert!(is_missing(None));
+        assert!(is_missing(Some("  ")));
+        assert!(!is_missing(Some("0")));
+    }
+
+    #[test]
+    fn seed_fields_are_the_ids_and_the_input_fields() {
+        let mut from_inputs: Vec<&str> = INPUT_FIELDS.to_vec();
+        from_inputs.push("budget_id");
+        from_inputs.push("itemization_id");
+        from_inputs.sort_unstable();
+        let mut seed = SEED_FIELDS.to_vec();
+        seed.sort_unstable();
+        assert_eq!(seed, from_inputs);
+    }
+}

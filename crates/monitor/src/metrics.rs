@@ -1,0 +1,312 @@
+//! From counters to answers: one [`MetricPoint`] per bucket, the derived
+//! series of precision and recall (smoothing, trends, change points,
+//! anomaly flags — all from `triad-series`), and the `Anomalies` answer.
+//! Pure computation.
+
+use std::collections::HashMap;
+
+use triad_proto::v1::{AnomaliesResponse, AnomalyPoint, DerivedSeries, MetricPoint};
+use triad_series::{
+    DEFAULT_ANOMALY_K, default_penalty, ewma, ewma_anomalies, piecewise_constant, robust_trend,
+    rolling_median, trend_line,
+};
+
+use crate::error::MonitorError;
+use crate::fields::{INPUT_FIELDS, SEED_FIELDS};
+use crate::store::Counts;
+
+/// Metrics `Anomalies` can watch, besides `null_rate.<field>` for every
+/// seed field.
+pub const METRIC_NAMES: [&str; 14] = [
+    "precision",
+    "recall",
+    "f1",
+    "count",
+    "predicted_positive",
+    "labelled",
+    "labelled_share",
+    "true_positives",
+    "false_positives",
+    "false_negatives",
+    "true_negatives",
+    "mean_score",
+    "estimated_precision",
+    "estimated_recall",
+];
+
+/// EWMA spans of the derived series.
+pub const EWMA_SPANS: [usize; 4] = [3, 5, 10, 20];
+/// Rolling-median windows of the derived series.
+pub const MEDIAN_WINDOWS: [usize; 4] = [3, 5, 7, 9];
+/// EWMA span of the `anomaly` series and the `Anomalies` default.
+pub const ANOMALY_SPAN: usize = 5;
+/// The metrics that get derived series in `QueryMetrics`.
+pub const DERIVED_METRICS: [&str; 2] = ["precision", "recall"];
+
+/// Checks that `name` is a metric [`metric_values`] knows.
+pub fn validate_metric(name: &str) -> Result<(), MonitorError> {
+    let known = METRIC_NAMES.contains(&name)
+        || name
+            .strip_prefix("null_rate.")
+            .is_some_and(|field| SEED_FIELDS.contains(&field));
+    if known {
+        Ok(())
+    } else {
+        Err(MonitorError::UnknownMetric(name.to_owned()))
+    }
+}
+
+fn ratio(num: i64, den: i64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The point of one bucket.
+pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
+    let precision = ratio(c.tp, c.tp + c.fp);
+    let recall = ratio(c.tp, c.tp + c.fn_);
+    let f1 = match (precision, recall) {
+        (Some(_), Some(_)) => ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn_),
+        _ => None,
+    };
+    let mut null_rate = HashMap::new();
+    if c.outcomes > 0 {
+        let count = c.outcomes as f64;
+        for field in SEED_FIELDS {
+            let nulls = INPUT_FIELDS
+                .iter()
+                .position(|f| *f == field)
+                .map_or(0, |i| c.nulls[i]);
+            null_rate.insert(field.to_owned(), nulls as f64 / count);
+        }
+    }
+    MetricPoint {
+        bucket_start_ms,
+        count: unsigned(c.outcomes),
+        predicted_positive: unsigned(c.predicted_positive),
+        labelled: unsigned(c.labelled),
+        labelled_share: ratio(c.labelled, c.outcomes).unwrap_or(0.0),
+        true_positives: unsigned(c.tp),
+        false_positives: unsigned(c.fp),
+        false_negatives: unsigned(c.fn_),
+        true_negatives: unsigned(c.tn),
+        precision,
+        recall,
+        f1,
+        mean_score: if c.outcomes > 0 {
+            c.score_sum / c.outcomes as f64
+        } else {
+            f64::NAN
+        },
+        estimated_precision: None,
+        estimated_recall: None,
+        null_rate,
+    }
+}
+
+/// One value per point of a metric [`validate_metric`] accepts (NaN where
+/// undefined).
+pub fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
+    let nan = f64::NAN;
+    let field = name.strip_prefix("null_rate.");
+    points
+        .iter()
+        .map(|p| match name {
+            "precision" => p.precision.unwrap_or(nan),
+            "recall" => p.recall.unwrap_or(nan),
+            "f1" => p.f1.unwrap_or(nan),
+            "count" => p.count as f64,
+            "predicted_positive" => p.predicted_positive as f64,
+            "labelled" => p.labelled as f64,
+            "labelled_share" => p.labelled_share,
+            "true_positives" => p.true_positives as f64,
+            "false_positives" => p.false_positives as f64,
+            "false_negatives" => p.false_negatives as f64,
+            "true_negatives" => p.true_negatives as f64,
+            "mean_score" => p.mean_score,
+            "estimated_precision" => p.estimated_precision.unwrap_or(nan),
+            "estimated_recall" => p.estimated_recall.unwrap_or(nan),
+            _ => field
+                .and_then(|f| p.null_rate.get(f).copied())
+                .unwrap_or(nan),
+        })
+        .collect()
+}
+
+/// The PELT segmentation of the finite values (missing points are left
+/// out and get NaN), as one fitted value per point plus the indices where
+/// a new segment starts.
+pub fn piecewise(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let positions: Vec<usize> = (0..values.len())
+        .filter(|&i| values[i].is_finite())
+        .collect();
+    let finite: Vec<f64> = positions.iter().map(|&i| values[i]).collect();
+    let mut fitted = vec![f64::NAN; values.len()];
+    let mut starts = Vec::new();
+    let segments = default_penalty(&finite).and_then(|pen| piecewise_constant(&finite, pen));
+    if let Ok(segments) = segments {
+        for (n, segment) in segments.iter().enumerate() {
+            if n > 0 {
+                starts.push(positions[segment.start]);
+            }
+            for &i in &positions[segment.start..segment.end] {
+                fitted[i] = segment.mean;
+            }
+        }
+    }
+    (fitted, starts)
+}
+
+fn or_nan(result: triad_series::Result<Vec<f64>>, n: usize) -> Vec<f64> {
+    result.unwrap_or_else(|_| vec![f64::NAN; n])
+}
+
+/// The derived series of one metric's values, named `<metric>.<series>`.
+pub fn derive(metric: &str, values: &[f64]) -> Vec<DerivedSeries> {
+    let n = values.len();
+    let mut out = Vec::with_capacity(EWMA_SPANS.len() + MEDIAN_WINDOWS.len() + 4);
+    let mut push = |name: String, values: Vec<f64>| {
+        out.push(DerivedSeries {
+            name: format!("{metric}.{name}"),
+            values,
+        });
+    };
+    for span in EWMA_SPANS {
+        push(format!("ewma_{span}"), or_nan(ewma(values, span), n));
+    }
+    for window in MEDIAN_WINDOWS {
+        push(
+            format!("median_{window}"),
+            or_nan(rolling_median(values, window), n),
+        );
+    }
+    let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    push(
+        "trend_line".into(),
+        or_nan(trend_line(&x, values).map(|l| l.fitted(&x)), n),
+    );
+    push(
+        "robust_trend".into(),
+        or_nan(robust_trend(&x, values).map(|l| l.fitted(&x)), n),
+    );
+    push("piecewise_constant".into(), piecewise(values).0);
+    let mut flags = vec![0.0; n];
+    if let Ok(anomalies) = ewma_anomalies(values, ANOMALY_SPAN, DEFAULT_ANOMALY_K) {
+        for a in anomalies {
+            flags[a.index] = 1.0;
+        }
+    }
+    push("anomaly".into(), flags);
+    out
+}
+
+/// Every derived series of `QueryMetrics`.
+pub fn derived_series(points: &[MetricPoint]) -> Vec<DerivedSeries> {
+    DERIVED_METRICS
+        .iter()
+        .flat_map(|metric| derive(metric, &metric_values(points, metric)))
+        .collect()
+}
+
+/// Flags and change points of one metric.
+pub fn anomalies(points: &[MetricPoint], metric: &str, span: usize, k: f64) -> AnomaliesResponse {
+    let values = metric_values(points, metric);
+    let anomalies = ewma_anomalies(&values, span, k)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| AnomalyPoint {
+            bucket_start_ms: points[a.index].bucket_start_ms,
+            value: a.value,
+            expected: a.expected,
+            score: a.score,
+        })
+        .collect();
+    let change_points_ms = piecewise(&values)
+        .1
+        .into_iter()
+        .map(|i| points[i].bucket_start_ms)
+        .collect();
+    AnomaliesResponse {
+        anomalies,
+        change_points_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(tp: i64, fp: i64, fn_: i64, tn: i64) -> Counts {
+        Counts {
+            outcomes: tp + fp + fn_ + tn + 2,
+            predicted_positive: tp + fp,
+            labelled: tp + fp + fn_ + tn,
+            tp,
+            fp,
+            fn_,
+            tn,
+            score_sum: 1.5,
+            nulls: [1; 15],
+        }
+    }
+
+    #[test]
+    fn a_point_has_precision_recall_f1_and_rates() {
+        let p = point(7, &counts(3, 1, 2, 4));
+        assert_eq!(p.count, 12);
+        assert_eq!(p.precision, Some(0.75));
+        assert_eq!(p.recall, Some(0.6));
+        assert_eq!(p.f1, Some(6.0 / 9.0));
+        assert_eq!(p.labelled_share, 10.0 / 12.0);
+        assert_eq!(p.mean_score, 1.5 / 12.0);
+        assert_eq!(p.null_rate["vendor_name_expense"], 1.0 / 12.0);
+        assert_eq!(p.null_rate["budget_id"], 0.0);
+        assert_eq!(p.null_rate.len(), 17);
+    }
+
+    #[test]
+    fn undefined_metrics_are_absent() {
+        let p = point(0, &counts(0, 0, 0, 5));
+        assert_eq!((p.precision, p.recall, p.f1), (None, None, None));
+        let p = point(0, &counts(0, 2, 0, 5));
+        assert_eq!((p.precision, p.recall, p.f1), (Some(0.0), None, None));
+        let empty = point(0, &Counts::default());
+        assert!(empty.mean_score.is_nan());
+        assert!(empty.null_rate.is_empty());
+    }
+
+    #[test]
+    fn piecewise_skips_missing_points_and_reports_starts() {
+        let values = [1.0, 1.0, 1.0, f64::NAN, 1.0, 5.0, 5.0, 5.0, 5.0];
+        let (fitted, starts) = piecewise(&values);
+        assert_eq!(starts, [5]);
+        assert_eq!(fitted[0], 1.0);
+        assert!(fitted[3].is_nan());
+        assert_eq!(fitted[8], 5.0);
+    }
+
+    #[test]
+    fn derived_series_are_named_and_sized() {
+        let points: Vec<MetricPoint> = (0..12)
+            .map(|i| point(i, &counts(3 + i % 2, 1, 1, 1)))
+            .collect();
+        let series = derived_series(&points);
+        let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(series.len(), 24);
+        assert!(names.contains(&"precision.ewma_5"));
+        assert!(names.contains(&"recall.median_9"));
+        assert!(names.contains(&"recall.anomaly"));
+        assert!(series.iter().all(|s| s.values.len() == 12));
+    }
+
+    #[test]
+    fn metrics_validate() {
+        assert!(validate_metric("precision").is_ok());
+        assert!(validate_metric("null_rate.vendor_name_expense").is_ok());
+        assert!(validate_metric("null_rate.nope").is_err());
+        assert!(validate_metric("accuracy").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The `triad.v1.Monitor` gRPC handlers: thin calls into the [`Store`],
+//! which validates every request and does the work.
+
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use triad_proto::v1::monitor_server::Monitor;
+use triad_proto::v1::{
+    AnomaliesRequest, AnomaliesResponse, ListMistakesRequest, ListMistakesResponse,
+    QueryEventsRequest, QueryEventsResponse, QueryMetricsRequest, QueryMetricsResponse,
+    RecordEventsRequest, RecordEventsResponse, RecordLabelsRequest, RecordLabelsResponse,
+    RecordOutcomesRequest, RecordOutcomesResponse,
+};
+
+use crate::store::Store;
+
+/// Handlers of the monitor service.
+#[derive(Debug, Clone)]
+pub struct MonitorService {
+    store: Store,
+}
+
+impl MonitorService {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl Monitor for MonitorService {
+    async fn record_outcomes(
+        &self,
+        request: Request<RecordOutcomesRequest>,
+    ) -> Result<Response<RecordOutcomesResponse>, Status> {
+        let response = self.store.record_outcomes(request.get_ref(), 0).await?;
+        log_rejections("outcomes", response.rejected.len());
+        Ok(Response::new(response))
+    }
+
+    /// Each message is stored in its own transaction as it arrives; the
+    /// answer sums them, rejections numbered across the whole stream.
+    async fn record_outcomes_stream(
+        &self,
+        request: Request<Streaming<RecordOutcomesRequest>>,
+    ) -> Result<Response<RecordOutcomesResponse>, Status> {
+        let mut messages = request.into_inner();
+        let mut total = RecordOutcomesResponse::default();
+        let mut index = 0_u32;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let response = self.store.record_outcomes(&message, index).await?;
+            index = index.saturating_add(message.outcomes.len() as u32);
+            total.stored += response.stored;
+            total.duplicates += response.duplicates;
+            total.errors_stored += response.errors_stored;
+            total.rejected.extend(response.rejected);
+        }
+        log_rejections("outcomes", total.rejected.len());
+        Ok(Response::new(total))
+    }
+
+    async fn record_labels(
+        &self,
+        request: Request<RecordLabelsRequest>,
+    ) -> Result<Response<RecordLabelsResponse>, Status> {
+        let response = self.store.record_labels(request.get_ref()).await?;
+        log_rejections("labels", response.rejected.len());
+        Ok(Response::new(response))
+    }
+
+    async fn query_metrics(
+        &self,
+        request: Request<QueryMetricsRequest>,
+    ) -> Result<Response<QueryMetricsResponse>, Status> {
+        Ok(Response::new(
+            self.store.query_metrics(request.get_ref()).await?,
+        ))
+    }
+
+    async fn list_mistakes(
+        &self,
+        request: Request<ListMistakesRequest>,
+    ) -> Result<Response<ListMistakesResponse>, Status> {
+        Ok(Response::new(
+            self.store.list_mistakes(request.get_ref()).await?,
+        ))
+    }
+
+    async fn anomalies(
+        &self,
+        request: Request<AnomaliesRequest>,
+    ) -> Result<Response<AnomaliesResponse>, Status> {
+        Ok(Response::new(
+            self.store.anomalies(request.get_ref()).await?,
+        ))
+    }
+
+    async fn record_events(
+        &self,
+        request: Request<RecordEventsRequest>,
+    ) -> Result<Response<RecordEventsResponse>, Status> {
+        let response = self.store.record_events(request.get_ref()).await?;
+        log_rejections("events", response.rejected.len());
+        Ok(Response::new(response))
+    }
+
+    async fn query_events(
+        &self,
+        request: Request<QueryEventsRequest>,
+    ) -> Result<Response<QueryEventsResponse>, Status> {
+        Ok(Response::new(
+            self.store.query_events(request.get_ref()).await?,
+        ))
+    }
+}
+
+fn log_rejections(what: &'static str, n: usize) {
+    if n > 0 {
+        tracing::warn!(rejected = n, "{what} rejected");
+    }
+}

@@ -1,0 +1,179 @@
+//! Business events: stored as they come, summarized per bucket as count,
+//! median and 90th percentile of their durations.
+
+use std::collections::BTreeMap;
+
+use sqlx::Any;
+use triad_proto::v1::{
+    EventPoint, QueryEventsRequest, QueryEventsResponse, RecordEventsRequest, RecordEventsResponse,
+    Rejection,
+};
+
+use super::outcomes::MAX_ID_BYTES;
+use super::{Store, sql};
+use crate::buckets::{Range, Width, now_ms};
+use crate::error::MonitorError;
+
+/// The `q` quantile of sorted `values` by linear interpolation between
+/// closest ranks (numpy's default `linear` method); NaN when empty.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => {
+            let pos = q * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = pos.ceil() as usize;
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+        }
+    }
+}
+
+fn validate(event: &triad_proto::v1::Event) -> Result<(), String> {
+    if event.name.is_empty() {
+        return Err("name is empty: expected the event's name".into());
+    }
+    if event.name.len() > MAX_ID_BYTES || event.request_id.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "name or request_id is longer than {MAX_ID_BYTES} bytes"
+        ));
+    }
+    if !event.duration_ms.is_finite() || event.duration_ms < 0.0 {
+        return Err(format!(
+            "duration_ms is {}: expected a finite number >= 0",
+            event.duration_ms
+        ));
+    }
+    if event.occurred_at_ms < 0 {
+        return Err(format!(
+            "occurred_at_ms is {}: expected milliseconds since the epoch, >= 0 (0 means now)",
+            event.occurred_at_ms
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stores business events (`RecordEvents`).
+    pub async fn record_events(
+        &self,
+        request: &RecordEventsRequest,
+    ) -> Result<RecordEventsResponse, MonitorError> {
+        let now = now_ms();
+        let mut response = RecordEventsResponse::default();
+        let mut valid = Vec::with_capacity(request.events.len());
+        for (i, event) in request.events.iter().enumerate() {
+            match validate(event) {
+                Ok(()) => valid.push(event),
+                Err(reason) => response.rejected.push(Rejection {
+                    index: i as u32,
+                    id: String::new(),
+                    reason,
+                }),
+            }
+        }
+        if valid.is_empty() {
+            return Ok(response);
+        }
+        let mut writer = self.writer().await?;
+        for chunk in valid.chunks(self.rows_per_statement() * 6) {
+            let statement = writer.backend.sql(format!(
+                "INSERT INTO events (name, duration_ms, occurred_at_ms, request_id, received_at_ms) \
+                 VALUES {}",
+                sql::values(writer.backend, chunk.len(), 5, 1)
+            ));
+            let mut query = sqlx::query::<Any>(&statement);
+            for event in chunk {
+                let at = if event.occurred_at_ms == 0 {
+                    now
+                } else {
+                    event.occurred_at_ms
+                };
+                query = query
+                    .bind(event.name.as_str())
+                    .bind(event.duration_ms)
+                    .bind(at)
+                    .bind(event.request_id.as_str())
+                    .bind(now);
+            }
+            response.stored += query.execute(&mut *writer.tx).await?.rows_affected();
+        }
+        writer.tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Count, median and p90 of one event's durations per bucket, for the
+    /// buckets holding events (`QueryEvents`).
+    pub async fn query_events(
+        &self,
+        request: &QueryEventsRequest,
+    ) -> Result<QueryEventsResponse, MonitorError> {
+        if request.name.is_empty() {
+            return Err(MonitorError::Empty { field: "name" });
+        }
+        let range = Range::from_wire(request.from_ms, request.to_ms)?;
+        let width = Width::from_wire(request.bucket)?;
+        let mut statement =
+            "SELECT occurred_at_ms, duration_ms FROM events WHERE name = $1".to_owned();
+        let mut n = 1;
+        if range.from_ms.is_some() {
+            n += 1;
+            statement += &format!(" AND occurred_at_ms >= ${n}");
+        }
+        if range.to_ms.is_some() {
+            n += 1;
+            statement += &format!(" AND occurred_at_ms < ${n}");
+        }
+        let statement = self.backend().sql(statement);
+        let mut query = sqlx::query::<Any>(&statement).bind(request.name.as_str());
+        if let Some(from) = range.from_ms {
+            query = query.bind(from);
+        }
+        if let Some(to) = range.to_ms {
+            query = query.bind(to);
+        }
+        let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for row in query.fetch_all(self.pool()).await? {
+            let at = sql::int(&row, 0)?;
+            buckets
+                .entry(width.start(at))
+                .or_default()
+                .push(sql::float(&row, 1)?);
+        }
+        let max = self.config().max_points;
+        if buckets.len() > max {
+            return Err(MonitorError::TooManyPoints {
+                points: buckets.len(),
+                max,
+            });
+        }
+        let points = buckets
+            .into_iter()
+            .map(|(start, mut durations)| {
+                durations.sort_by(f64::total_cmp);
+                EventPoint {
+                    bucket_start_ms: start,
+                    count: durations.len() as u64,
+                    median_ms: quantile(&durations, 0.5),
+                    p90_ms: quantile(&durations, 0.9),
+                }
+            })
+            .collect();
+        Ok(QueryEventsResponse { points })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        // numpy.quantile([1, 2, 3, 4, 10], 0.9) == 7.6
+        assert!((quantile(&v, 0.9) - 7.6).abs() < 1e-12);
+        assert_eq!(quantile(&[5.0], 0.9), 5.0);
+        assert!(quantile(&[], 0.5).is_nan());
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);
+    }
+}
