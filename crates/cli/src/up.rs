@@ -1,8 +1,8 @@
 //! `triad up`: the embedded default. Starts every service in this process on
 //! its default port — preprocess, one scorer serving every model in the
 //! repository with the seed's HTTP contract, and the monitor on a SQLite
-//! file — checks the chain end to end with the seed request, and prints
-//! ready-to-paste calls.
+//! file with its HTTP dashboard — checks the chain end to end with the seed
+//! request, and prints ready-to-paste calls.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ pub struct UpArgs {
     /// gRPC address of the monitor.
     #[arg(long, env = triad_monitor::config::ADDR_ENV, default_value = triad_monitor::config::DEFAULT_ADDR)]
     monitor_addr: SocketAddr,
+    /// HTTP address of the monitor: its dashboard, /metrics and /health.
+    #[arg(long, env = triad_monitor::config::HTTP_ADDR_ENV, default_value = triad_monitor::config::DEFAULT_HTTP_ADDR)]
+    monitor_http_addr: SocketAddr,
     /// The monitor's database (SQLite file by default; `postgres://…` for
     /// PostgreSQL).
     #[arg(long, env = triad_monitor::config::DATABASE_URL_ENV, default_value = triad_monitor::config::DEFAULT_DATABASE_URL)]
@@ -72,13 +75,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let listener = triad_server::bind(args.monitor_addr).await?;
     let monitor_addr = listener.local_addr()?;
+    let monitor_http = triad_server::bind(args.monitor_http_addr).await?;
+    let monitor_http_addr = monitor_http.local_addr()?;
     let mut monitor_config = triad_monitor::MonitorConfig {
         addr: monitor_addr,
+        http_addr: monitor_http_addr,
+        models_dir: args.models_dir.clone(),
         ..triad_monitor::MonitorConfig::default()
     };
     monitor_config.store.database_url = args.database_url.clone();
     let monitor = tokio::spawn(triad_monitor::serve(
         listener,
+        Some(monitor_http),
         monitor_config,
         until_stopped(stopped.clone()),
     ));
@@ -102,7 +110,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let check = check(preprocess_addr, score_addr, monitor_addr).await;
     if check.is_ok() {
-        print_banner(preprocess_addr, score_addr, http_addr, monitor_addr);
+        print_banner(
+            preprocess_addr,
+            score_addr,
+            http_addr,
+            monitor_addr,
+            monitor_http_addr,
+        );
         if !args.check_only {
             triad_server::shutdown_signal().await;
         }
@@ -169,13 +183,22 @@ async fn check(
     Ok(())
 }
 
-fn print_banner(preprocess: SocketAddr, score: SocketAddr, http: SocketAddr, monitor: SocketAddr) {
+fn print_banner(
+    preprocess: SocketAddr,
+    score: SocketAddr,
+    http: SocketAddr,
+    monitor: SocketAddr,
+    monitor_http: SocketAddr,
+) {
     println!();
     println!("triad is up (ctrl-c to stop)");
     println!("  preprocess  grpc  {preprocess}");
     println!("  score       grpc  {score}   (triad.v1.Scorer, inference.GRPCInferenceService)");
     println!("  score       http  {http}    (POST /budget_expense_matcher/, GET /metrics)");
     println!("  monitor     grpc  {monitor}   (triad.v1.Monitor; every outcome is stored)");
+    println!("  monitor     http  {monitor_http}    (dashboard, GET /metrics)");
+    println!();
+    println!("dashboard: http://127.0.0.1:{}/", monitor_http.port());
     println!();
     println!("try:");
     println!(

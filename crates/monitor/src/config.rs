@@ -1,6 +1,7 @@
 //! Typed configuration of the monitor service, with documented defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +9,7 @@ use triad_server::ServerLimits;
 
 /// Default gRPC address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50053";
-/// Default address reserved for the HTTP dashboard.
+/// Default address of the HTTP port (dashboard, `/metrics`, `/health`).
 pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8081";
 /// Default database: a SQLite file, created with its directory on first
 /// start.
@@ -23,6 +24,12 @@ pub const ADDR_ENV: &str = "TRIAD_MONITOR_ADDR";
 pub const HTTP_ADDR_ENV: &str = "TRIAD_MONITOR_HTTP_ADDR";
 /// Environment variable overriding [`StoreConfig::database_url`].
 pub const DATABASE_URL_ENV: &str = "TRIAD_MONITOR_DATABASE_URL";
+/// Default model repository, where reference profiles are read: the
+/// scorer's default too.
+pub const DEFAULT_MODELS_DIR: &str = "models";
+/// Environment variable overriding [`MonitorConfig::models_dir`] (the one
+/// the scorer reads too).
+pub const MODELS_DIR_ENV: &str = "TRIAD_MODELS_DIR";
 
 /// Everything the monitor service can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,12 +37,19 @@ pub const DATABASE_URL_ENV: &str = "TRIAD_MONITOR_DATABASE_URL";
 pub struct MonitorConfig {
     /// Where to listen for gRPC.
     pub addr: SocketAddr,
-    /// Where the HTTP dashboard listens (reserved: not served yet).
+    /// Where the HTTP port listens: the dashboard, `/metrics` and
+    /// `/health`.
     pub http_addr: SocketAddr,
     /// The storage layer's settings.
     pub store: StoreConfig,
     /// Shared server limits.
     pub server: ServerLimits,
+    /// The model repository: the reference profile of model `m` version
+    /// `v` is read from `<models_dir>/m/v/profile.json` on first use and
+    /// again when the file changes. Without one, `Drift` answers "not
+    /// available" and performance is estimated from raw scores. Default
+    /// [`DEFAULT_MODELS_DIR`].
+    pub models_dir: PathBuf,
 }
 
 impl Default for MonitorConfig {
@@ -47,6 +61,7 @@ impl Default for MonitorConfig {
                 .expect("the default HTTP address parses"),
             store: StoreConfig::default(),
             server: ServerLimits::default(),
+            models_dir: PathBuf::from(DEFAULT_MODELS_DIR),
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum MonitorError {
     UnknownKind(i32),
     #[error("page_size is {got}: expected at most {max} (0 means the default, 100)")]
     PageSize { got: u32, max: u32 },
+    #[error("max_rows is {got}: expected at most {max} (0 means the default, 5 000)")]
+    MaxRows { got: u32, max: u32 },
     #[error(
         "page_token is not one this server issued: expected the next_page_token of a previous answer, got {0:?}"
     )]
@@ -54,8 +56,12 @@ pub enum MonitorError {
     ConcurrentWrite { expected: u64, inserted: u64 },
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    #[error("drift computation failed: {0}")]
+    Computation(String),
     #[error(transparent)]
     Server(#[from] triad_server::ServerError),
+    #[error("http server failed: {0}")]
+    Http(#[source] std::io::Error),
 }
 
 impl From<MonitorError> for tonic::Status {
@@ -67,6 +73,7 @@ impl From<MonitorError> for tonic::Status {
             | MonitorError::UnknownBucket(_)
             | MonitorError::UnknownKind(_)
             | MonitorError::PageSize { .. }
+            | MonitorError::MaxRows { .. }
             | MonitorError::PageToken(_)
             | MonitorError::UnknownMetric(_)
             | MonitorError::InvalidParameter { .. }

@@ -12,15 +12,22 @@
 
 pub mod buckets;
 pub mod config;
+pub mod dashboard;
+pub mod drift;
 pub mod error;
 pub mod fields;
 pub mod metrics;
+pub mod profiles;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 use std::future::Future;
 
+use axum::Router;
+use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use triad_proto::v1::monitor_server::MonitorServer;
 
 pub use config::{MonitorConfig, StoreConfig};
@@ -31,18 +38,97 @@ pub use store::{Backend, Counts, CountsFilter, Store};
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Monitor";
 
-/// Opens the store of `config` and serves the monitor on `listener` until
-/// `shutdown` resolves.
+/// Opens the store of `config` and serves the monitor until `shutdown`
+/// resolves: gRPC on `grpc`, and on `http` (when given) the dashboard,
+/// `GET /metrics` and `GET /health` ([`http_router`]). Shutdown stops both
+/// servers; if either fails, the other is stopped too and the error
+/// returned.
 pub async fn serve(
-    listener: TcpListener,
+    grpc: TcpListener,
+    http: Option<TcpListener>,
     config: MonitorConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), MonitorError> {
-    let store = Store::open(&config.store).await?;
+    let profiles = profiles::Profiles::new(&config.models_dir);
+    let store = Store::open_with_profiles(&config.store, profiles).await?;
+    telemetry::init();
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let http_task = http.map(|listener| {
+        tokio::spawn(triad_server::serve_http(
+            listener,
+            http_router(store.clone()),
+            until_stopped(),
+        ))
+    });
+    // Without an HTTP listener this only waits for the stop signal.
+    let http_done = async {
+        match http_task {
+            Some(task) => match task.await {
+                Ok(served) => served.map_err(MonitorError::Http),
+                Err(join) => Err(MonitorError::Http(std::io::Error::other(join))),
+            },
+            None => {
+                until_stopped().await;
+                Ok(())
+            }
+        }
+    };
     let spec = service_spec(store.clone(), &config);
-    let served = triad_server::serve(listener, spec, &config.server, shutdown).await;
+    let grpc_done = triad_server::serve(grpc, spec, &config.server, until_stopped());
+    tokio::pin!(shutdown, http_done, grpc_done);
+    let mut http_result = None;
+    let grpc_result = tokio::select! {
+        result = &mut grpc_done => result,
+        () = &mut shutdown => {
+            let _ = stop.send(true);
+            grpc_done.await
+        }
+        result = &mut http_done => {
+            http_result = Some(result);
+            let _ = stop.send(true);
+            grpc_done.await
+        }
+    };
+    let _ = stop.send(true);
+    let http_result = match http_result {
+        Some(result) => result,
+        None => http_done.await,
+    };
     store.close().await;
-    Ok(served?)
+    grpc_result?;
+    http_result
+}
+
+/// The monitor's HTTP port over `store`: the dashboard (`GET /`,
+/// `GET /models/{name}`), `GET /metrics` (the monitor's precision and
+/// recall gauges are refreshed from the store on each scrape, see
+/// [`telemetry`]) and `GET /health` (200 while the process runs).
+pub fn http_router(store: Store) -> Router {
+    let metrics = triad_server::metrics::router().layer(axum::middleware::from_fn_with_state(
+        store.clone(),
+        refresh_metrics,
+    ));
+    dashboard::router(store)
+        .merge(metrics)
+        .route("/health", get(|| async { "ok\n" }))
+}
+
+/// Refreshes the gauges computed at scrape time, then encodes.
+async fn refresh_metrics(
+    axum::extract::State(store): axum::extract::State<Store>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Err(error) = telemetry::refresh_quality(&store).await {
+        tracing::warn!(%error, "cannot refresh the precision and recall gauges");
+    }
+    next.run(request).await
 }
 
 /// The routes, health names and descriptors of the service over an

@@ -1,4 +1,5 @@
-//! `triad-monitor`: runs the monitor gRPC service over its database.
+//! `triad-monitor`: runs the monitor gRPC service over its database, and
+//! its HTTP port (dashboard, `/metrics`, `/health`) unless `--http-addr off`.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -17,14 +18,33 @@ struct Cli {
     /// Address to listen on for gRPC.
     #[arg(long, env = config::ADDR_ENV, default_value = config::DEFAULT_ADDR)]
     addr: SocketAddr,
-    /// Address reserved for the HTTP dashboard.
-    #[arg(long, env = config::HTTP_ADDR_ENV, default_value = config::DEFAULT_HTTP_ADDR)]
-    http_addr: SocketAddr,
+    /// Address of the HTTP port (dashboard, /metrics, /health), or `off`.
+    #[arg(long, env = config::HTTP_ADDR_ENV, default_value = config::DEFAULT_HTTP_ADDR, value_parser = parse_http_addr)]
+    http_addr: HttpAddr,
     /// sqlite://PATH (or a file path) or postgres://USER@HOST:PORT/DB.
     #[arg(long, env = config::DATABASE_URL_ENV, default_value = config::DEFAULT_DATABASE_URL)]
     database_url: String,
+    /// Model repository: reference profiles are read from
+    /// <models-dir>/<model>/<version>/profile.json (drift, estimated
+    /// precision and recall).
+    #[arg(long, env = config::MODELS_DIR_ENV, default_value = config::DEFAULT_MODELS_DIR)]
+    models_dir: std::path::PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--http-addr`: an address, or no HTTP port at all.
+#[derive(Clone, Copy)]
+struct HttpAddr(Option<SocketAddr>);
+
+fn parse_http_addr(value: &str) -> Result<HttpAddr, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(HttpAddr(None));
+    }
+    value
+        .parse()
+        .map(|addr| HttpAddr(Some(addr)))
+        .map_err(|error| format!("{value:?} is not an address (host:port) or `off`: {error}"))
 }
 
 #[derive(Subcommand)]
@@ -51,12 +71,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut config = MonitorConfig {
         addr: cli.addr,
-        http_addr: cli.http_addr,
+        http_addr: cli
+            .http_addr
+            .0
+            .unwrap_or_else(|| MonitorConfig::default().http_addr),
+        models_dir: cli.models_dir,
         ..MonitorConfig::default()
     };
     config.store.database_url = cli.database_url;
     let listener = triad_server::bind(config.addr).await?;
-    triad_monitor::serve(listener, config, triad_server::shutdown_signal())
+    let http = match cli.http_addr.0 {
+        Some(addr) => Some(triad_server::bind(addr).await?),
+        None => None,
+    };
+    triad_monitor::serve(listener, http, config, triad_server::shutdown_signal())
         .await
         .context("monitor server failed")
 }

@@ -41,7 +41,12 @@ pub const MEDIAN_WINDOWS: [usize; 4] = [3, 5, 7, 9];
 /// EWMA span of the `anomaly` series and the `Anomalies` default.
 pub const ANOMALY_SPAN: usize = 5;
 /// The metrics that get derived series in `QueryMetrics`.
-pub const DERIVED_METRICS: [&str; 2] = ["precision", "recall"];
+pub const DERIVED_METRICS: [&str; 4] = [
+    "precision",
+    "recall",
+    "estimated_precision",
+    "estimated_recall",
+];
 
 /// Checks that `name` is a metric [`metric_values`] knows.
 pub fn validate_metric(name: &str) -> Result<(), MonitorError> {
@@ -101,8 +106,8 @@ pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         } else {
             f64::NAN
         },
-        estimated_precision: None,
-        estimated_recall: None,
+        estimated_precision: c.estimated_precision(),
+        estimated_recall: c.estimated_recall(),
         null_rate,
     }
 }
@@ -250,7 +255,35 @@ mod tests {
             tn,
             score_sum: 1.5,
             nulls: [1; 15],
+            ..Counts::default()
         }
+    }
+
+    #[test]
+    fn a_point_estimates_precision_and_recall_from_expected_cells() {
+        // Calibrated probabilities: predicted positives 0.9, 0.6; predicted
+        // negatives 0.2, 0.2, 0.0 (no label needed).
+        let mut c = counts(0, 0, 0, 0);
+        for (matched, p) in [
+            (true, 0.9),
+            (true, 0.6),
+            (false, 0.2),
+            (false, 0.2),
+            (false, 0.0),
+        ] {
+            c.expect(matched, p);
+        }
+        let p = point(0, &c);
+        // E[TP] = 1.5 of 2 predicted positives; E[FN] = 0.4.
+        assert!((p.estimated_precision.unwrap() - 0.75).abs() < 1e-12);
+        assert!((p.estimated_recall.unwrap() - 1.5 / 1.9).abs() < 1e-12);
+        assert_eq!((p.precision, p.recall), (None, None));
+        assert_eq!(metric_values(&[p], "estimated_precision"), [0.75]);
+        let empty = point(0, &Counts::default());
+        assert_eq!(
+            (empty.estimated_precision, empty.estimated_recall),
+            (None, None)
+        );
     }
 
     #[test]
@@ -295,8 +328,10 @@ mod tests {
             .collect();
         let series = derived_series(&points);
         let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(series.len(), 24);
+        assert_eq!(series.len(), 48);
         assert!(names.contains(&"precision.ewma_5"));
+        assert!(names.contains(&"estimated_precision.anomaly"));
+        assert!(names.contains(&"estimated_recall.trend_line"));
         assert!(names.contains(&"recall.median_9"));
         assert!(names.contains(&"recall.anomaly"));
         assert!(series.iter().all(|s| s.values.len() == 12));

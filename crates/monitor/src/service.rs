@@ -5,10 +5,10 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use triad_proto::v1::monitor_server::Monitor;
 use triad_proto::v1::{
-    AnomaliesRequest, AnomaliesResponse, ListMistakesRequest, ListMistakesResponse,
-    QueryEventsRequest, QueryEventsResponse, QueryMetricsRequest, QueryMetricsResponse,
-    RecordEventsRequest, RecordEventsResponse, RecordLabelsRequest, RecordLabelsResponse,
-    RecordOutcomesRequest, RecordOutcomesResponse,
+    AnomaliesRequest, AnomaliesResponse, DriftRequest, DriftResponse, ListMistakesRequest,
+    ListMistakesResponse, QueryEventsRequest, QueryEventsResponse, QueryMetricsRequest,
+    QueryMetricsResponse, RecordEventsRequest, RecordEventsResponse, RecordLabelsRequest,
+    RecordLabelsResponse, RecordOutcomesRequest, RecordOutcomesResponse,
 };
 
 use crate::store::Store;
@@ -110,6 +110,15 @@ impl Monitor for MonitorService {
     ) -> Result<Response<QueryEventsResponse>, Status> {
         Ok(Response::new(
             self.store.query_events(request.get_ref()).await?,
+        ))
+    }
+
+    async fn drift(
+        &self,
+        request: Request<DriftRequest>,
+    ) -> Result<Response<DriftResponse>, Status> {
+        Ok(Response::new(
+            crate::drift::drift(&self.store, request.get_ref()).await?,
         ))
     }
 }

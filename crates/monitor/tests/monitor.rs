@@ -306,13 +306,20 @@ async fn metrics_bucket_by_day_and_week_with_exact_precision_and_recall(ctx: Ctx
     assert_eq!(p[0].null_rate["purchase_vendor_receipts"], 1.0);
     assert_eq!(p[0].null_rate["vendor_name_expense"], 0.0);
     assert_eq!(p[0].null_rate["budget_id"], 0.0);
-    assert_eq!(p[0].estimated_precision, None);
+    // No reference profile for model m: the raw scores stand in for
+    // probabilities. E[TP] = 3 × 0.8 of 3 predicted positives, E[FN] =
+    // 2 × 0.2.
+    let (high, low) = (f64::from(0.8_f32), f64::from(0.2_f32));
+    assert!(close(p[0].estimated_precision.unwrap(), high));
+    let recall = 3.0 * high / (3.0 * high + 2.0 * low);
+    assert!(close(p[0].estimated_recall.unwrap(), recall));
+    assert_eq!(p[2].estimated_precision, None);
 
     // Derived series: one value per point; EWMA span 3 (alpha 1/2, pandas'
     // adjust=False) of precision [2/3, 1/3, NaN, 1, ...] is
     // [2/3, 1/2, 1/2, 7/8, ...]: after one missing point the old average
     // weighs (1/2)^2 and the new value 3/4.
-    assert_eq!(days.series.len(), 24);
+    assert_eq!(days.series.len(), 48);
     let ewma = days
         .series
         .iter()

@@ -6,8 +6,10 @@
 //! They move on exactly two events:
 //! - a newly stored outcome adds 1 to `outcomes`, its prediction to
 //!   `predicted_positive`, its score to `score_sum`, 1 to each missing
-//!   input's `null_*`, and — when a label is already known for it — 1 to
-//!   `labelled` and to its confusion cell;
+//!   input's `null_*`, its calibrated probability to the expected confusion
+//!   cells (`expected_tp` and `expected_fp` when predicted positive,
+//!   `expected_fn` and `expected_tn` otherwise), and — when a label is
+//!   already known for it — 1 to `labelled` and to its confusion cell;
 //! - a label that changes an outcome's current label moves that outcome
 //!   from its old cell (or from unlabelled) to the new one: exactly one
 //!   count out, one count in.
@@ -47,6 +49,16 @@ pub struct Counts {
     pub score_sum: f64,
     /// Missing values per [`INPUT_FIELDS`] entry.
     pub nulls: [i64; 15],
+    /// Confidence-based performance estimation: Σ p over predicted
+    /// positives, p the outcome's calibrated probability of being positive
+    /// ([`crate::profiles::probability`]).
+    pub expected_tp: f64,
+    /// Σ (1 − p) over predicted positives.
+    pub expected_fp: f64,
+    /// Σ p over predicted negatives.
+    pub expected_fn: f64,
+    /// Σ (1 − p) over predicted negatives.
+    pub expected_tn: f64,
 }
 
 impl Counts {
@@ -62,6 +74,34 @@ impl Counts {
         }
     }
 
+    /// Adds one outcome's expected confusion cells: its calibrated
+    /// probability `p` of being positive splits it between the two cells of
+    /// its prediction.
+    pub fn expect(&mut self, matched: bool, p: f64) {
+        if matched {
+            self.expected_tp += p;
+            self.expected_fp += 1.0 - p;
+        } else {
+            self.expected_fn += p;
+            self.expected_tn += 1.0 - p;
+        }
+    }
+
+    /// Estimated precision, E[TP] / (E[TP] + E[FP]): the expected share of
+    /// true positives among the predicted positives that carry an estimate.
+    /// `None` without such a predicted positive.
+    pub fn estimated_precision(&self) -> Option<f64> {
+        let predicted = self.expected_tp + self.expected_fp;
+        (predicted > 0.0).then(|| (self.expected_tp / predicted).clamp(0.0, 1.0))
+    }
+
+    /// Estimated recall, E[TP] / (E[TP] + E[FN]). `None` when no outcome is
+    /// expected to be positive.
+    pub fn estimated_recall(&self) -> Option<f64> {
+        let positives = self.expected_tp + self.expected_fn;
+        (positives > 0.0).then(|| (self.expected_tp / positives).clamp(0.0, 1.0))
+    }
+
     /// Adds `other` to `self`.
     pub fn add(&mut self, other: &Counts) {
         self.outcomes += other.outcomes;
@@ -75,6 +115,10 @@ impl Counts {
         for (a, b) in self.nulls.iter_mut().zip(other.nulls) {
             *a += b;
         }
+        self.expected_tp += other.expected_tp;
+        self.expected_fp += other.expected_fp;
+        self.expected_fn += other.expected_fn;
+        self.expected_tn += other.expected_tn;
     }
 
     fn is_zero(&self) -> bool {
@@ -98,8 +142,19 @@ pub(crate) static COUNT_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
     .map(|c| (*c).to_owned())
     .collect();
     columns.extend(INPUT_FIELDS.iter().map(|f| format!("null_{f}")));
+    columns.extend(EXPECTED_COLUMNS.iter().map(|c| (*c).to_owned()));
     columns
 });
+
+/// The expected confusion cells (migration `0002`), last of
+/// [`COUNT_COLUMNS`]; `DOUBLE PRECISION` like `score_sum`.
+pub(crate) const EXPECTED_COLUMNS: [&str; 4] =
+    ["expected_tp", "expected_fp", "expected_fn", "expected_tn"];
+
+/// Whether a count column holds a float sum rather than a count.
+pub(crate) fn is_float_column(column: &str) -> bool {
+    column == "score_sum" || EXPECTED_COLUMNS.contains(&column)
+}
 
 const KEY_COLUMNS: [&str; 5] = ["model", "version", "shadow", "threshold", "hour_ms"];
 
@@ -154,6 +209,11 @@ pub(crate) async fn apply(
             for n in c.nulls {
                 query = query.bind(n);
             }
+            query = query
+                .bind(c.expected_tp)
+                .bind(c.expected_fp)
+                .bind(c.expected_fn)
+                .bind(c.expected_tn);
         }
         query.execute(&mut *w.tx).await?;
     }
@@ -178,12 +238,65 @@ mod tests {
     #[test]
     fn count_columns_match_the_migration() {
         let migration = include_str!("../../migrations/0001_monitor.sql");
+        let estimates = include_str!("../../migrations/0002_estimates_and_drift.sql");
         for column in COUNT_COLUMNS.iter() {
+            let float = is_float_column(column);
             assert!(
-                migration.contains(&format!("    {column} BIGINT NOT NULL"))
-                    || migration.contains(&format!("    {column} DOUBLE PRECISION NOT NULL")),
+                (!float && migration.contains(&format!("    {column} BIGINT NOT NULL")))
+                    || (float
+                        && (migration
+                            .contains(&format!("    {column} DOUBLE PRECISION NOT NULL"))
+                            || estimates.contains(&format!(
+                                "ADD COLUMN {column} DOUBLE PRECISION NOT NULL DEFAULT 0;"
+                            )))),
                 "{column}"
             );
         }
+    }
+
+    #[test]
+    fn expected_cells_split_each_outcome_by_its_probability() {
+        // Hand-made: predicted positives with p 0.9, 0.8, 0.4 and predicted
+        // negatives with p 0.3, 0.1, 0.0.
+        let mut c = Counts::default();
+        for (matched, p) in [
+            (true, 0.9),
+            (true, 0.8),
+            (true, 0.4),
+            (false, 0.3),
+            (false, 0.1),
+            (false, 0.0),
+        ] {
+            c.expect(matched, p);
+        }
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(c.expected_tp, 2.1), "{}", c.expected_tp);
+        assert!(close(c.expected_fp, 0.9));
+        assert!(close(c.expected_fn, 0.4));
+        assert!(close(c.expected_tn, 2.6));
+        // E[TP] / predicted positives = 2.1 / 3; E[TP] / (E[TP] + E[FN]) =
+        // 2.1 / 2.5.
+        assert!(close(c.estimated_precision().unwrap(), 0.7));
+        assert!(close(c.estimated_recall().unwrap(), 0.84));
+
+        // Buckets add up: the sum of two halves estimates like the whole.
+        let (mut a, mut b) = (Counts::default(), Counts::default());
+        a.expect(true, 0.9);
+        a.expect(false, 0.3);
+        b.expect(true, 0.8);
+        b.expect(true, 0.4);
+        b.expect(false, 0.1);
+        b.expect(false, 0.0);
+        a.add(&b);
+        assert!(close(a.estimated_precision().unwrap(), 0.7));
+        assert!(close(a.estimated_recall().unwrap(), 0.84));
+
+        // No predicted positive: no precision; no expected positive: no
+        // recall.
+        let mut negatives = Counts::default();
+        negatives.expect(false, 0.0);
+        assert_eq!(negatives.estimated_precision(), None);
+        assert_eq!(negatives.estimated_recall(), None);
+        assert_eq!(Counts::default().estimated_precision(), None);
     }
 }

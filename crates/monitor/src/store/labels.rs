@@ -337,6 +337,7 @@ impl Store {
         }
         counters::apply(&mut writer, deltas).await?;
         writer.tx.commit().await?;
+        crate::telemetry::labels_stored(response.stored);
         Ok(response)
     }
 }

@@ -8,7 +8,7 @@ use triad_proto::v1::{
     AnomaliesRequest, AnomaliesResponse, MetricPoint, QueryMetricsRequest, QueryMetricsResponse,
 };
 
-use super::counters::{COUNT_COLUMNS, Counts};
+use super::counters::{COUNT_COLUMNS, Counts, is_float_column};
 use super::{Store, sql};
 use crate::buckets::{HOUR_MS, Range, Width};
 use crate::error::MonitorError;
@@ -58,7 +58,7 @@ impl Store {
         let sums: Vec<String> = COUNT_COLUMNS
             .iter()
             .map(|c| {
-                if c == "score_sum" {
+                if is_float_column(c) {
                     format!("SUM({c})")
                 } else {
                     format!("CAST(SUM({c}) AS BIGINT)")
@@ -116,6 +116,10 @@ impl Store {
                 tn: sql::int(row, 7)?,
                 score_sum: sql::float(row, 8)?,
                 nulls: [0; 15],
+                expected_tp: sql::float(row, 24)?,
+                expected_fp: sql::float(row, 25)?,
+                expected_fn: sql::float(row, 26)?,
+                expected_tn: sql::float(row, 27)?,
             };
             for (i, n) in c.nulls.iter_mut().enumerate() {
                 *n = sql::int(row, 9 + i)?;

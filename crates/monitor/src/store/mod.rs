@@ -10,9 +10,12 @@
 
 mod counters;
 mod events;
+mod features;
+mod histogram;
 mod labels;
 mod metrics;
 mod mistakes;
+mod models;
 mod outcomes;
 mod sql;
 
@@ -27,9 +30,13 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreConfig;
 use crate::error::MonitorError;
+use crate::profiles::Profiles;
 
 pub use counters::Counts;
+pub use features::LiveRow;
+pub use histogram::{DEFAULT_BINS, HistogramFilter, MAX_BINS, ScoreHistogram};
 pub use metrics::CountsFilter;
+pub use models::{Confusion, ModelSummary, VersionSummary};
 
 /// The migrations in `crates/monitor/migrations`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -101,6 +108,7 @@ struct Inner {
     backend: Backend,
     write: Mutex<()>,
     config: StoreConfig,
+    profiles: Profiles,
 }
 
 /// A write transaction holding the process-wide writer lock.
@@ -168,8 +176,18 @@ fn create_parent(path: &Path) -> Result<(), MonitorError> {
 
 impl Store {
     /// Opens (creating when needed) the database of `config`, switches a
-    /// SQLite file to WAL mode and runs the migrations.
+    /// SQLite file to WAL mode and runs the migrations. No reference
+    /// profiles: see [`Store::open_with_profiles`].
     pub async fn open(config: &StoreConfig) -> Result<Self, MonitorError> {
+        Self::open_with_profiles(config, Profiles::disabled()).await
+    }
+
+    /// [`Store::open`], with the reference profiles that estimate
+    /// performance from scores as outcomes are stored and answer `Drift`.
+    pub async fn open_with_profiles(
+        config: &StoreConfig,
+        profiles: Profiles,
+    ) -> Result<Self, MonitorError> {
         install_default_drivers();
         let target = resolve(&config.database_url)?;
         let (url, backend, max_connections) = match &target {
@@ -228,6 +246,7 @@ impl Store {
                 backend,
                 write: Mutex::new(()),
                 config: config.clone(),
+                profiles,
             }),
         };
         if backend == Backend::Sqlite {
@@ -280,6 +299,11 @@ impl Store {
     /// The store's settings.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    /// The reference profiles of the monitored model versions.
+    pub fn profiles(&self) -> &Profiles {
+        &self.inner.profiles
     }
 
     /// Closes every connection (waits for those in use).

@@ -3,12 +3,15 @@
 //! one transaction with multi-row inserts, joined to any label that arrived
 //! before them, and counted.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::Any;
 use triad_proto::v1::{
     ItemErrorCode, Outcome, RecordOutcomesRequest, RecordOutcomesResponse, Rejection,
 };
+use triad_series::ReferenceProfile;
 
 use super::counters::{self, CounterKey, Counts};
 use super::labels::{PairKey, fetch_labels, has_labels};
@@ -16,6 +19,7 @@ use super::{Store, Writer, sql};
 use crate::buckets::{Width, day_string, now_ms};
 use crate::error::MonitorError;
 use crate::fields::{INPUT_FIELDS, features_to_json, input_values, is_missing};
+use crate::profiles::probability;
 
 /// Longest id (outcome, request, pair ids, model, version) accepted, in
 /// bytes.
@@ -153,6 +157,18 @@ impl Store {
             return Ok(response);
         }
 
+        // The reference profile of each model version, for the calibrated
+        // probabilities of the expected confusion cells; looked up before
+        // taking the writer lock (a first read parses a file).
+        let mut profiles: HashMap<(&str, &str), Option<Arc<ReferenceProfile>>> = HashMap::new();
+        for row in &rows {
+            let (model, version) = (row.outcome.model.as_str(), row.outcome.version.as_str());
+            if let Entry::Vacant(slot) = profiles.entry((model, version)) {
+                let lookup = self.profiles().get(model, version).await;
+                slot.insert(lookup.profile().cloned());
+            }
+        }
+
         let mut writer = self.writer().await?;
 
         // Labels that arrived before their outcomes.
@@ -220,11 +236,19 @@ impl Store {
             if let Some(label) = row.label {
                 counts.cell(o.matched, label, 1);
             }
+            let profile = profiles
+                .get(&(o.model.as_str(), o.version.as_str()))
+                .and_then(Option::as_deref);
+            counts.expect(o.matched, probability(profile, f64::from(o.score)));
         }
         counters::apply(&mut writer, deltas).await?;
 
         response.errors_stored = insert_errors(&mut writer, request, now).await?;
         writer.tx.commit().await?;
+        crate::telemetry::outcomes_stored(
+            rows.iter().map(|r| r.outcome.model.as_str()),
+            response.duplicates,
+        );
         Ok(response)
     }
 }

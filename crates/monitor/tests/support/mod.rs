@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod rng;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -38,6 +40,10 @@ pub struct Ctx {
     pub kind: Kind,
     pub endpoint: String,
     pub pool: AnyPool,
+    /// The monitor's model repository, empty at start: a scenario writes
+    /// `<models_dir>/<model>/<version>/profile.json` before the outcomes
+    /// that should use it (profiles are read lazily).
+    pub models_dir: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -152,8 +158,10 @@ where
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let models = tempfile::tempdir().unwrap();
     let config = MonitorConfig {
         addr,
+        models_dir: models.path().to_owned(),
         store: StoreConfig {
             database_url: url.clone(),
             max_connections: 4,
@@ -163,7 +171,7 @@ where
     };
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        triad_monitor::serve(listener, config, async move {
+        triad_monitor::serve(listener, None, config, async move {
             let _ = stopped.wait_for(|s| *s).await;
         })
         .await
@@ -176,6 +184,7 @@ where
         kind,
         endpoint,
         pool: pool.clone(),
+        models_dir: models.path().to_owned(),
     };
 
     let outcome = tokio::spawn(scenario(ctx)).await;
@@ -195,6 +204,7 @@ where
         pool.close().await;
     }
     drop(db);
+    drop(models);
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }

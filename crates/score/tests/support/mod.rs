@@ -310,6 +310,13 @@ impl triad_proto::v1::monitor_server::Monitor for FakeMonitor {
     ) -> Result<Response<v1::QueryEventsResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn drift(
+        &self,
+        _request: Request<v1::DriftRequest>,
+    ) -> Result<Response<v1::DriftResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 /// Serves `monitor` on `listener` until `stop` resolves.

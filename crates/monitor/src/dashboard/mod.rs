@@ -1,0 +1,504 @@
+//! The monitor's HTTP dashboard: server-rendered HTML with inline SVG
+//! charts, no JavaScript and no external assets.
+//!
+//! - `GET /` lists the models with outcomes;
+//! - `GET /models/{name}?days=30&bucket=day&version=` shows one model over
+//!   the last `days` days (from the start of the bucket holding
+//!   `now - days`), in `hour`, `day` or `week` buckets, for one version or
+//!   every primary version.
+//!
+//! Bad query parameters answer 400 with a message, an unknown model or
+//! version 404, a storage failure 500 (503 when no connection is free).
+//! The handlers read through the [`Store`] only; `page.rs` renders, `svg.rs`
+//! draws.
+
+pub mod page;
+pub mod svg;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use triad_proto::v1::{
+    Bucket, DerivedSeries, ListMistakesRequest, MetricPoint, Mistake, QueryMetricsRequest,
+};
+use triad_series::DEFAULT_ANOMALY_K;
+
+use crate::buckets::{DAY_MS, Range, Width, now_ms};
+use crate::error::MonitorError;
+use crate::metrics::ANOMALY_SPAN;
+use crate::store::{Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, ScoreHistogram, Store};
+use crate::telemetry::quality_since;
+
+/// Days shown when the query does not say.
+pub const DEFAULT_DAYS: u32 = 30;
+/// Most days one page may cover (ten years).
+pub const MAX_DAYS: u32 = 3_660;
+/// Mistakes listed on a model page.
+pub const MISTAKES_SHOWN: u32 = 25;
+/// `k` of the EWMA band: the anomaly flags' (robust standard deviations).
+pub const BAND_K: f64 = DEFAULT_ANOMALY_K;
+
+/// The dashboard's routes over `store`.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/models/{name}", get(model_page))
+        .with_state(store)
+}
+
+/// A failed page: its status and a message for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl PageError {
+    fn bad_request(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+}
+
+impl From<MonitorError> for PageError {
+    /// The status follows the service's one classification of errors
+    /// (`From<MonitorError> for tonic::Status`): a bad request is a 400, a
+    /// busy database a 503, any other failure a 500.
+    fn from(error: MonitorError) -> Self {
+        let message = error.to_string();
+        let status = match tonic::Status::from(error).code() {
+            tonic::Code::InvalidArgument
+            | tonic::Code::OutOfRange
+            | tonic::Code::FailedPrecondition => StatusCode::BAD_REQUEST,
+            tonic::Code::NotFound => StatusCode::NOT_FOUND,
+            tonic::Code::Unavailable | tonic::Code::Aborted => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %message, "dashboard page failed");
+        }
+        Self { status, message }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Html(page::error_page(self.status, &self.message)),
+        )
+            .into_response()
+    }
+}
+
+/// The validated query of a model page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    pub days: u32,
+    pub width: Width,
+    /// `None`: every primary version.
+    pub version: Option<String>,
+}
+
+impl Default for PageQuery {
+    fn default() -> Self {
+        Self {
+            days: DEFAULT_DAYS,
+            width: Width::Day,
+            version: None,
+        }
+    }
+}
+
+/// The query-string name of a bucket width.
+pub fn width_name(width: Width) -> &'static str {
+    match width {
+        Width::Hour => "hour",
+        Width::Day => "day",
+        Width::Week => "week",
+    }
+}
+
+fn width_wire(width: Width) -> Bucket {
+    match width {
+        Width::Hour => Bucket::Hour,
+        Width::Day => Bucket::Day,
+        Width::Week => Bucket::Week,
+    }
+}
+
+impl PageQuery {
+    /// Validates the query string's pairs; a repeated or unknown
+    /// parameter is refused too.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, PageError> {
+        let mut query = Self::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in pairs {
+            if seen.contains(&name.as_str()) {
+                return Err(PageError::bad_request(format!(
+                    "{name} is given twice: expected it at most once"
+                )));
+            }
+            seen.push(name);
+            match name.as_str() {
+                "days" => {
+                    query.days = value
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|d| (1..=MAX_DAYS).contains(d))
+                        .ok_or_else(|| {
+                            PageError::bad_request(format!(
+                                "days is {value:?}: expected a whole number of days from 1 to {MAX_DAYS}"
+                            ))
+                        })?;
+                }
+                "bucket" => {
+                    query.width = match value.as_str() {
+                        "hour" => Width::Hour,
+                        "day" => Width::Day,
+                        "week" => Width::Week,
+                        _ => {
+                            return Err(PageError::bad_request(format!(
+                                "bucket is {value:?}: expected hour, day or week"
+                            )));
+                        }
+                    };
+                }
+                "version" => {
+                    query.version = (!value.is_empty()).then(|| value.clone());
+                }
+                _ => {
+                    return Err(PageError::bad_request(format!(
+                        "unknown query parameter {name:?}: expected days, bucket or version"
+                    )));
+                }
+            }
+        }
+        Ok(query)
+    }
+}
+
+/// Everything a model page shows, loaded once.
+#[derive(Debug, Clone)]
+pub struct ModelView {
+    pub model: String,
+    pub query: PageQuery,
+    pub summary: ModelSummary,
+    /// Start of the range (the range is open-ended).
+    pub from_ms: i64,
+    pub now_ms: i64,
+    /// Whether the version shown is a shadow one (then its shadow
+    /// outcomes are included).
+    pub include_shadow: bool,
+    pub points: Vec<MetricPoint>,
+    pub series: Vec<DerivedSeries>,
+    pub mistakes: Vec<Mistake>,
+    /// Whether more mistakes lie in the range than are listed.
+    pub more_mistakes: bool,
+    pub histogram: ScoreHistogram,
+}
+
+impl ModelView {
+    /// A derived series of `QueryMetrics` by name, when it has one value
+    /// per point.
+    pub fn derived(&self, name: &str) -> Option<&[f64]> {
+        self.series
+            .iter()
+            .find(|s| s.name == name && s.values.len() == self.points.len())
+            .map(|s| s.values.as_slice())
+    }
+
+    /// The buckets flagged by `<metric>.anomaly`.
+    pub fn anomalies(&self, metric: &str) -> Vec<usize> {
+        self.derived(&format!("{metric}.anomaly"))
+            .map(|flags| {
+                flags
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| **f >= 0.5)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The EWMA (span [`ANOMALY_SPAN`]) of `values`, from the derived
+    /// series when `QueryMetrics` gave it, else computed.
+    pub fn ewma(&self, metric: &str, values: &[f64]) -> Vec<f64> {
+        match self.derived(&format!("{metric}.ewma_{ANOMALY_SPAN}")) {
+            Some(ewma) => ewma.to_vec(),
+            None => triad_series::ewma(values, ANOMALY_SPAN)
+                .unwrap_or_else(|_| vec![f64::NAN; values.len()]),
+        }
+    }
+}
+
+/// The median of `values` (NaN when empty).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// The band of the EWMA anomaly rule (`docs/monitoring.md`, "Anomalies"),
+/// as `(lower, upper)` per point: at point `t`, after the `span` warm-up
+/// points and where the EWMA before it is defined,
+/// `ewma[t-1] + m ± k σ`, where `m` is the median of the residuals
+/// `r = x[t] - ewma[t-1]` and `σ` their robust standard deviation
+/// (1.4826 × MAD, or 1.2533 × mean absolute deviation when the MAD is 0).
+/// A defined value outside its band is exactly a flagged point. NaN where
+/// undefined, and everywhere when `σ` is 0 (nothing is flagged then).
+pub fn ewma_band(values: &[f64], ewma: &[f64], span: usize, k: f64) -> (Vec<f64>, Vec<f64>) {
+    let n = values.len();
+    let mut lower = vec![f64::NAN; n];
+    let mut upper = vec![f64::NAN; n];
+    if ewma.len() != n {
+        return (lower, upper);
+    }
+    let before = |t: usize| {
+        (t >= span.max(1))
+            .then(|| ewma[t - 1])
+            .filter(|e| e.is_finite())
+    };
+    let residuals: Vec<f64> = (0..n)
+        .filter(|&t| values[t].is_finite())
+        .filter_map(|t| before(t).map(|e| values[t] - e))
+        .filter(|r| r.is_finite())
+        .collect();
+    let center = median(&residuals);
+    let deviations: Vec<f64> = residuals.iter().map(|r| (r - center).abs()).collect();
+    let mad = median(&deviations);
+    let sigma = if mad > 0.0 {
+        triad_series::MAD_TO_SIGMA * mad
+    } else if deviations.is_empty() {
+        0.0
+    } else {
+        triad_series::MEAN_AD_TO_SIGMA * deviations.iter().sum::<f64>() / deviations.len() as f64
+    };
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return (lower, upper);
+    }
+    for t in 0..n {
+        if let Some(e) = before(t) {
+            lower[t] = e + center - k * sigma;
+            upper[t] = e + center + k * sigma;
+        }
+    }
+    (lower, upper)
+}
+
+async fn index(State(store): State<Store>) -> Result<Html<String>, PageError> {
+    let now = now_ms();
+    let (models, recent) = tokio::try_join!(
+        store.list_models(),
+        store.recent_confusion(quality_since(now))
+    )?;
+    let recent: HashMap<String, Confusion> = recent.into_iter().collect();
+    Ok(Html(page::index(&models, &recent, now)))
+}
+
+async fn model_page(
+    State(store): State<Store>,
+    Path(model): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    let query = PageQuery::parse(&pairs)?;
+    let view = load(&store, model, query).await?;
+    Ok(Html(page::model(&view)))
+}
+
+/// Loads a model page's data, or 404 for an unknown model or version.
+pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<ModelView, PageError> {
+    let Some(summary) = store.model_summary(&model).await? else {
+        return Err(PageError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("model {model:?} has no outcome: expected one of the models on /"),
+        });
+    };
+    let include_shadow = match &query.version {
+        None => false,
+        Some(version) => {
+            let mut matching = summary.versions.iter().filter(|v| &v.version == version);
+            let Some(first) = matching.next() else {
+                return Err(PageError {
+                    status: StatusCode::NOT_FOUND,
+                    message: format!(
+                        "model {model:?} has no version {version:?}: expected one of {}",
+                        summary
+                            .versions
+                            .iter()
+                            .map(|v| format!("{:?}", v.version))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            };
+            first.shadow || matching.any(|v| v.shadow)
+        }
+    };
+    let now = now_ms();
+    let from_ms = query
+        .width
+        .start(now - i64::from(query.days) * DAY_MS)
+        .max(0);
+    let version = query.version.clone().unwrap_or_default();
+    let metrics_request = QueryMetricsRequest {
+        model: model.clone(),
+        version: version.clone(),
+        from_ms,
+        to_ms: 0,
+        bucket: width_wire(query.width).into(),
+        include_shadow,
+    };
+    let mistakes_request = ListMistakesRequest {
+        model: model.clone(),
+        version,
+        from_ms,
+        page_size: MISTAKES_SHOWN,
+        include_shadow,
+        ..ListMistakesRequest::default()
+    };
+    let metrics = store.query_metrics(&metrics_request);
+    let mistakes = store.list_mistakes(&mistakes_request);
+    let filter = HistogramFilter {
+        model: model.clone(),
+        version: query.version.clone(),
+        include_shadow,
+        range: Range {
+            from_ms: Some(from_ms),
+            to_ms: None,
+        },
+    };
+    let histogram = store.score_histogram(&filter, DEFAULT_BINS);
+    let (metrics, mistakes, histogram) = tokio::try_join!(metrics, mistakes, histogram)?;
+    Ok(ModelView {
+        model,
+        query,
+        summary,
+        from_ms,
+        now_ms: now,
+        include_shadow,
+        points: metrics.points,
+        series: metrics.series,
+        more_mistakes: !mistakes.next_page_token.is_empty(),
+        mistakes: mistakes.mistakes,
+        histogram,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn queries_default_and_validate() {
+        assert_eq!(PageQuery::parse(&[]).unwrap(), PageQuery::default());
+        let q = PageQuery::parse(&pairs(&[
+            ("days", "7"),
+            ("bucket", "hour"),
+            ("version", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            q,
+            PageQuery {
+                days: 7,
+                width: Width::Hour,
+                version: Some("2".into())
+            }
+        );
+        assert_eq!(
+            PageQuery::parse(&pairs(&[("version", "")]))
+                .unwrap()
+                .version,
+            None
+        );
+        for bad in [
+            &[("bucket", "month")][..],
+            &[("days", "0")],
+            &[("days", "x")],
+            &[("days", "99999")],
+            &[("colour", "red")],
+            &[("days", "1"), ("days", "2")],
+        ] {
+            let error = PageQuery::parse(&pairs(bad)).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        let error = PageQuery::parse(&pairs(&[("bucket", "month")])).unwrap_err();
+        assert_eq!(
+            error.message,
+            "bucket is \"month\": expected hour, day or week"
+        );
+    }
+
+    #[test]
+    fn points_outside_the_band_are_the_flagged_ones() {
+        let mut values: Vec<f64> = (0..40)
+            .map(|i| 0.8 + 0.02 * (i as f64 * 0.9).sin() + 0.01 * (i as f64 * 2.3).cos())
+            .collect();
+        values[25] = 0.4;
+        values[12] = f64::NAN;
+        let ewma = triad_series::ewma(&values, ANOMALY_SPAN).unwrap();
+        let (lower, upper) = ewma_band(&values, &ewma, ANOMALY_SPAN, BAND_K);
+        let outside: Vec<usize> = (0..values.len())
+            .filter(|&t| {
+                values[t].is_finite()
+                    && lower[t].is_finite()
+                    && (values[t] < lower[t] || values[t] > upper[t])
+            })
+            .collect();
+        let flagged: Vec<usize> =
+            triad_series::ewma_anomalies(&values, ANOMALY_SPAN, DEFAULT_ANOMALY_K)
+                .unwrap()
+                .iter()
+                .map(|a| a.index)
+                .collect();
+        assert!(flagged.contains(&25), "{flagged:?}");
+        assert_eq!(outside, flagged);
+        assert!(lower[..ANOMALY_SPAN].iter().all(|v| v.is_nan()));
+        assert!(lower[ANOMALY_SPAN].is_finite());
+    }
+
+    #[test]
+    fn errors_map_to_http_statuses() {
+        let status = |e: MonitorError| PageError::from(e).status;
+        assert_eq!(
+            status(MonitorError::TooManyPoints { points: 9, max: 1 }),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(MonitorError::Database(sqlx::Error::PoolTimedOut)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(MonitorError::Corrupt("x".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn a_constant_series_has_no_band() {
+        let values = [0.5; 10];
+        let ewma = triad_series::ewma(&values, ANOMALY_SPAN).unwrap();
+        let (lower, _) = ewma_band(&values, &ewma, ANOMALY_SPAN, BAND_K);
+        assert!(lower.iter().all(|v| v.is_nan()));
+    }
+}

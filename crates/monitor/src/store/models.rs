@@ -1,0 +1,170 @@
+//! Which models and versions have outcomes, and their recent confusion
+//! counts: for the dashboard's model list and the Prometheus gauges. Read
+//! from the hourly counters only.
+
+use sqlx::Any;
+
+use super::{Store, sql};
+use crate::error::MonitorError;
+
+/// One version of a model (primary or shadow) with outcomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub version: String,
+    pub shadow: bool,
+    pub outcomes: i64,
+    pub labelled: i64,
+    /// Start of the first and of the last UTC hour holding an outcome.
+    pub first_hour_ms: i64,
+    pub last_hour_ms: i64,
+}
+
+/// A model with outcomes and its versions, primary versions first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSummary {
+    pub model: String,
+    pub versions: Vec<VersionSummary>,
+}
+
+impl ModelSummary {
+    /// Outcomes of the primary (non-shadow) versions.
+    pub fn outcomes(&self) -> i64 {
+        self.primary().map(|v| v.outcomes).sum()
+    }
+
+    /// Labelled outcomes of the primary versions.
+    pub fn labelled(&self) -> i64 {
+        self.primary().map(|v| v.labelled).sum()
+    }
+
+    /// The last hour holding an outcome, shadow versions included.
+    pub fn last_hour_ms(&self) -> Option<i64> {
+        self.versions.iter().map(|v| v.last_hour_ms).max()
+    }
+
+    fn primary(&self) -> impl Iterator<Item = &VersionSummary> {
+        self.versions.iter().filter(|v| !v.shadow)
+    }
+}
+
+/// Summed confusion cells of one model's primary versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Confusion {
+    pub tp: i64,
+    pub fp: i64,
+    pub fn_: i64,
+}
+
+impl Confusion {
+    /// `tp / (tp + fp)`, `None` with no labelled positive prediction.
+    pub fn precision(&self) -> Option<f64> {
+        (self.tp + self.fp > 0).then(|| self.tp as f64 / (self.tp + self.fp) as f64)
+    }
+
+    /// `tp / (tp + fn)`, `None` with no labelled positive.
+    pub fn recall(&self) -> Option<f64> {
+        (self.tp + self.fn_ > 0).then(|| self.tp as f64 / (self.tp + self.fn_) as f64)
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "model, version, shadow, CAST(SUM(outcomes) AS BIGINT), \
+     CAST(SUM(labelled) AS BIGINT), MIN(hour_ms), MAX(hour_ms)";
+
+impl Store {
+    /// Every model with outcomes, by name.
+    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, MonitorError> {
+        let statement = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM confusion_counts \
+             GROUP BY model, version, shadow ORDER BY model, shadow, version"
+        );
+        let rows = sqlx::query::<Any>(&statement)
+            .fetch_all(self.pool())
+            .await?;
+        summaries(&rows)
+    }
+
+    /// One model's summary, `None` when it has no outcome.
+    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, MonitorError> {
+        let statement = self.backend().sql(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM confusion_counts WHERE model = $1 \
+             GROUP BY model, version, shadow ORDER BY shadow, version"
+        ));
+        let rows = sqlx::query::<Any>(&statement)
+            .bind(model)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(summaries(&rows)?.into_iter().next())
+    }
+
+    /// Per model, the confusion cells of its primary versions' outcomes
+    /// scored in the hours starting at or after `since_ms`.
+    pub async fn recent_confusion(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, Confusion)>, MonitorError> {
+        let statement = self.backend().sql(
+            "SELECT model, CAST(SUM(tp) AS BIGINT), CAST(SUM(fp) AS BIGINT), \
+             CAST(SUM(fn) AS BIGINT) FROM confusion_counts \
+             WHERE shadow = 0 AND hour_ms >= $1 GROUP BY model ORDER BY model"
+                .to_owned(),
+        );
+        let rows = sqlx::query::<Any>(&statement)
+            .bind(since_ms)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    sql::text(row, 0)?,
+                    Confusion {
+                        tp: sql::int(row, 1)?,
+                        fp: sql::int(row, 2)?,
+                        fn_: sql::int(row, 3)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Folds rows of [`SUMMARY_COLUMNS`], ordered by model, into summaries.
+fn summaries(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ModelSummary>, MonitorError> {
+    let mut out: Vec<ModelSummary> = Vec::new();
+    for row in rows {
+        let model = sql::text(row, 0)?;
+        let version = VersionSummary {
+            version: sql::text(row, 1)?,
+            shadow: sql::int(row, 2)? != 0,
+            outcomes: sql::int(row, 3)?,
+            labelled: sql::int(row, 4)?,
+            first_hour_ms: sql::int(row, 5)?,
+            last_hour_ms: sql::int(row, 6)?,
+        };
+        match out.last_mut() {
+            Some(last) if last.model == model => last.versions.push(version),
+            _ => out.push(ModelSummary {
+                model,
+                versions: vec![version],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_and_recall_are_absent_when_undefined() {
+        let c = Confusion {
+            tp: 3,
+            fp: 1,
+            fn_: 0,
+        };
+        assert_eq!(c.precision(), Some(0.75));
+        assert_eq!(c.recall(), Some(1.0));
+        assert_eq!(Confusion::default().precision(), None);
+        assert_eq!(Confusion::default().recall(), None);
+    }
+}
