@@ -9,6 +9,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+
+/// `println!` that ignores a closed standard output: the services keep
+/// running when whoever started them stops reading.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 use clap::Args;
 use tokio::sync::watch;
 use triad_features::{JsonLimits, parse_request};
@@ -162,7 +171,7 @@ async fn check(
         .await
         .context("scoring the seed request")?
         .into_inner();
-    println!(
+    say!(
         "seed request: {} pair(s) featurized once (schema {}), scored by {} model(s):",
         response.keys.len(),
         response.schema_hash,
@@ -174,9 +183,13 @@ async fn check(
             .iter()
             .zip(result.scores.iter().zip(&result.matched))
         {
-            println!(
+            say!(
                 "  {:<24} v{:<3} budget {} x item {}: score {score:.4} (threshold {}) matched={matched}",
-                result.model, result.version, key.budget_id, key.itemization_id, result.threshold
+                result.model,
+                result.version,
+                key.budget_id,
+                key.itemization_id,
+                result.threshold
             );
         }
     }
@@ -190,26 +203,26 @@ fn print_banner(
     monitor: SocketAddr,
     monitor_http: SocketAddr,
 ) {
-    println!();
-    println!("triad is up (ctrl-c to stop)");
-    println!("  preprocess  grpc  {preprocess}");
-    println!("  score       grpc  {score}   (triad.v1.Scorer, inference.GRPCInferenceService)");
-    println!("  score       http  {http}    (POST /budget_expense_matcher/, GET /metrics)");
-    println!("  monitor     grpc  {monitor}   (triad.v1.Monitor; every outcome is stored)");
-    println!("  monitor     http  {monitor_http}    (dashboard, GET /metrics)");
-    println!();
-    println!("dashboard: http://127.0.0.1:{}/", monitor_http.port());
-    println!();
-    println!("try:");
-    println!(
+    say!();
+    say!("triad is up (ctrl-c to stop)");
+    say!("  preprocess  grpc  {preprocess}");
+    say!("  score       grpc  {score}   (triad.v1.Scorer, inference.GRPCInferenceService)");
+    say!("  score       http  {http}    (POST /budget_expense_matcher/, GET /metrics)");
+    say!("  monitor     grpc  {monitor}   (triad.v1.Monitor; every outcome is stored)");
+    say!("  monitor     http  {monitor_http}    (dashboard, GET /metrics)");
+    say!();
+    say!("dashboard: http://127.0.0.1:{}/", monitor_http.port());
+    say!();
+    say!("try:");
+    say!(
         "  curl -s -d @tests/fixtures/seed_request.json localhost:{}/budget_expense_matcher/",
         http.port()
     );
-    println!(
+    say!(
         "  grpcurl -plaintext -d @ localhost:{} triad.v1.Scorer/Score < tests/fixtures/seed_request.json",
         score.port()
     );
-    println!(
+    say!(
         "  grpcurl -plaintext -d @ localhost:{} triad.v1.Preprocess/Featurize < tests/fixtures/seed_request.json",
         preprocess.port()
     );

@@ -86,6 +86,8 @@ impl Up {
                 break;
             }
         }
+        // Keep reading whatever else it prints.
+        std::thread::spawn(move || lines.for_each(drop));
         Self { child, addresses }
     }
 
@@ -244,6 +246,12 @@ async fn backfilled_synthetic_data_and_labels_give_daily_precision_and_recall() 
     );
     assert!(page.contains("<svg"), "the page draws its charts");
     assert!(page.to_lowercase().contains("precision") && page.to_lowercase().contains("recall"));
+    // The shipped model has a reference profile: drift is computed.
+    assert!(
+        page.contains("<table class=\"drift\">"),
+        "the drift table is drawn"
+    );
+    assert!(page.contains("travel_vendor_jaro_winkler"));
 
     up.stop();
 }

@@ -203,6 +203,9 @@ pub struct ModelView {
     /// Whether more mistakes lie in the range than are listed.
     pub more_mistakes: bool,
     pub histogram: ScoreHistogram,
+    /// Drift of the newest outcomes of the range against the model's
+    /// reference profile.
+    pub drift: triad_proto::v1::DriftResponse,
 }
 
 impl ModelView {
@@ -382,7 +385,16 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         },
     };
     let histogram = store.score_histogram(&filter, DEFAULT_BINS);
-    let (metrics, mistakes, histogram) = tokio::try_join!(metrics, mistakes, histogram)?;
+    // Drift over the newest outcomes of the range (at most 5 000).
+    let drift_request = triad_proto::v1::DriftRequest {
+        model: model.clone(),
+        version: query.version.clone().unwrap_or_default(),
+        from_ms,
+        ..triad_proto::v1::DriftRequest::default()
+    };
+    let drift = crate::drift::drift(store, &drift_request);
+    let (metrics, mistakes, histogram, drift) =
+        tokio::try_join!(metrics, mistakes, histogram, drift)?;
     Ok(ModelView {
         model,
         query,
@@ -395,6 +407,7 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         more_mistakes: !mistakes.next_page_token.is_empty(),
         mistakes: mistakes.mistakes,
         histogram,
+        drift,
     })
 }
 

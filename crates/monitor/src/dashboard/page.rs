@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use axum::http::StatusCode;
-use triad_proto::v1::{MetricPoint, Mistake};
+use triad_proto::v1::{FeatureDrift, MetricPoint, Mistake};
 
 use super::svg::{self, Band, BarChart, Bars, Histogram, LineChart, Series};
 use super::{BAND_K, ModelView, PageQuery, width_name};
@@ -173,7 +173,7 @@ pub fn index(models: &[ModelSummary], recent: &HashMap<String, Confusion>, now_m
     if models.is_empty() {
         body += "<section id=\"models\"><p class=\"empty\">no data yet: the monitor has not \
                  stored any outcome. Outcomes arrive from the scorer (or \
-                 <code>RecordOutcomes</code>); their models appear here.</p></section>";
+                 <code>RecordOutcomes</code>); their models appear here.</p></section>.drifted td{color:#b3261e;font-weight:600}";
         return layout("Models", &body);
     }
     let _ = write!(
@@ -817,13 +817,80 @@ fn mistakes(view: &ModelView) -> String {
     section("mistakes", heading, &content)
 }
 
-/// Placeholder until the monitor computes drift.
-fn drift(_view: &ModelView) -> String {
-    section(
-        "drift",
-        "Drift",
-        "<p class=\"empty\">drift: not computed yet</p>",
-    )
+/// Drift of every feature and of the score against the reference profile:
+/// drifted rows first, then by PSI.
+fn drift(view: &ModelView) -> String {
+    let drift = &view.drift;
+    if !drift.available {
+        let why = if drift.unavailable_reason.is_empty() {
+            "no reference profile or no outcome in range".to_owned()
+        } else {
+            drift.unavailable_reason.clone()
+        };
+        return section(
+            "drift",
+            "Drift",
+            &format!(
+                "<p class=\"empty\">drift not available: {}</p>",
+                escape(&why)
+            ),
+        );
+    }
+    let mut rows: Vec<&FeatureDrift> = drift.features.iter().chain(drift.score.as_ref()).collect();
+    rows.sort_by(|a, b| {
+        b.drifted.cmp(&a.drifted).then(
+            b.psi
+                .partial_cmp(&a.psi)
+                .unwrap_or(std::cmp::Ordering::Equal),
+        )
+    });
+    let number = |v: f64, digits: usize| {
+        if v.is_finite() {
+            format!("{v:.digits$}")
+        } else {
+            "–".to_owned()
+        }
+    };
+    let body: String = rows
+        .iter()
+        .map(|f| {
+            format!(
+                "<tr{}><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td>{}</td></tr>",
+                if f.drifted { " class=\"drifted\"" } else { "" },
+                escape(&f.name),
+                number(f.psi, 3),
+                number(f.ks_p_value, 4),
+                number(f.normalized_wasserstein, 3),
+                f.live_count,
+                number(f.live_missing_rate * 100.0, 1),
+                number(f.reference_missing_rate * 100.0, 1),
+                if f.drifted {
+                    escape(&f.reasons.join("; "))
+                } else {
+                    "ok".to_owned()
+                },
+            )
+        })
+        .collect();
+    let drifted = rows.iter().filter(|f| f.drifted).count();
+    let content = format!(
+        "<p>{drifted} of {} variables drifted, over the newest {} outcomes of version {} \
+         ({} left out: other feature schema).</p>\
+         <div class=\"scroll\"><table class=\"drift\"><thead><tr><th>variable</th>\
+         <th class=\"num\">PSI</th><th class=\"num\">KS p</th>\
+         <th class=\"num\">Wasserstein / σ</th><th class=\"num\">live n</th>\
+         <th class=\"num\">missing % live / ref</th><th>flag</th></tr></thead>\
+         <tbody>{body}</tbody></table></div>\
+         <p class=\"caption\">Against the training profile (<code>profile.json</code>): \
+         drifted when PSI &gt; 0.2, KS p &lt; 0.05 or Wasserstein &gt; 0.1 reference σ. \
+         Missing values are left out of the tests and shown as rates.</p>",
+        rows.len(),
+        drift.live_rows,
+        escape(&drift.version),
+        drift.excluded_rows,
+    );
+    section("drift", "Drift", &content)
 }
 
 #[cfg(test)]
