@@ -7,23 +7,7 @@ use triad_proto::v1::{Budget, ExpenseLineItem, Outcome};
 /// missing, budget fields first, in `records.proto` order. The pair ids
 /// (`budget_id`, `itemization_id`) are stored from the outcome's key and
 /// are never missing.
-pub const INPUT_FIELDS: [&str; 15] = [
-    "budget_price_budget",
-    "travel_vendor_receipts",
-    "purchase_vendor_receipts",
-    "budget_type_budget",
-    "generated_at_budget",
-    "start_datetime_trips",
-    "end_datetime_trips",
-    "actual_cost_budget",
-    "expensed_amount_itemization",
-    "expense_type_name_itemization",
-    "transaction_date_itemization",
-    "expense_category_itemization",
-    "vendor_name_expense",
-    "expense_type_name_expense",
-    "expense_category_expense",
-];
+pub const INPUT_FIELDS: [&str; 15] = triad_features::MISSING_FLAG_FIELDS;
 
 /// Every seed field name, as `null_rate` reports them.
 pub const SEED_FIELDS: [&str; 17] = [
