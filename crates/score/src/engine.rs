@@ -199,11 +199,18 @@ impl Engine {
             scores: v1::ModelScores::default(),
             shadow: false,
             inputs,
+            errors: Vec::new(),
         });
         if let (Some(publisher), Some(template)) = (&self.outcomes, &template) {
-            for scores in &results {
+            for (i, scores) in results.iter().enumerate() {
                 publisher.publish(ScoredBatch {
                     scores: scores.clone(),
+                    // The request's item errors go once, with its first model.
+                    errors: if i == 0 {
+                        matrix.errors.clone()
+                    } else {
+                        Vec::new()
+                    },
                     ..template.clone()
                 });
             }

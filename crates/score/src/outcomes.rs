@@ -123,6 +123,8 @@ pub struct ScoredBatch {
     pub shadow: bool,
     /// The raw request, when the scorer featurized it itself.
     pub inputs: Option<Arc<FeaturizeRequest>>,
+    /// The request's per-item errors; carried by one batch per request.
+    pub errors: Vec<v1::ItemError>,
 }
 
 /// Hands outcomes to the background sender.
@@ -163,7 +165,7 @@ impl OutcomePublisher {
     /// when the buffer is full.
     pub fn publish(&self, batch: ScoredBatch) {
         let n = batch.scores.scores.len() as u64;
-        if n == 0 {
+        if n == 0 && batch.errors.is_empty() {
             return;
         }
         self.stats.published.fetch_add(n, Ordering::Relaxed);
@@ -215,12 +217,21 @@ async fn run(
     stats: Arc<PublisherStats>,
 ) {
     let mut buffer: Vec<v1::Outcome> = Vec::new();
+    // Per-item errors travel one request at a time (each names its request).
+    let mut errors: Vec<v1::RecordOutcomesRequest> = Vec::new();
     let mut ticks = tokio::time::interval(config.flush_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             batch = receiver.recv() => match batch {
-                Some(batch) => {
+                Some(mut batch) => {
+                    if !batch.errors.is_empty() {
+                        errors.push(v1::RecordOutcomesRequest {
+                            errors: std::mem::take(&mut batch.errors),
+                            request_id: batch.request_id.clone(),
+                            ..v1::RecordOutcomesRequest::default()
+                        });
+                    }
                     expand(&batch, &mut buffer);
                     while buffer.len() >= config.batch_size {
                         let rest = buffer.split_off(config.batch_size);
@@ -235,10 +246,24 @@ async fn run(
                     let batch = std::mem::take(&mut buffer);
                     send_until_acknowledged(&mut client, batch, &stats, &config).await;
                 }
+                for request in errors.drain(..) {
+                    send_errors_until_acknowledged(&mut client, request, &stats, &config).await;
+                }
             }
         }
     }
     // Every publisher is gone: flush what is left, within the drain timeout.
+    let flush_errors = async {
+        for request in errors.drain(..) {
+            send_errors_until_acknowledged(&mut client, request, &stats, &config).await;
+        }
+    };
+    if tokio::time::timeout(config.drain_timeout, flush_errors)
+        .await
+        .is_err()
+    {
+        tracing::error!("item errors dropped: the monitor did not answer before shutdown");
+    }
     let left = buffer.len() as u64;
     if left > 0 {
         let flush = send_until_acknowledged(&mut client, buffer, &stats, &config);
@@ -258,8 +283,8 @@ async fn run(
     }
 }
 
-/// Sends one batch, retrying with exponential backoff until the monitor
-/// acknowledges it.
+/// Sends one batch of outcomes, retrying with exponential backoff until the
+/// monitor acknowledges it.
 async fn send_until_acknowledged(
     client: &mut MonitorClient<Channel>,
     outcomes: Vec<v1::Outcome>,
@@ -271,16 +296,34 @@ async fn send_until_acknowledged(
         outcomes,
         ..v1::RecordOutcomesRequest::default()
     };
+    send_with_retries(client, &request, stats, config).await;
+    stats.sent.fetch_add(n, Ordering::Relaxed);
+    stats.pending.fetch_sub(n, Ordering::Relaxed);
+    METRICS.sent.inc_by(n);
+    METRICS.pending.sub(n as i64);
+}
+
+/// Sends one request's per-item errors, retrying like outcomes.
+async fn send_errors_until_acknowledged(
+    client: &mut MonitorClient<Channel>,
+    request: v1::RecordOutcomesRequest,
+    stats: &PublisherStats,
+    config: &OutcomeConfig,
+) {
+    send_with_retries(client, &request, stats, config).await;
+}
+
+/// Calls `RecordOutcomes` until it succeeds, backing off exponentially.
+async fn send_with_retries(
+    client: &mut MonitorClient<Channel>,
+    request: &v1::RecordOutcomesRequest,
+    stats: &PublisherStats,
+    config: &OutcomeConfig,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         match client.record_outcomes(request.clone()).await {
-            Ok(_) => {
-                stats.sent.fetch_add(n, Ordering::Relaxed);
-                stats.pending.fetch_sub(n, Ordering::Relaxed);
-                METRICS.sent.inc_by(n);
-                METRICS.pending.sub(n as i64);
-                return;
-            }
+            Ok(_) => return,
             Err(status) => {
                 let failures = stats.send_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 METRICS.send_failures.inc();

@@ -132,3 +132,46 @@ async fn a_monitor_that_is_down_neither_fails_scoring_nor_loses_outcomes() {
     let _ = stop_monitor.send(());
     monitor_task.await.unwrap();
 }
+
+#[tokio::test]
+async fn per_item_errors_reach_the_monitor_with_their_request() {
+    let repo = tempfile::tempdir().unwrap();
+    write_logistic(repo.path(), "ratio", "1", 0.0, &[], 0.5, hash());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let monitor_url = format!("http://{}", listener.local_addr().unwrap());
+    let monitor = FakeMonitor::default();
+    let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor_task = serve_fake_monitor(listener, monitor.clone(), async {
+        let _ = stopped.await;
+    });
+    let stack = Stack::start_with(repo.path(), |config| config.monitor = Some(monitor_url)).await;
+
+    let mut request = seed_score_request();
+    let mut bad = request.all_user_expense_lineitems[0].clone();
+    bad.itemization_id = None;
+    request.all_user_expense_lineitems.push(bad);
+    let mut call = tonic::Request::new(request);
+    call.metadata_mut()
+        .insert("x-request-id", "req-err".parse().unwrap());
+    stack.scorer().await.score(call).await.unwrap();
+
+    wait_for_outcomes(&monitor, 1).await;
+    let mut errors = Vec::new();
+    for _ in 0..500 {
+        errors = monitor.errors.lock().await.clone();
+        if !errors.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(errors.len(), 1, "one item error, sent once");
+    let (request_id, error) = &errors[0];
+    assert_eq!(request_id, "req-err");
+    assert_eq!(error.item_kind, "expense_line_item");
+    assert_eq!(error.index, 1);
+    assert!(error.dropped);
+
+    stack.stop().await;
+    let _ = stop_monitor.send(());
+    monitor_task.await.unwrap();
+}

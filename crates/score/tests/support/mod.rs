@@ -245,6 +245,8 @@ fn dechunk(mut body: &str) -> String {
 #[derive(Clone, Default)]
 pub struct FakeMonitor {
     pub outcomes: Arc<tokio::sync::Mutex<Vec<v1::Outcome>>>,
+    /// Per-item errors received, with the request they came from.
+    pub errors: Arc<tokio::sync::Mutex<Vec<(String, v1::ItemError)>>>,
 }
 
 #[tonic::async_trait]
@@ -253,9 +255,14 @@ impl triad_proto::v1::monitor_server::Monitor for FakeMonitor {
         &self,
         request: Request<v1::RecordOutcomesRequest>,
     ) -> Result<Response<v1::RecordOutcomesResponse>, Status> {
-        let outcomes = request.into_inner().outcomes;
-        let stored = outcomes.len() as u64;
-        self.outcomes.lock().await.extend(outcomes);
+        let request = request.into_inner();
+        let stored = request.outcomes.len() as u64;
+        self.outcomes.lock().await.extend(request.outcomes);
+        let request_id = request.request_id;
+        self.errors
+            .lock()
+            .await
+            .extend(request.errors.into_iter().map(|e| (request_id.clone(), e)));
         Ok(Response::new(v1::RecordOutcomesResponse {
             stored,
             ..Default::default()
