@@ -347,27 +347,8 @@ async fn insert_history(
     labels: &[NewLabel<'_>],
     now: i64,
 ) -> Result<(), MonitorError> {
-    for chunk in labels.chunks(w.per * 3) {
-        let statement = w.backend.sql(format!(
-            "INSERT INTO label_history (model, budget_id, itemization_id, request_id, label, \
-             labelled_at_ms, source, received_at_ms) VALUES {}",
-            sql::values(w.backend, chunk.len(), 8, 1)
-        ));
-        let mut query = sqlx::query::<Any>(&statement);
-        for l in chunk {
-            query = query
-                .bind(l.pair.model.as_str())
-                .bind(l.pair.budget_id.as_str())
-                .bind(l.pair.itemization_id.as_str())
-                .bind(l.request_id)
-                .bind(i64::from(l.label))
-                .bind(l.labelled_at_ms)
-                .bind(l.source)
-                .bind(now);
-        }
-        query.execute(&mut *w.tx).await?;
-    }
-    Ok(())
+    let labels: Vec<&NewLabel<'_>> = labels.iter().collect();
+    insert_label_rows(w, "label_history", "", &labels, now).await
 }
 
 async fn upsert_current(
@@ -375,13 +356,31 @@ async fn upsert_current(
     labels: &[&NewLabel<'_>],
     now: i64,
 ) -> Result<(), MonitorError> {
+    insert_label_rows(
+        w,
+        "labels",
+        " ON CONFLICT (model, budget_id, itemization_id, request_id) DO UPDATE SET \
+         label = excluded.label, labelled_at_ms = excluded.labelled_at_ms, \
+         source = excluded.source, received_at_ms = excluded.received_at_ms",
+        labels,
+        now,
+    )
+    .await
+}
+
+/// Inserts label rows into `table` (`labels` or `label_history`, which
+/// share these eight columns), with `tail` after the VALUES list.
+async fn insert_label_rows(
+    w: &mut Writer<'_>,
+    table: &str,
+    tail: &str,
+    labels: &[&NewLabel<'_>],
+    now: i64,
+) -> Result<(), MonitorError> {
     for chunk in labels.chunks(w.per * 3) {
         let statement = w.backend.sql(format!(
-            "INSERT INTO labels (model, budget_id, itemization_id, request_id, label, \
-             labelled_at_ms, source, received_at_ms) VALUES {} \
-             ON CONFLICT (model, budget_id, itemization_id, request_id) DO UPDATE SET \
-             label = excluded.label, labelled_at_ms = excluded.labelled_at_ms, \
-             source = excluded.source, received_at_ms = excluded.received_at_ms",
+            "INSERT INTO {table} (model, budget_id, itemization_id, request_id, label, \
+             labelled_at_ms, source, received_at_ms) VALUES {}{tail}",
             sql::values(w.backend, chunk.len(), 8, 1)
         ));
         let mut query = sqlx::query::<Any>(&statement);
