@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -59,14 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     triad_server::telemetry::init();
     if let Some(Command::Healthcheck) = cli.command {
-        let port = cli.addr.port();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        triad_server::healthcheck(
-            &endpoint,
-            triad_monitor::SERVICE_NAME,
-            Duration::from_secs(2),
-        )
-        .await?;
+        triad_server::check_local(cli.addr, triad_monitor::SERVICE_NAME).await?;
         return Ok(());
     }
     let mut config = MonitorConfig {

@@ -6,7 +6,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -43,14 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     triad_server::telemetry::init();
     if let Some(Command::Healthcheck) = cli.command {
-        let port = cli.addr.port();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        triad_server::healthcheck(
-            &endpoint,
-            triad_preprocess::SERVICE_NAME,
-            Duration::from_secs(2),
-        )
-        .await?;
+        triad_server::check_local(cli.addr, triad_preprocess::SERVICE_NAME).await?;
         return Ok(());
     }
     let mut config = PreprocessConfig {

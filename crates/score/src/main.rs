@@ -63,9 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     triad_server::telemetry::init();
     if let Some(Command::Healthcheck) = cli.command {
-        let endpoint = format!("http://127.0.0.1:{}", cli.addr.port());
-        triad_server::healthcheck(&endpoint, triad_score::SERVICE_NAME, Duration::from_secs(2))
-            .await?;
+        triad_server::check_local(cli.addr, triad_score::SERVICE_NAME).await?;
         return Ok(());
     }
     let http_addr = match cli.http_addr.as_str() {

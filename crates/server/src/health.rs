@@ -67,3 +67,11 @@ pub async fn healthcheck(
         })
     }
 }
+
+/// What a binary's `healthcheck` subcommand runs: asks the server this
+/// binary would serve on `addr` (probed on loopback, whatever interface it
+/// binds) whether `service` is SERVING, within 2 seconds.
+pub async fn check_local(addr: std::net::SocketAddr, service: &str) -> Result<(), HealthError> {
+    let endpoint = format!("http://127.0.0.1:{}", addr.port());
+    healthcheck(&endpoint, service, Duration::from_secs(2)).await
+}

@@ -23,7 +23,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower_http::trace::TraceLayer;
 
-pub use health::healthcheck;
+pub use health::{check_local, healthcheck};
 pub use request_id::{REQUEST_ID_HEADER, request_id};
 
 /// Limits and timeouts common to every gRPC server.
