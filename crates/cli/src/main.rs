@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Up(args) => {
-            triad_server::telemetry::init();
+            triad_telemetry::init();
             tokio::runtime::Runtime::new()?.block_on(up::run(args))
         }
         Command::Backfill(args) => tokio::runtime::Runtime::new()?.block_on(backfill::run(args)),

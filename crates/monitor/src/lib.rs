@@ -110,7 +110,7 @@ pub async fn serve(
 /// recall gauges are refreshed from the store on each scrape, see
 /// [`telemetry`]) and `GET /health` (200 while the process runs).
 pub fn http_router(store: Store) -> Router {
-    let metrics = triad_server::metrics::router().layer(axum::middleware::from_fn_with_state(
+    let metrics = triad_telemetry::metrics::router().layer(axum::middleware::from_fn_with_state(
         store.clone(),
         refresh_metrics,
     ));

@@ -1,5 +1,5 @@
 //! The monitor's own Prometheus metrics, in the process registry of
-//! `triad_server::metrics` (every name gets the `triad_` prefix) and served
+//! `triad_telemetry::metrics` (every name gets the `triad_` prefix) and served
 //! on the monitor's HTTP port at `GET /metrics`:
 //!
 //! - `triad_monitor_outcomes_recorded_total{model}`: outcomes newly stored;
@@ -40,12 +40,12 @@ struct Metrics {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let counter = |name: &str, help: &str| {
         let counter = IntCounter::new(name, help).expect("valid metric options");
-        triad_server::metrics::register(Box::new(counter.clone()));
+        triad_telemetry::metrics::register(Box::new(counter.clone()));
         counter
     };
     let gauge = |name: &str, help: &str| {
         let gauge = GaugeVec::new(Opts::new(name, help), &["model"]).expect("valid metric options");
-        triad_server::metrics::register(Box::new(gauge.clone()));
+        triad_telemetry::metrics::register(Box::new(gauge.clone()));
         gauge
     };
     let outcomes = IntCounterVec::new(
@@ -56,7 +56,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["model"],
     )
     .expect("valid metric options");
-    triad_server::metrics::register(Box::new(outcomes.clone()));
+    triad_telemetry::metrics::register(Box::new(outcomes.clone()));
     Metrics {
         outcomes,
         duplicates: counter(

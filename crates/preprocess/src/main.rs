@@ -40,7 +40,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    triad_server::telemetry::init();
+    triad_telemetry::init();
     if let Some(Command::Healthcheck) = cli.command {
         triad_server::check_local(cli.addr, triad_preprocess::SERVICE_NAME).await?;
         return Ok(());
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
             let listener = triad_server::bind(addr.parse().context("invalid --http-addr")?).await?;
             Some(tokio::spawn(triad_server::serve_http(
                 listener,
-                triad_server::metrics::standalone_router(),
+                triad_telemetry::metrics::standalone_router(),
                 until_stopped(),
             )))
         }

@@ -66,7 +66,7 @@ impl Preprocess for PreprocessService {
         &self,
         request: Request<FeaturizeRequest>,
     ) -> Result<Response<v1::FeatureMatrix>, Status> {
-        let request_id = triad_server::request_id(&request);
+        let request_id = triad_telemetry::request_id(&request);
         let request = request.into_inner();
         Self::check_pairs(
             request.budgets.len(),
@@ -89,7 +89,7 @@ impl Preprocess for PreprocessService {
         &self,
         request: Request<Streaming<FeaturizeRequest>>,
     ) -> Result<Response<Self::FeaturizeStreamStream>, Status> {
-        let request_id = triad_server::request_id(&request);
+        let request_id = triad_telemetry::request_id(&request);
         let mut chunks = request.into_inner();
         let mut whole = RawRequest::default();
         let limit = self.config.max_stream_pairs;

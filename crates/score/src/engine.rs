@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
 use triad_features::Featurizer;
 use triad_proto::convert::matrix_to_proto;
 use triad_proto::v1::preprocess_client::PreprocessClient;
 use triad_proto::v1::{self, FeaturizeRequest};
+use triad_server::client::{self, ClientConfig, GrpcChannel};
 
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
@@ -26,7 +26,7 @@ pub enum FeatureSource {
     /// The preprocess service, over gRPC, with a deadline on every call.
     Remote {
         endpoint: String,
-        client: PreprocessClient<Channel>,
+        client: PreprocessClient<GrpcChannel>,
     },
     /// The feature library, in this process (`triad score --local`).
     Local(Arc<Featurizer>),
@@ -39,12 +39,14 @@ impl FeatureSource {
         endpoint: &str,
         timeout: Duration,
         max_message_bytes: usize,
-    ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+    ) -> Result<Self, client::ClientError> {
+        let channel = client::connect(
+            endpoint,
+            &ClientConfig {
+                connect_timeout: timeout,
+                timeout,
+            },
+        )?;
         let client = PreprocessClient::new(channel)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
@@ -64,7 +66,7 @@ impl FeatureSource {
                 let mut call = tonic::Request::new(request);
                 if let Ok(id) = request_id.parse() {
                     call.metadata_mut()
-                        .insert(triad_server::REQUEST_ID_HEADER, id);
+                        .insert(triad_telemetry::REQUEST_ID_HEADER, id);
                 }
                 client
                     .clone()

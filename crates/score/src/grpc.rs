@@ -24,7 +24,7 @@ impl Scorer for ScorerService {
         &self,
         request: Request<v1::ScoreRequest>,
     ) -> Result<Response<v1::ScoreResponse>, Status> {
-        let request_id = triad_server::request_id(&request);
+        let request_id = triad_telemetry::request_id(&request);
         let request = request.into_inner();
         let selection = Selection {
             models: request.models,
@@ -49,7 +49,7 @@ impl Scorer for ScorerService {
         &self,
         request: Request<v1::ScoreMatrixRequest>,
     ) -> Result<Response<v1::ScoreResponse>, Status> {
-        let request_id = triad_server::request_id(&request);
+        let request_id = triad_telemetry::request_id(&request);
         let request = request.into_inner();
         let matrix = request
             .matrix

@@ -101,7 +101,7 @@ async fn score(
         Ok(parsed) => parsed,
         Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let request_id = triad_server::request_id::new_request_id();
+    let request_id = triad_telemetry::request_id::new_request_id();
     let selection = Selection {
         models: vec![state.model.clone()],
         ..Selection::default()

@@ -40,8 +40,8 @@ pub const SERVICE_NAME: &str = "triad.v1.Scorer";
 pub enum ServeError {
     #[error(transparent)]
     Repository(#[from] repository::RepositoryError),
-    #[error("invalid preprocess endpoint: {0}")]
-    Endpoint(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Endpoint(#[from] triad_server::client::ClientError),
     #[error(transparent)]
     Server(#[from] triad_server::ServerError),
     #[error("http server failed: {0}")]
@@ -108,7 +108,7 @@ pub async fn serve(
             model: config.http_model.clone(),
             limits: JsonLimits::default(),
         })
-        .merge(triad_server::metrics::router());
+        .merge(triad_telemetry::metrics::router());
         tokio::spawn(triad_server::serve_http(listener, router, until_stopped()))
     });
     let grpc_result = triad_server::serve(

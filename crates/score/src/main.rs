@@ -61,7 +61,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    triad_server::telemetry::init();
+    triad_telemetry::init();
     if let Some(Command::Healthcheck) = cli.command {
         triad_server::check_local(cli.addr, triad_score::SERVICE_NAME).await?;
         return Ok(());

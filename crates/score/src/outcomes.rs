@@ -20,9 +20,9 @@ use prometheus::{IntCounter, IntGauge};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
 use triad_proto::v1::monitor_client::MonitorClient;
 use triad_proto::v1::{self, FeaturizeRequest};
+use triad_server::client::{self, ClientConfig, GrpcChannel};
 
 /// Settings of the outcome publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +68,12 @@ struct OutcomeMetrics {
 static METRICS: LazyLock<OutcomeMetrics> = LazyLock::new(|| {
     let counter = |name: &str, help: &str| {
         let counter = IntCounter::new(name, help).expect("valid metric options");
-        triad_server::metrics::register(Box::new(counter.clone()));
+        triad_telemetry::metrics::register(Box::new(counter.clone()));
         counter
     };
     let pending = IntGauge::new("outcomes_pending", "Outcomes buffered for the monitor")
         .expect("valid metric options");
-    triad_server::metrics::register(Box::new(pending.clone()));
+    triad_telemetry::metrics::register(Box::new(pending.clone()));
     OutcomeMetrics {
         published: counter(
             "outcomes_published_total",
@@ -138,12 +138,14 @@ pub struct OutcomePublisher {
 impl OutcomePublisher {
     /// Starts the background sender; it runs until every publisher is
     /// dropped, then flushes what it holds (within the drain timeout).
-    pub fn start(config: OutcomeConfig) -> Result<(Self, JoinHandle<()>), tonic::transport::Error> {
-        let channel = Endpoint::from_shared(config.endpoint.clone())?
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+    pub fn start(config: OutcomeConfig) -> Result<(Self, JoinHandle<()>), client::ClientError> {
+        let channel = client::connect(
+            &config.endpoint,
+            &ClientConfig {
+                connect_timeout: config.timeout,
+                timeout: config.timeout,
+            },
+        )?;
         LazyLock::force(&METRICS);
         let (sender, receiver) = mpsc::unbounded_channel();
         let stats = Arc::new(PublisherStats::default());
@@ -212,7 +214,7 @@ pub fn abandon_pending(stats: &PublisherStats) -> u64 {
 /// The background sender.
 async fn run(
     config: OutcomeConfig,
-    mut client: MonitorClient<Channel>,
+    mut client: MonitorClient<GrpcChannel>,
     mut receiver: mpsc::UnboundedReceiver<ScoredBatch>,
     stats: Arc<PublisherStats>,
 ) {
@@ -286,7 +288,7 @@ async fn run(
 /// Sends one batch of outcomes, retrying with exponential backoff until the
 /// monitor acknowledges it.
 async fn send_until_acknowledged(
-    client: &mut MonitorClient<Channel>,
+    client: &mut MonitorClient<GrpcChannel>,
     outcomes: Vec<v1::Outcome>,
     stats: &PublisherStats,
     config: &OutcomeConfig,
@@ -305,7 +307,7 @@ async fn send_until_acknowledged(
 
 /// Sends one request's per-item errors, retrying like outcomes.
 async fn send_errors_until_acknowledged(
-    client: &mut MonitorClient<Channel>,
+    client: &mut MonitorClient<GrpcChannel>,
     request: v1::RecordOutcomesRequest,
     stats: &PublisherStats,
     config: &OutcomeConfig,
@@ -315,7 +317,7 @@ async fn send_errors_until_acknowledged(
 
 /// Calls `RecordOutcomes` until it succeeds, backing off exponentially.
 async fn send_with_retries(
-    client: &mut MonitorClient<Channel>,
+    client: &mut MonitorClient<GrpcChannel>,
     request: &v1::RecordOutcomesRequest,
     stats: &PublisherStats,
     config: &OutcomeConfig,

@@ -1,17 +1,16 @@
-//! What every Triad gRPC server shares, in one place: the tracing
-//! subscriber, the tower layers (request ids, request tracing, timeouts,
-//! concurrency limits, load shedding), `grpc.health.v1`, server reflection,
-//! graceful shutdown, and the `healthcheck` client the binaries expose.
+//! What every Triad gRPC server shares, in one place: the tower layers
+//! (request ids, metrics and request tracing from `triad-telemetry`,
+//! timeouts, concurrency limits, load shedding), `grpc.health.v1`, server
+//! reflection, graceful shutdown, and the `healthcheck` client the binaries
+//! expose.
 //!
 //! Service crates only build their [`tonic::service::Routes`] and call
 //! [`serve`] with an already-bound listener and a shutdown future, so tests
 //! and `triad up` can run every service in one process.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod health;
-pub mod metrics;
-pub mod request_id;
-pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,8 +22,9 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower_http::trace::TraceLayer;
 
+pub use client::{ClientConfig, GrpcChannel};
 pub use health::{check_local, healthcheck};
-pub use request_id::{REQUEST_ID_HEADER, request_id};
+use triad_telemetry::{metrics, request_id};
 
 /// Limits and timeouts common to every gRPC server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
