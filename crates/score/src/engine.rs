@@ -10,7 +10,7 @@ use triad_features::Featurizer;
 use triad_proto::convert::matrix_to_proto;
 use triad_proto::v1::preprocess_client::PreprocessClient;
 use triad_proto::v1::{self, FeaturizeRequest};
-use triad_server::client::{self, ClientConfig, GrpcChannel};
+use triad_server::client::{self, ClientConfig, GrpcChannel, Retry};
 
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
@@ -27,6 +27,7 @@ pub enum FeatureSource {
     Remote {
         endpoint: String,
         client: PreprocessClient<GrpcChannel>,
+        retry: Retry,
     },
     /// The feature library, in this process (`triad score --local`).
     Local(Arc<Featurizer>),
@@ -45,6 +46,7 @@ impl FeatureSource {
             &ClientConfig {
                 connect_timeout: timeout,
                 timeout,
+                ..ClientConfig::default()
             },
         )?;
         let client = PreprocessClient::new(channel)
@@ -53,6 +55,7 @@ impl FeatureSource {
         Ok(Self::Remote {
             endpoint: endpoint.to_owned(),
             client,
+            retry: Retry::default(),
         })
     }
 
@@ -62,15 +65,24 @@ impl FeatureSource {
         request_id: &str,
     ) -> Result<v1::FeatureMatrix, ScoreError> {
         match self {
-            FeatureSource::Remote { endpoint, client } => {
-                let mut call = tonic::Request::new(request);
-                if let Ok(id) = request_id.parse() {
-                    call.metadata_mut()
-                        .insert(triad_telemetry::REQUEST_ID_HEADER, id);
-                }
-                client
-                    .clone()
-                    .featurize(call)
+            FeatureSource::Remote {
+                endpoint,
+                client,
+                retry,
+            } => {
+                let id: Option<tonic::metadata::MetadataValue<_>> = request_id.parse().ok();
+                // Featurize is idempotent: a call a draining or vanished
+                // replica refused is retried (within the budget).
+                retry
+                    .run(|| {
+                        let mut call = tonic::Request::new(request.clone());
+                        if let Some(id) = &id {
+                            call.metadata_mut()
+                                .insert(triad_telemetry::REQUEST_ID_HEADER, id.clone());
+                        }
+                        let mut client = client.clone();
+                        async move { client.featurize(call).await }
+                    })
                     .await
                     .map(tonic::Response::into_inner)
                     .map_err(|status| ScoreError::Preprocess {

@@ -144,6 +144,7 @@ impl OutcomePublisher {
             &ClientConfig {
                 connect_timeout: config.timeout,
                 timeout: config.timeout,
+                ..ClientConfig::default()
             },
         )?;
         LazyLock::force(&METRICS);

@@ -1,16 +1,36 @@
 //! The one way a Triad service opens a gRPC channel to another (scorer →
-//! preprocess, scorer → monitor): deadlines, TCP settings and the client
-//! layers every hop needs live here, so each call site only names the
-//! endpoint.
+//! preprocess, scorer → monitor): deadlines, TCP settings, client-side
+//! balancing and the client layers every hop needs live here, so each call
+//! site only names the endpoint; and the one retry rule for idempotent
+//! calls ([`Retry`]).
 //!
 //! A [`GrpcChannel`] is a boxed, cloneable tower service, so the layers
 //! stacked on it (trace propagation, balancing, TLS) never change the
 //! generated clients' types.
+//!
+//! **Balancing.** An endpoint whose host is a name (`http://preprocess:50051`)
+//! is resolved again every [`ClientConfig::dns_refresh`], and calls are
+//! spread over every address it resolves to (power of two choices, by
+//! in-flight requests), one HTTP/2 connection per address. So a scorer uses
+//! every preprocess replica behind a DNS name (a Compose service, a
+//! Kubernetes headless Service) instead of pinning all its traffic to the
+//! one connection it opened first; replicas that appear are used within one
+//! refresh, replicas that go away are dropped. An IP-literal endpoint is one
+//! connection.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::Uri;
+use tokio::sync::mpsc;
 use tonic::body::Body;
-use tonic::transport::Endpoint;
+use tonic::transport::channel::Change;
+use tonic::transport::{Channel, Endpoint};
+use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
 
 /// Any error a client layer can raise.
@@ -18,15 +38,28 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure of a [`GrpcChannel`] call before a status arrives (connection
 /// refused, timed out, …). A concrete type rather than a bare [`BoxError`],
-/// which keeps generated clients' futures `Send`-checkable.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
+/// which keeps generated clients' futures `Send`-checkable. Its source is
+/// the wrapped error, so tonic still maps a refused connection to
+/// `UNAVAILABLE`.
+#[derive(Debug)]
 pub struct ChannelError(BoxError);
 
 impl ChannelError {
     /// Wraps any layer's error.
     pub fn new(error: impl Into<BoxError>) -> Self {
         Self(error.into())
+    }
+}
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -39,8 +72,11 @@ pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<B
 pub struct ClientConfig {
     /// Longest a connection attempt may take.
     pub connect_timeout: Duration,
-    /// Deadline of every call, sent to the server as `grpc-timeout`.
+    /// Deadline of every call; sent to the server as `grpc-timeout` unless
+    /// the call sets a shorter one.
     pub timeout: Duration,
+    /// How often a host name is resolved again to find its replicas.
+    pub dns_refresh: Duration,
 }
 
 impl Default for ClientConfig {
@@ -48,6 +84,7 @@ impl Default for ClientConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
+            dns_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -56,27 +93,236 @@ impl Default for ClientConfig {
 /// unreachable server fails the call, not this).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid gRPC endpoint {endpoint:?}: {source}")]
-    Endpoint {
-        endpoint: String,
-        source: tonic::transport::Error,
-    },
+    #[error("invalid gRPC endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
 }
 
-/// A lazily-connecting channel to `endpoint` (e.g. `http://127.0.0.1:50051`).
+/// A lazily-connecting channel to `endpoint` (e.g. `http://127.0.0.1:50051`
+/// or `http://preprocess:50051`), balanced over every address a host name
+/// resolves to in DNS.
 pub fn connect(endpoint: &str, config: &ClientConfig) -> Result<GrpcChannel, ClientError> {
-    let channel = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|source| ClientError::Endpoint {
+    let target = Target::parse(endpoint)?;
+    if target.host.parse::<IpAddr>().is_ok() || tokio::runtime::Handle::try_current().is_err() {
+        return Ok(finish(target.endpoint(config).connect_lazy(), config));
+    }
+    let (host, port) = (target.host.clone(), target.port);
+    connect_resolved(target, config, move || {
+        let host = host.clone();
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+    })
+}
+
+/// Finds the addresses behind a name, again at every refresh: DNS by
+/// default ([`connect`]); tests and other service discovery supply their
+/// own.
+pub type Lookup = Box<dyn Fn() -> LookupFuture + Send>;
+
+/// One answer of a [`Lookup`].
+pub type LookupFuture = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
+
+/// A channel to `endpoint` balanced over the addresses `lookup` returns,
+/// asked again every [`ClientConfig::dns_refresh`]. Must be called inside a
+/// tokio runtime.
+pub fn connect_with_lookup<F>(
+    endpoint: &str,
+    config: &ClientConfig,
+    lookup: F,
+) -> Result<GrpcChannel, ClientError>
+where
+    F: Fn() -> LookupFuture + Send + 'static,
+{
+    connect_resolved(Target::parse(endpoint)?, config, lookup)
+}
+
+fn connect_resolved<F>(target: Target, config: &ClientConfig, lookup: F) -> Result<GrpcChannel, ClientError>
+where
+    F: Fn() -> LookupFuture + Send + 'static,
+{
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    let settings = config.clone();
+    let name = target.uri.clone();
+    let scheme = target.uri.scheme_str().unwrap_or("http").to_owned();
+    let per_address = move |addr: SocketAddr| {
+        Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .ok()
+            .map(|endpoint| configure(endpoint, &settings).origin(name.clone()))
+    };
+    tokio::spawn(resolve(
+        target.host,
+        Box::new(lookup),
+        per_address,
+        changes,
+        config.dns_refresh,
+    ));
+    Ok(finish(channel, config))
+}
+
+/// The shared layers on top of a (single or balanced) channel.
+fn finish(channel: Channel, config: &ClientConfig) -> GrpcChannel {
+    let timeout = config.timeout;
+    BoxCloneSyncService::new(
+        tower::ServiceBuilder::new()
+            .map_err(ChannelError::new)
+            .map_request(move |request| with_deadline(request, timeout))
+            .service(channel),
+    )
+}
+
+/// A parsed endpoint URL.
+struct Target {
+    uri: Uri,
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    fn parse(endpoint: &str) -> Result<Self, ClientError> {
+        let invalid = |reason: String| ClientError::Endpoint {
             endpoint: endpoint.to_owned(),
-            source,
-        })?
+            reason,
+        };
+        let uri: Uri = endpoint
+            .parse()
+            .map_err(|error: http::uri::InvalidUri| invalid(error.to_string()))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(invalid("expected an http:// or https:// URL".to_owned())),
+        }
+        let host = uri
+            .host()
+            .ok_or_else(|| invalid("no host".to_owned()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        Ok(Self {
+            uri,
+            host,
+            port,
+        })
+    }
+
+    fn endpoint(&self, config: &ClientConfig) -> Endpoint {
+        configure(Endpoint::from(self.uri.clone()), config)
+    }
+}
+
+/// Triad's settings on one endpoint.
+fn configure(endpoint: Endpoint, config: &ClientConfig) -> Endpoint {
+    endpoint
         .connect_timeout(config.connect_timeout)
         .timeout(config.timeout)
         .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(BoxCloneSyncService::new(
-        tower::ServiceBuilder::new()
-            .map_err(ChannelError::new)
-            .service(channel),
-    ))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+}
+
+/// Adds `grpc-timeout` (the channel's deadline) to a request that has none,
+/// so the server stops working on a call its caller has given up on.
+fn with_deadline(mut request: http::Request<Body>, timeout: Duration) -> http::Request<Body> {
+    if !request.headers().contains_key("grpc-timeout") {
+        let millis = timeout.as_millis().clamp(1, 99_999_999);
+        if let Ok(value) = http::HeaderValue::from_str(&format!("{millis}m")) {
+            request.headers_mut().insert("grpc-timeout", value);
+        }
+    }
+    request
+}
+
+/// Looks `host` up now and every `refresh`, telling the balancer which
+/// addresses appeared and which went away, until the channel is dropped. A
+/// failed or empty lookup keeps the addresses already known.
+async fn resolve(
+    host: String,
+    lookup: Lookup,
+    endpoint: impl Fn(SocketAddr) -> Option<Endpoint>,
+    changes: mpsc::Sender<Change<SocketAddr, Endpoint>>,
+    refresh: Duration,
+) {
+    let mut known: HashSet<SocketAddr> = HashSet::new();
+    loop {
+        match lookup().await {
+            Ok(addrs) => {
+                let fresh: HashSet<SocketAddr> = addrs.into_iter().collect();
+                if fresh.is_empty() {
+                    tracing::warn!(%host, "name resolved to no address; keeping the known ones");
+                } else {
+                    for addr in fresh.difference(&known) {
+                        let Some(endpoint) = endpoint(*addr) else { continue };
+                        tracing::debug!(%host, %addr, "replica added");
+                        if changes.send(Change::Insert(*addr, endpoint)).await.is_err() {
+                            return;
+                        }
+                    }
+                    for addr in known.difference(&fresh) {
+                        tracing::debug!(%host, %addr, "replica removed");
+                        if changes.send(Change::Remove(*addr)).await.is_err() {
+                            return;
+                        }
+                    }
+                    known = fresh;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%host, %error, "cannot resolve; keeping the known addresses");
+            }
+        }
+        tokio::select! {
+            () = changes.closed() => return,
+            () = tokio::time::sleep(refresh) => {}
+        }
+    }
+}
+
+/// Retries of idempotent calls: only on `UNAVAILABLE` (the server never
+/// ran the call: connection refused or reset, replica draining), at most
+/// [`Retry::max_retries`] times per call, and only while the budget allows
+/// — retries may add at most a fifth to the call rate (plus ten a second),
+/// so a struggling server is not buried under retries.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    budget: Arc<TpsBudget>,
+    max_retries: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self::new(2, 0.2)
+    }
+}
+
+impl Retry {
+    /// Up to `max_retries` per call, retries at most `share` of calls.
+    pub fn new(max_retries: u32, share: f32) -> Self {
+        Self {
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, share)),
+            max_retries,
+        }
+    }
+
+    /// Runs `call` (which must be idempotent), again while it fails with
+    /// `UNAVAILABLE` and the budget allows.
+    pub async fn run<T, F, Fut>(&self, mut call: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        self.budget.deposit();
+        let mut retries = 0;
+        loop {
+            match call().await {
+                Err(status)
+                    if status.code() == tonic::Code::Unavailable
+                        && retries < self.max_retries
+                        && self.budget.withdraw() =>
+                {
+                    retries += 1;
+                    tracing::debug!(retries, %status, "retrying an idempotent call");
+                }
+                result => return result,
+            }
+        }
+    }
 }
