@@ -4,7 +4,7 @@
 # mkdir, so /data comes from the context, owned by the runtime user.
 FROM scratch
 COPY triad-monitor /triad-monitor
-COPY tmp /tmp
+COPY --chown=65532:65532 tmp /tmp
 COPY models /models
 COPY --chown=65532:65532 data /data
 # The server and its `healthcheck` subcommand both read TRIAD_MONITOR_ADDR,

@@ -2,7 +2,7 @@
 # deploy/build-images.sh stages next to this file (no registry needed).
 FROM scratch
 COPY triad-preprocess /triad-preprocess
-COPY tmp /tmp
+COPY --chown=65532:65532 tmp /tmp
 # The server and its `healthcheck` subcommand both read these, so the health
 # check always probes the port the server listens on.
 ENV TRIAD_PREPROCESS_ADDR=0.0.0.0:50051 \

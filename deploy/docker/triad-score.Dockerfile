@@ -3,7 +3,7 @@
 # deploy/build-images.sh stages next to this file.
 FROM scratch
 COPY triad-score /triad-score
-COPY tmp /tmp
+COPY --chown=65532:65532 tmp /tmp
 COPY models /models
 # The server and its `healthcheck` subcommand both read TRIAD_SCORE_ADDR, so
 # the health check always probes the port the server listens on.

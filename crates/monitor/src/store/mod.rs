@@ -199,7 +199,18 @@ impl Store {
         };
         let mut options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(config.acquire_timeout);
+            .acquire_timeout(config.acquire_timeout)
+            // A connection still inside a transaction when it comes back
+            // (its COMMIT failed, e.g. on an I/O error) is closed, not
+            // reused: sqlx would refuse every later BEGIN on it.
+            .after_release(|conn, _meta| {
+                use sqlx::Connection;
+                let reusable = !conn.is_in_transaction();
+                if !reusable {
+                    tracing::warn!("closing a database connection left inside a transaction");
+                }
+                Box::pin(async move { Ok(reusable) })
+            });
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -218,6 +229,12 @@ impl Store {
                     // `checkpoint_in_background`), not in the writer's
                     // commit; this is only a backstop at 64 MiB of WAL.
                     sqlx::query("PRAGMA wal_autocheckpoint = 16384")
+                        .execute(&mut *conn)
+                        .await?;
+                    // Sorts and temporary tables in memory: no temporary
+                    // files, so no dependence on a writable temp directory
+                    // (a FROM scratch image, a read-only root file system).
+                    sqlx::query("PRAGMA temp_store = MEMORY")
                         .execute(&mut *conn)
                         .await?;
                     Ok(())
