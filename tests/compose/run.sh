@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # End-to-end test of docker-compose.yml: builds the FROM-scratch images,
-# starts preprocess, the monitor and two scorers (the matcher scaled to 2),
-# waits for every container to be healthy, sends the seed request over HTTP to
-# each matcher replica and over gRPC (grpcurl, reflection) to both scorers,
+# starts preprocess (2 replicas), the monitor and two scorers (the matcher
+# scaled to 2), waits for every container to be healthy, then
+#   - sends the seed request over HTTP to each matcher replica and over gRPC
+#     (grpcurl, reflection) to both scorers;
+#   - scores the synthetic data set (`triad synth` + `triad backfill`),
+#     uploads its labels (`triad labels`) and checks that QueryMetrics and
+#     the monitor's SQL views count every outcome and every label;
+#   - checks that both preprocess replicas served Featurize calls (the
+#     scorers balance over every replica behind the name);
+#   - stops one matcher replica mid-traffic and checks that no request
+#     failed beyond one retry on the other replica, and that the stopped
+#     replica's outcomes still reached the monitor;
 # and always tears everything down (`down -v`), pass or fail.
 #
 #   tests/compose/run.sh                # build images, then test
 #   SKIP_BUILD=1 tests/compose/run.sh   # reuse the triad-*:local images
+#   TRIAD_BIN=path/to/triad             # the host CLI (default: target/debug/triad,
+#                                       # built with cargo when missing)
 #
 # Bounded: the image build by BUILD_TIMEOUT (s), health by HEALTH_TIMEOUT (s),
 # every request by REQUEST_TIMEOUT (s). Last line: "compose test: PASS" or
@@ -20,6 +31,7 @@ BUILD_TIMEOUT="${BUILD_TIMEOUT:-1800}"
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-90}"
 REQUEST_TIMEOUT="${REQUEST_TIMEOUT:-10}"
 MATCHER_REPLICAS=2
+PREPROCESS_REPLICAS=2
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-triad-compose-test}"
 FIXTURES="$ROOT/tests/fixtures"
 
@@ -47,6 +59,7 @@ cleanup() {
     echo "==> docker-compose down -v"
     timeout 120 "${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 ||
         echo "warning: docker-compose down -v failed" >&2
+    [[ -n "${WORK:-}" ]] && rm -rf "$WORK"
     echo "compose test: $RESULT"
     [[ "$RESULT" == PASS ]]
 }
@@ -98,13 +111,13 @@ done
 STEP="up"
 # Start from nothing (a previous run killed before its trap).
 timeout 120 "${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-echo "==> docker-compose up -d --scale score-matcher=$MATCHER_REPLICAS"
-timeout 180 "${DC[@]}" up -d --scale "score-matcher=$MATCHER_REPLICAS" ||
-    fail "docker-compose up failed"
+echo "==> docker-compose up -d --scale preprocess=$PREPROCESS_REPLICAS --scale score-matcher=$MATCHER_REPLICAS"
+timeout 180 "${DC[@]}" up -d --scale "preprocess=$PREPROCESS_REPLICAS" \
+    --scale "score-matcher=$MATCHER_REPLICAS" || fail "docker-compose up failed"
 
 # ---------------------------------------------------------------- health
 STEP="health"
-expected=$((3 + MATCHER_REPLICAS))   # preprocess, monitor, score-oop + matchers
+expected=$((2 + PREPROCESS_REPLICAS + MATCHER_REPLICAS))   # monitor, score-oop + replicas
 deadline=$((SECONDS + HEALTH_TIMEOUT))
 started=$SECONDS
 while :; do
@@ -185,5 +198,160 @@ while :; do
     sleep 1
 done
 echo "==> monitor: $recorded outcomes recorded (triad_monitor_outcomes_recorded_total)"
+
+# ---------------------------------------------------------------- synthetic data
+# Score the synthetic data set at its original times, upload its labels,
+# and check that the monitor counts every outcome and every label, through
+# QueryMetrics and through its SQL views.
+STEP="synthetic"
+MODEL=budget_expense_matcher
+WORK=$(mktemp -d)
+TRIAD="${TRIAD_BIN:-$ROOT/target/debug/triad}"
+if [[ ! -x "$TRIAD" ]]; then
+    echo "==> cargo build --bin triad (the host CLI)"
+    cargo build -q --bin triad || fail "cannot build the triad CLI"
+    TRIAD="$ROOT/target/debug/triad"
+fi
+
+# metrics_totals MODEL: "outcomes labelled" summed over QueryMetrics' days.
+metrics_totals() {
+    grpcurl -plaintext -max-time "$REQUEST_TIMEOUT" \
+        -d "{\"model\":\"$1\",\"bucket\":\"BUCKET_DAY\"}" 127.0.0.1:50053 \
+        triad.v1.Monitor/QueryMetrics |
+        python3 -c 'import json, sys
+points = json.load(sys.stdin).get("points", [])
+print(sum(int(p.get("count", 0)) for p in points), sum(int(p.get("labelled", 0)) for p in points))'
+}
+# wait_for_outcomes MODEL N [at-least]: until QueryMetrics counts exactly N
+# (or, with at-least, at least N) outcomes (60 s).
+wait_for_outcomes() {
+    local deadline=$((SECONDS + 60)) got
+    while :; do
+        got=$(metrics_totals "$1" | cut -d' ' -f1)
+        [[ "$got" == "$2" ]] && return 0
+        [[ "${3:-}" == at-least && "$got" -ge "$2" ]] && return 0
+        ((SECONDS >= deadline)) && fail "QueryMetrics counts $got $1 outcomes, expected $2"
+        sleep 1
+    done
+}
+
+"$TRIAD" synth --out "$WORK/synth" >/dev/null || fail "triad synth failed"
+pairs=$(($(wc -l < "$WORK/synth/labels.csv") - 1))
+read -r before _ < <(metrics_totals "$MODEL")
+matcher_grpc=$("${DC[@]}" port --index=1 score-matcher 50052 | tr -d '\r')
+"$TRIAD" backfill "$WORK/synth/requests.jsonl" --times "$WORK/synth/labels.csv" \
+    --scorer "http://$matcher_grpc" >/dev/null 2>&1 || fail "triad backfill failed"
+wait_for_outcomes "$MODEL" $((before + pairs))
+"$TRIAD" labels "$WORK/synth/labels.csv" --monitor http://127.0.0.1:50053 >/dev/null 2>&1 ||
+    fail "triad labels failed"
+read -r outcomes labelled < <(metrics_totals "$MODEL")
+[[ "$labelled" == "$pairs" ]] || fail "QueryMetrics: $labelled labelled outcomes, expected $pairs"
+echo "==> QueryMetrics: $pairs synthetic pairs scored and labelled ($outcomes $MODEL outcomes in all)"
+
+# The SQL views, from a copy of the monitor's SQLite files (WAL included).
+monitor_id=$("${DC[@]}" ps -q monitor)
+docker cp "$monitor_id:/data" "$WORK/monitor-data" >/dev/null || fail "cannot copy the monitor's data"
+python3 - "$WORK/monitor-data/monitor.db" "$MODEL" "$outcomes" "$pairs" <<'PY' ||
+import sqlite3, sys
+db, model, outcomes, pairs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+con = sqlite3.connect(db)
+got_outcomes, got_labelled = con.execute(
+    "SELECT SUM(outcomes), SUM(labelled) FROM daily_precision_recall"
+    " WHERE model = ? AND shadow = 0", (model,)).fetchone()
+mistakes = con.execute("SELECT COUNT(*) FROM mistakes WHERE model = ?", (model,)).fetchone()[0]
+fp_fn = con.execute("SELECT SUM(fp) + SUM(fn) FROM daily_precision_recall"
+                    " WHERE model = ? AND shadow = 0", (model,)).fetchone()[0]
+print(f"==> SQL: daily_precision_recall counts {got_outcomes} outcomes, {got_labelled} labelled;"
+      f" mistakes has {mistakes} rows")
+assert got_outcomes == outcomes, (got_outcomes, outcomes)
+assert got_labelled == pairs, (got_labelled, pairs)
+assert mistakes == fp_fn, (mistakes, fp_fn)
+PY
+    fail "the SQL views disagree with QueryMetrics"
+
+# ---------------------------------------------------------------- balancing
+# Every preprocess replica served Featurize calls: the scorers resolve
+# `preprocess` again and again and spread their calls over its addresses.
+STEP="balancing"
+for id in $("${DC[@]}" ps -q preprocess); do
+    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
+    served=$(http_get "http://$ip:8082/metrics" |
+        awk '/^triad_grpc_server_requests_total\{.*Featurize/ {n += $NF} END {print n + 0}')
+    [[ "${served:-0}" -gt 0 ]] || fail "preprocess replica $ip served no Featurize call"
+    echo "==> preprocess replica $ip served $served Featurize calls"
+done
+
+# ---------------------------------------------------------------- failover
+# Stop one matcher replica mid-traffic (docker stop: SIGTERM, drain). The
+# agreed client behaviour: a request that fails (refused, reset, 5xx) is
+# retried once on the other replica. No request may fail beyond that, and
+# the stopped replica's outcomes must still reach the monitor.
+STEP="failover"
+read -r before _ < <(metrics_totals "$MODEL")
+mapfile -t matchers < <("${DC[@]}" ps -q score-matcher)
+p1=$("${DC[@]}" port --index=1 score-matcher 8080 | tr -d '\r')
+p2=$("${DC[@]}" port --index=2 score-matcher 8080 | tr -d '\r')
+victim=""
+for id in "${matchers[@]}"; do
+    [[ "$(docker port "$id" 8080 | head -1 | tr -d '\r')" == "$p2" ]] && victim=$id
+done
+[[ -n "$victim" ]] || fail "cannot find the container behind $p2"
+answered=$(python3 - "$p1" "$p2" "$victim" "$FIXTURES/seed_request.json" "$REQUEST_TIMEOUT" <<'PY'
+import subprocess, sys, threading, urllib.request
+replicas, victim, body, timeout = sys.argv[1:3], sys.argv[3], open(sys.argv[4], "rb").read(), float(sys.argv[5])
+TOTAL, CALLERS, STOP_AFTER = 600, 4, 150
+lock = threading.Lock()
+state = {"next": 0, "done": 0, "retried": 0, "failed": [], "stopped": False}
+
+def post(addr):
+    req = urllib.request.Request(f"http://{addr}/budget_expense_matcher/", data=body,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        r.read()
+
+def caller():
+    while True:
+        with lock:
+            n = state["next"]
+            if n >= TOTAL:
+                return
+            state["next"] += 1
+        first = n % 2
+        try:
+            post(replicas[first])
+        except Exception:
+            with lock:
+                state["retried"] += 1
+            try:
+                post(replicas[1 - first])
+            except Exception as e:
+                with lock:
+                    state["failed"].append(f"request {n}: {e}")
+        with lock:
+            state["done"] += 1
+            stop = state["done"] >= STOP_AFTER and not state["stopped"]
+            state["stopped"] |= stop
+        if stop:
+            threading.Thread(target=subprocess.run, daemon=True,
+                             args=(["docker", "stop", "-t", "20", victim],),
+                             kwargs={"capture_output": True}).start()
+
+threads = [threading.Thread(target=caller) for _ in range(CALLERS)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(f"==> failover: {TOTAL} requests, {state['retried']} retried once, "
+      f"{len(state['failed'])} failed", file=sys.stderr)
+for f in state["failed"][:5]:
+    print("   ", f, file=sys.stderr)
+print(TOTAL - len(state["failed"]))
+sys.exit(1 if state["failed"] else 0)
+PY
+) || fail "requests failed beyond one retry while a matcher replica stopped"
+# The stopped replica drained and flushed its outcomes before it exited.
+timeout 60 docker wait "$victim" >/dev/null 2>&1 || true
+# At least: a request the stopping replica ran but could not answer was
+# answered by the other one too (two outcomes, two request ids).
+wait_for_outcomes "$MODEL" $((before + answered)) at-least
+echo "==> failover: all $answered answered requests recorded by the monitor"
 
 STEP="done"
