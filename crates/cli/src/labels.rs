@@ -28,6 +28,10 @@ pub struct LabelsArgs {
     /// Labels per call.
     #[arg(long, default_value_t = 5_000)]
     batch: usize,
+    /// TLS (`--ca`, `--cert`, `--key`) and token (the monitor's service
+    /// token: labels are writes) for an https:// --monitor.
+    #[command(flatten)]
+    client: triad_server::security::ClientArgs,
 }
 
 #[derive(Deserialize)]
@@ -62,9 +66,9 @@ pub async fn run(args: LabelsArgs) -> anyhow::Result<()> {
             labels.push(label(&args.out_of_policy_model, out_of_policy == 1));
         }
     }
-    let mut client = MonitorClient::connect(args.monitor.clone())
-        .await
+    let channel = triad_server::client::connect(&args.monitor, &args.client.client_config())
         .with_context(|| format!("cannot connect to the monitor at {}", args.monitor))?;
+    let mut client = MonitorClient::new(channel);
     let progress = ProgressBar::new(labels.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} labels, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -33,6 +33,9 @@ pub struct ScoreArgs {
     /// Add probability, threshold, model and version to each entry.
     #[arg(long)]
     verbose: bool,
+    /// TLS (`--ca`, `--cert`, `--key`) and token for an https:// --url.
+    #[command(flatten)]
+    client: triad_server::security::ClientArgs,
 }
 
 pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
@@ -62,9 +65,9 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
         };
         engine.score(request, &selection, "local").await?
     } else {
-        let mut client = ScorerClient::connect(args.url.clone())
-            .await
+        let channel = triad_server::client::connect(&args.url, &args.client.client_config())
             .with_context(|| format!("cannot connect to the scorer at {}", args.url))?;
+        let mut client = ScorerClient::new(channel);
         client
             .score(v1::ScoreRequest {
                 budgets: request.budgets,

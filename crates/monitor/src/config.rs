@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use triad_server::ServerLimits;
+use triad_server::{Security, ServerLimits};
 
 /// Default gRPC address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50053";
@@ -44,6 +44,10 @@ pub struct MonitorConfig {
     pub store: StoreConfig,
     /// Shared server limits.
     pub server: ServerLimits,
+    /// TLS and bearer tokens on both ports: the service token may call
+    /// everything, the read-only token the dashboard and the read RPCs
+    /// ([`crate::READ_METHODS`]). Default: plain TCP, no tokens.
+    pub security: Security,
     /// The model repository: the reference profile of model `m` version
     /// `v` is read from `<models_dir>/m/v/profile.json` on first use and
     /// again when the file changes. Without one, `Drift` answers "not
@@ -61,6 +65,7 @@ impl Default for MonitorConfig {
                 .expect("the default HTTP address parses"),
             store: StoreConfig::default(),
             server: ServerLimits::default(),
+            security: Security::default(),
             models_dir: PathBuf::from(DEFAULT_MODELS_DIR),
         }
     }

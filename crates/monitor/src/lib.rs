@@ -38,6 +38,18 @@ pub use store::{Backend, Counts, CountsFilter, Store};
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Monitor";
 
+/// The RPCs a read-only token may call (what the dashboard and analysts
+/// query); every other RPC writes and needs the service token
+/// (`RecordOutcomes`, `RecordOutcomesStream`, `RecordLabels`,
+/// `RecordEvents`).
+pub const READ_METHODS: &[&str] = &[
+    "/triad.v1.Monitor/QueryMetrics",
+    "/triad.v1.Monitor/ListMistakes",
+    "/triad.v1.Monitor/Anomalies",
+    "/triad.v1.Monitor/QueryEvents",
+    "/triad.v1.Monitor/Drift",
+];
+
 /// Opens the store of `config` and serves the monitor until `shutdown`
 /// resolves: gRPC on `grpc`, and on `http` (when given) the dashboard,
 /// `GET /metrics` and `GET /health` ([`http_router`]). Shutdown stops both
@@ -49,6 +61,8 @@ pub async fn serve(
     config: MonitorConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), MonitorError> {
+    // Certificates and tokens first: a bad file fails start-up at once.
+    let secured = config.security.load(READ_METHODS)?;
     let profiles = profiles::Profiles::new(&config.models_dir);
     let store = Store::open_with_profiles(&config.store, profiles).await?;
     telemetry::init();
@@ -60,9 +74,10 @@ pub async fn serve(
         }
     };
     let http_task = http.map(|listener| {
-        tokio::spawn(triad_server::serve_http(
+        tokio::spawn(triad_server::serve_http_secured(
             listener,
             http_router(store.clone()),
+            &secured,
             until_stopped(),
         ))
     });
@@ -80,7 +95,8 @@ pub async fn serve(
         }
     };
     let spec = service_spec(store.clone(), &config);
-    let grpc_done = triad_server::serve(grpc, spec, &config.server, until_stopped());
+    let grpc_done =
+        triad_server::serve_secured(grpc, spec, &config.server, &secured, until_stopped());
     tokio::pin!(shutdown, http_done, grpc_done);
     let mut http_result = None;
     let grpc_result = tokio::select! {

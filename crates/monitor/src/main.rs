@@ -28,6 +28,8 @@ struct Cli {
     /// precision and recall).
     #[arg(long, env = config::MODELS_DIR_ENV, default_value = config::DEFAULT_MODELS_DIR)]
     models_dir: std::path::PathBuf,
+    #[command(flatten)]
+    security: triad_server::SecurityArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -56,9 +58,15 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    triad_telemetry::init();
+    // Held until exit: dropping it flushes the last spans.
+    let _telemetry = triad_telemetry::init("triad-monitor");
     if let Some(Command::Healthcheck) = cli.command {
-        triad_server::check_local(cli.addr, triad_monitor::SERVICE_NAME).await?;
+        triad_server::check_local_with(
+            cli.addr,
+            triad_monitor::SERVICE_NAME,
+            &cli.security.security(),
+        )
+        .await?;
         return Ok(());
     }
     let mut config = MonitorConfig {
@@ -68,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             .0
             .unwrap_or_else(|| MonitorConfig::default().http_addr),
         models_dir: cli.models_dir,
+        security: cli.security.security(),
         ..MonitorConfig::default()
     };
     config.store.database_url = cli.database_url;

@@ -17,6 +17,13 @@
 //! one connection it opened first; replicas that appear are used within one
 //! refresh, replicas that go away are dropped. An IP-literal endpoint is one
 //! connection.
+//!
+//! **TLS and tokens.** An `https://` endpoint is reached over TLS: the
+//! server's certificate must chain to [`ClientConfig::tls`]'s CA (or the
+//! public web roots) and name the endpoint's host; a client certificate is
+//! presented when one is configured (mutual TLS). A configured
+//! [`ClientConfig::token`] is sent as `authorization: Bearer …` on every
+//! call.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -77,6 +84,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// How often a host name is resolved again to find its replicas.
     pub dns_refresh: Duration,
+    /// Whom to trust and who to be on `https://` endpoints.
+    pub tls: crate::tls::ClientTls,
+    /// Bearer token sent on every call (`None`: none).
+    pub token: Option<crate::auth::TokenSource>,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +96,8 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
             dns_refresh: Duration::from_secs(5),
+            tls: crate::tls::ClientTls::default(),
+            token: None,
         }
     }
 }
@@ -95,6 +108,13 @@ impl Default for ClientConfig {
 pub enum ClientError {
     #[error("invalid gRPC endpoint {endpoint:?}: {reason}")]
     Endpoint { endpoint: String, reason: String },
+    #[error("TLS settings for {endpoint:?} are not usable: {source}")]
+    Tls {
+        endpoint: String,
+        source: crate::tls::TlsError,
+    },
+    #[error(transparent)]
+    Token(#[from] crate::auth::AuthError),
 }
 
 /// A lazily-connecting channel to `endpoint` (e.g. `http://127.0.0.1:50051`
@@ -103,7 +123,11 @@ pub enum ClientError {
 pub fn connect(endpoint: &str, config: &ClientConfig) -> Result<GrpcChannel, ClientError> {
     let target = Target::parse(endpoint)?;
     if target.host.parse::<IpAddr>().is_ok() || tokio::runtime::Handle::try_current().is_err() {
-        return Ok(finish(target.endpoint(config).connect_lazy(), config));
+        let mut endpoint = target.endpoint(config);
+        if let Some(tls) = target.tls(config)? {
+            endpoint = endpoint.tls_config(tls).map_err(|error| target.tls_error(error))?;
+        }
+        return finish(endpoint.connect_lazy(), config);
     }
     let (host, port) = (target.host.clone(), target.port);
     connect_resolved(target, config, move || {
@@ -142,10 +166,23 @@ where
     let settings = config.clone();
     let name = target.uri.clone();
     let scheme = target.uri.scheme_str().unwrap_or("http").to_owned();
+    // Each replica is dialled by address; its certificate must still name
+    // the host the endpoint was given by.
+    let tls = target.tls(config)?.map(|tls| tls.domain_name(target.host.clone()));
+    let tls = match &config.tls.domain {
+        Some(domain) => tls.map(|tls| tls.domain_name(domain.clone())),
+        None => tls,
+    };
     let per_address = move |addr: SocketAddr| {
-        Endpoint::from_shared(format!("{scheme}://{addr}"))
-            .ok()
-            .map(|endpoint| configure(endpoint, &settings).origin(name.clone()))
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).ok()?;
+        let endpoint = match &tls {
+            Some(tls) => endpoint
+                .tls_config(tls.clone())
+                .map_err(|error| tracing::warn!(%addr, %error, "cannot set up TLS to a replica"))
+                .ok()?,
+            None => endpoint,
+        };
+        Some(configure(endpoint, &settings).origin(name.clone()))
     };
     tokio::spawn(resolve(
         target.host,
@@ -154,18 +191,39 @@ where
         changes,
         config.dns_refresh,
     ));
-    Ok(finish(channel, config))
+    finish(channel, config)
 }
 
 /// The shared layers on top of a (single or balanced) channel.
-fn finish(channel: Channel, config: &ClientConfig) -> GrpcChannel {
+fn finish(channel: Channel, config: &ClientConfig) -> Result<GrpcChannel, ClientError> {
     let timeout = config.timeout;
-    BoxCloneSyncService::new(
+    let authorization = match &config.token {
+        Some(source) => crate::auth::bearer_header(&source.first()?),
+        None => None,
+    };
+    Ok(BoxCloneSyncService::new(
         tower::ServiceBuilder::new()
             .map_err(ChannelError::new)
             .map_request(move |request| with_deadline(request, timeout))
+            .map_request(move |request| with_token(request, authorization.as_ref()))
+            // W3C trace context of the calling span, unless the call set one.
+            .layer(triad_telemetry::trace::InjectTraceContextLayer)
             .service(channel),
-    )
+    ))
+}
+
+/// Adds the bearer token to a request that carries none.
+fn with_token(
+    mut request: http::Request<Body>,
+    authorization: Option<&http::HeaderValue>,
+) -> http::Request<Body> {
+    if let Some(value) = authorization {
+        request
+            .headers_mut()
+            .entry(http::header::AUTHORIZATION)
+            .or_insert_with(|| value.clone());
+    }
+    request
 }
 
 /// A parsed endpoint URL.
@@ -206,6 +264,28 @@ impl Target {
 
     fn endpoint(&self, config: &ClientConfig) -> Endpoint {
         configure(Endpoint::from(self.uri.clone()), config)
+    }
+
+    /// tonic's TLS settings for an `https://` endpoint; `None` for
+    /// `http://`.
+    fn tls(&self, config: &ClientConfig) -> Result<Option<tonic::transport::ClientTlsConfig>, ClientError> {
+        if self.uri.scheme_str() != Some("https") {
+            if config.tls.is_set() {
+                tracing::warn!(endpoint = %self.uri, "TLS settings ignored: the endpoint is http://, not https://");
+            }
+            return Ok(None);
+        }
+        config.tls.tonic_config().map(Some).map_err(|source| ClientError::Tls {
+            endpoint: self.uri.to_string(),
+            source,
+        })
+    }
+
+    fn tls_error(&self, error: tonic::transport::Error) -> ClientError {
+        ClientError::Tls {
+            endpoint: self.uri.to_string(),
+            source: crate::tls::TlsError::Client(error.to_string()),
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub enum HealthError {
         endpoint: String,
         status: tonic::Status,
     },
+    #[error("cannot set up TLS for the health check: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("{endpoint} is {status:?}, expected SERVING")]
     NotServing {
         endpoint: String,
@@ -35,11 +37,42 @@ pub async fn healthcheck(
     service: &str,
     timeout: Duration,
 ) -> Result<(), HealthError> {
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|source| HealthError::Connect {
-            endpoint: endpoint.to_owned(),
-            source,
-        })?
+    let target =
+        tonic::transport::Endpoint::from_shared(endpoint.to_owned()).map_err(|source| {
+            HealthError::Connect {
+                endpoint: endpoint.to_owned(),
+                source,
+            }
+        })?;
+    check_endpoint(endpoint, target, service, timeout).await
+}
+
+/// [`healthcheck`] of an `https://` endpoint, trusting and presenting what
+/// `tls` names.
+pub async fn healthcheck_tls(
+    endpoint: &str,
+    service: &str,
+    timeout: Duration,
+    tls: &crate::tls::ClientTls,
+) -> Result<(), HealthError> {
+    let connect_error = |source| HealthError::Connect {
+        endpoint: endpoint.to_owned(),
+        source,
+    };
+    let target = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .map_err(connect_error)?
+        .tls_config(tls.tonic_config()?)
+        .map_err(connect_error)?;
+    check_endpoint(endpoint, target, service, timeout).await
+}
+
+async fn check_endpoint(
+    endpoint: &str,
+    target: tonic::transport::Endpoint,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), HealthError> {
+    let channel = target
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect()
@@ -74,4 +107,29 @@ pub async fn healthcheck(
 pub async fn check_local(addr: std::net::SocketAddr, service: &str) -> Result<(), HealthError> {
     let endpoint = format!("http://127.0.0.1:{}", addr.port());
     healthcheck(&endpoint, service, Duration::from_secs(2)).await
+}
+
+/// [`check_local`] of a server configured with `security`: over TLS when
+/// it serves TLS, trusting exactly the certificate it serves (and
+/// presenting it, when the server requires client certificates). Health
+/// checks never need a token.
+pub async fn check_local_with(
+    addr: std::net::SocketAddr,
+    service: &str,
+    security: &crate::Security,
+) -> Result<(), HealthError> {
+    let Some(tls) = &security.tls else {
+        return check_local(addr, service).await;
+    };
+    let endpoint = format!("https://127.0.0.1:{}", addr.port());
+    let connect_error = |source| HealthError::Connect {
+        endpoint: endpoint.clone(),
+        source,
+    };
+    let (client, verifier) = crate::tls::local_probe(tls)?;
+    let target = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .map_err(connect_error)?
+        .tls_config_with_verifier(client, verifier)
+        .map_err(connect_error)?;
+    check_endpoint(&endpoint, target, service, Duration::from_secs(2)).await
 }

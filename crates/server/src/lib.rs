@@ -9,8 +9,14 @@
 //! and `triad up` can run every service in one process.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod client;
 pub mod health;
+pub mod overload;
+pub mod security;
+pub mod tls;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +29,8 @@ use tonic_health::ServingStatus;
 use tower_http::trace::TraceLayer;
 
 pub use client::{ClientConfig, GrpcChannel};
-pub use health::{check_local, healthcheck};
+pub use health::{check_local, check_local_with, healthcheck};
+pub use security::{Secured, Security, SecurityArgs};
 use triad_telemetry::{metrics, request_id};
 
 /// Limits and timeouts common to every gRPC server.
@@ -35,6 +42,10 @@ pub struct ServerLimits {
     /// Most requests served at once per connection; past it, requests are
     /// shed with `UNAVAILABLE` rather than queued.
     pub concurrency_per_connection: usize,
+    /// Most requests served at once by the whole server, over every
+    /// connection; past it, requests are answered `RESOURCE_EXHAUSTED` at
+    /// once (health checks excepted).
+    pub max_concurrent_requests: usize,
     /// Upper bound on any request's duration; a caller's `grpc-timeout`
     /// shortens it.
     pub request_timeout: Duration,
@@ -45,6 +56,7 @@ impl Default for ServerLimits {
         Self {
             max_message_bytes: 64 * 1024 * 1024,
             concurrency_per_connection: 256,
+            max_concurrent_requests: 1024,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -57,6 +69,10 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -92,6 +108,18 @@ pub async fn serve(
     limits: &ServerLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    serve_secured(listener, spec, limits, &Secured::default(), shutdown).await
+}
+
+/// [`serve`] with TLS and bearer tokens as `secured` says (see
+/// [`Security::load`]).
+pub async fn serve_secured(
+    listener: TcpListener,
+    spec: ServiceSpec,
+    limits: &ServerLimits,
+    secured: &Secured,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in &spec.health_names {
         reporter
@@ -122,8 +150,15 @@ pub async fn serve(
         .add_service(reflection_v1alpha);
 
     let local = listener.local_addr().ok();
-    tracing::info!(service = spec.name, addr = ?local, "serving grpc");
+    tracing::info!(
+        service = spec.name,
+        addr = ?local,
+        tls = secured.is_tls(),
+        tokens = secured.is_authenticated(),
+        "serving grpc"
+    );
     let health_names = spec.health_names;
+    let name = spec.name;
     let draining = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, draining requests");
@@ -137,21 +172,45 @@ pub async fn serve(
             .await;
     };
 
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .timeout(limits.request_timeout)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
         .layer(request_id::SetRequestIdLayer)
         .layer(metrics::GrpcMetricsLayer)
-        .layer(TraceLayer::new_for_grpc().make_span_with(request_id::make_span))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(Duration::from_secs(60))),
-            draining,
-        )
-        .await?;
+        .layer(TraceLayer::new_for_grpc().make_span_with(
+            // A child of the caller's `traceparent`, tagged with the service.
+            move |request: &http::Request<_>| request_id::make_service_span(name, request),
+        ))
+        // Refused calls are counted and traced, and never take capacity.
+        .layer(auth::GrpcAuthLayer::new(secured.authorizer.clone()))
+        .layer(overload::ShedLayer::new(limits.max_concurrent_requests))
+        .add_routes(routes);
+    match &secured.grpc_tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener)
+                        .with_nodelay(Some(true))
+                        .with_keepalive(Some(Duration::from_secs(60))),
+                    draining,
+                )
+                .await?
+        }
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(
+                    tls::TlsListener::new(listener, acceptor.clone())
+                        .map_err(|source| ServerError::Bind {
+                            addr: local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                            source,
+                        })?
+                        .into_incoming(),
+                    draining,
+                )
+                .await?
+        }
+    }
     Ok(())
 }
 
@@ -162,10 +221,42 @@ pub async fn serve_http(
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving http");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_http_secured(listener, router, &Secured::default(), shutdown).await
+}
+
+/// [`serve_http`] with TLS and bearer tokens as `secured` says: `GET` and
+/// `HEAD` take a read-only token, other methods the service token, and
+/// the open paths (`/health`, `/metrics` by default) none.
+pub fn serve_http_secured(
+    listener: TcpListener,
+    router: axum::Router,
+    secured: &Secured,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    let secured = secured.clone();
+    async move {
+        tracing::info!(
+            addr = ?listener.local_addr().ok(),
+            tls = secured.is_tls(),
+            tokens = secured.is_authenticated(),
+            "serving http"
+        );
+        let router = auth::http_layer(router, secured.authorizer.clone());
+        // One span per request, a child of the caller's W3C `traceparent`.
+        let router = router.layer(triad_telemetry::trace::HttpTraceLayer);
+        match secured.http_tls {
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(acceptor) => {
+                axum::serve(tls::TlsListener::new(listener, acceptor)?, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+    }
 }
 
 /// Resolves on ctrl-c or, on Unix, SIGTERM.
