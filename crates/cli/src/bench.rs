@@ -39,6 +39,18 @@ pub struct BenchArgs {
     /// Model to score with.
     #[arg(long, default_value = "budget_expense_matcher")]
     model: String,
+    /// Send every outcome to the monitor at this URL (default: none), to
+    /// measure what publishing outcomes costs a `Score` call; a URL nothing
+    /// listens on measures the request path alone.
+    #[arg(long)]
+    monitor: Option<String>,
+    /// The scorer's outcome spool directory (with --monitor; default: in
+    /// memory).
+    #[arg(long)]
+    spool_dir: Option<std::path::PathBuf>,
+    /// fsync the outcome spool before each answer.
+    #[arg(long)]
+    spool_fsync: bool,
 }
 
 /// Measured figures of one scenario.
@@ -73,6 +85,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             http_addr: None,
             preprocess: format!("http://{preprocess_addr}"),
             models_dir: repository.clone(),
+            monitor: args.monitor.clone(),
+            spool: triad_score::config::SpoolConfig {
+                dir: args.spool_dir.clone(),
+                fsync: args.spool_fsync,
+                ..Default::default()
+            },
             ..ScoreConfig::default()
         },
         until(stopped.clone()),

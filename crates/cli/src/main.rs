@@ -65,7 +65,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Up(args) => {
-            triad_telemetry::init();
+            // Held until the services stop: dropping it flushes the last spans.
+            let _telemetry = triad_telemetry::init("triad");
             tokio::runtime::Runtime::new()?.block_on(up::run(args))
         }
         Command::Backfill(args) => tokio::runtime::Runtime::new()?.block_on(backfill::run(args)),

@@ -52,6 +52,11 @@ pub struct UpArgs {
     /// Model repository.
     #[arg(long, env = triad_score::config::env::MODELS_DIR, default_value = triad_score::config::DEFAULT_MODELS_DIR)]
     models_dir: PathBuf,
+    /// The scorer's outcome spool, where outcomes wait for the monitor.
+    /// Default: `spool/score` beside a SQLite database, else
+    /// `triad-data/spool/score`.
+    #[arg(long, env = triad_score::config::env::SPOOL_DIR)]
+    spool_dir: Option<PathBuf>,
     /// Stop after the end-to-end check instead of serving until ctrl-c.
     #[arg(long)]
     check_only: bool,
@@ -112,6 +117,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             preprocess: format!("http://127.0.0.1:{}", preprocess_addr.port()),
             models_dir: args.models_dir.clone(),
             monitor: Some(format!("http://127.0.0.1:{}", monitor_addr.port())),
+            spool: triad_score::config::SpoolConfig {
+                dir: Some(
+                    args.spool_dir
+                        .clone()
+                        .unwrap_or_else(|| data_dir(&args.database_url).join("spool/score")),
+                ),
+                ..triad_score::config::SpoolConfig::default()
+            },
             ..ScoreConfig::default()
         },
         until_stopped(front_stopped),
@@ -194,6 +207,23 @@ async fn check(
         }
     }
     Ok(())
+}
+
+/// The data directory of `triad up`: the SQLite database file's directory,
+/// or `triad-data` for another database.
+fn data_dir(database_url: &str) -> PathBuf {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .or_else(|| (!database_url.contains("://")).then_some(database_url))
+        .map(|rest| rest.split('?').next().unwrap_or_default());
+    match path
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::parent)
+    {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("triad-data"),
+    }
 }
 
 fn print_banner(

@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use triad_server::ServerLimits;
+use triad_server::auth::TokenSource;
+use triad_server::tls::ClientTls;
+use triad_server::{Security, ServerLimits};
+
+use crate::payload::PayloadLogConfig;
 
 /// Default gRPC address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50052";
@@ -29,6 +33,18 @@ pub mod env {
     pub const PINS: &str = "TRIAD_MODEL_PINS";
     pub const POLL_MS: &str = "TRIAD_MODELS_POLL_MS";
     pub const MONITOR: &str = "TRIAD_MONITOR_URL";
+    pub const PREPROCESS_TOKEN_FILE: &str = "TRIAD_PREPROCESS_TOKEN_FILE";
+    /// The preprocess token itself, when no file is given.
+    pub const PREPROCESS_TOKEN: &str = "TRIAD_PREPROCESS_TOKEN";
+    pub const MONITOR_TOKEN_FILE: &str = "TRIAD_MONITOR_TOKEN_FILE";
+    /// The monitor's write token itself, when no file is given.
+    pub const MONITOR_TOKEN: &str = "TRIAD_MONITOR_TOKEN";
+    pub const PAYLOAD_LOG: &str = "TRIAD_SCORE_PAYLOAD_LOG";
+    pub const REDACT: &str = "TRIAD_SCORE_REDACT";
+    pub const SPOOL_DIR: &str = "TRIAD_SCORE_SPOOL_DIR";
+    pub const SPOOL_MAX_BYTES: &str = "TRIAD_SCORE_SPOOL_MAX_BYTES";
+    pub const SPOOL_FSYNC: &str = "TRIAD_SCORE_SPOOL_FSYNC";
+    pub const DRAIN_TIMEOUT_MS: &str = "TRIAD_SCORE_DRAIN_TIMEOUT_MS";
 }
 
 /// Everything the scorer can be told.
@@ -57,6 +73,21 @@ pub struct ScoreConfig {
     pub monitor: Option<String>,
     /// Shared server limits.
     pub server: ServerLimits,
+    /// TLS and bearer tokens on the scorer's own ports (default: plain
+    /// TCP, no tokens).
+    pub security: Security,
+    /// TLS towards preprocess and the monitor, used for their `https://`
+    /// URLs: the CA to trust and the client certificate for mutual TLS.
+    pub upstream_tls: ClientTls,
+    /// Bearer token sent to preprocess.
+    pub preprocess_token: Option<TokenSource>,
+    /// Bearer token sent to the monitor (its service token: outcomes are
+    /// writes).
+    pub monitor_token: Option<TokenSource>,
+    /// Logging of each request's input and output, redacted.
+    pub payload_log: PayloadLogConfig,
+    /// Where outcomes wait for the monitor.
+    pub spool: SpoolConfig,
 }
 
 impl Default for ScoreConfig {
@@ -77,8 +108,74 @@ impl Default for ScoreConfig {
             http_model: DEFAULT_HTTP_MODEL.to_owned(),
             monitor: None,
             server: ServerLimits::default(),
+            security: Security::default(),
+            upstream_tls: ClientTls::default(),
+            preprocess_token: None,
+            monitor_token: None,
+            payload_log: PayloadLogConfig::default(),
+            spool: SpoolConfig::default(),
         }
     }
+}
+
+/// Default bound of an on-disk spool.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
+/// Default bound of a spool in memory (no directory).
+pub const DEFAULT_MEMORY_SPOOL_MAX_BYTES: u64 = 64 << 20;
+/// Parent of the binary's default spool directory (relative to the working
+/// directory, next to the monitor's default `triad-data/monitor.db`).
+pub const DEFAULT_SPOOL_ROOT: &str = "triad-data/spool";
+
+/// The outcome spool: where outcomes wait until the monitor has
+/// acknowledged them (`docs/operations.md`, "No lost outcomes").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Directory of the on-disk spool, used by one process at a time.
+    /// `None` keeps the spool in memory: it rides out a monitor outage but
+    /// not a restart. Default `None`; the `triad-score` binary defaults to
+    /// [`default_spool_dir`].
+    pub dir: Option<PathBuf>,
+    /// Most bytes the spool may hold; past it new outcomes are dropped,
+    /// counted and logged. `None`: [`DEFAULT_SPOOL_MAX_BYTES`] on disk,
+    /// [`DEFAULT_MEMORY_SPOOL_MAX_BYTES`] in memory.
+    pub max_bytes: Option<u64>,
+    /// `fsync` every group of records written (and the cursor) before the
+    /// requests that produced them are answered. Off (default), a record
+    /// is safe once in the OS page cache: it survives a crash or `SIGKILL`
+    /// of the scorer, not of the machine.
+    pub fsync: bool,
+    /// How long shutdown spends sending what the spool holds once requests
+    /// have drained; what is left stays in an on-disk spool for the next
+    /// start. Default 5 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: None,
+            fsync: false,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// The bound in effect.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.unwrap_or(if self.dir.is_some() {
+            DEFAULT_SPOOL_MAX_BYTES
+        } else {
+            DEFAULT_MEMORY_SPOOL_MAX_BYTES
+        })
+    }
+}
+
+/// The binary's default spool directory for a scorer listening on `addr`:
+/// `triad-data/spool/score-<port>`, one per instance on a host.
+pub fn default_spool_dir(addr: SocketAddr) -> PathBuf {
+    PathBuf::from(DEFAULT_SPOOL_ROOT).join(format!("score-{}", addr.port()))
 }
 
 /// Parses `name=version` pins, comma-separated.

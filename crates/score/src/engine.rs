@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument as _;
 use triad_features::Featurizer;
 use triad_proto::convert::matrix_to_proto;
 use triad_proto::v1::preprocess_client::PreprocessClient;
@@ -41,12 +42,22 @@ impl FeatureSource {
         timeout: Duration,
         max_message_bytes: usize,
     ) -> Result<Self, client::ClientError> {
+        Self::remote_with(endpoint, timeout, max_message_bytes, ClientConfig::default())
+    }
+
+    /// [`FeatureSource::remote`] with `base`'s TLS and token settings.
+    pub fn remote_with(
+        endpoint: &str,
+        timeout: Duration,
+        max_message_bytes: usize,
+        base: ClientConfig,
+    ) -> Result<Self, client::ClientError> {
         let channel = client::connect(
             endpoint,
             &ClientConfig {
                 connect_timeout: timeout,
                 timeout,
-                ..ClientConfig::default()
+                ..base
             },
         )?;
         let client = PreprocessClient::new(channel)
@@ -71,6 +82,14 @@ impl FeatureSource {
                 retry,
             } => {
                 let id: Option<tonic::metadata::MetadataValue<_>> = request_id.parse().ok();
+                // A client span: the preprocess call's own span is its child.
+                let span = tracing::info_span!(
+                    "featurize",
+                    endpoint = %endpoint,
+                    otel.name = tracing::field::Empty,
+                    otel.kind = tracing::field::Empty,
+                );
+                triad_telemetry::trace::name_span(&span, "triad.v1.Preprocess/Featurize", "client");
                 // Featurize is idempotent: a call a draining or vanished
                 // replica refused is retried (within the budget).
                 retry
@@ -83,6 +102,7 @@ impl FeatureSource {
                         let mut client = client.clone();
                         async move { client.featurize(call).await }
                     })
+                    .instrument(span)
                     .await
                     .map(tonic::Response::into_inner)
                     .map_err(|status| ScoreError::Preprocess {
@@ -198,7 +218,11 @@ impl Engine {
         let results = if n_rows > BLOCKING_THRESHOLD_ROWS {
             let values = Arc::clone(&values);
             let plan = plan.clone();
-            tokio::task::spawn_blocking(move || run_plan(&plan, &values, n_rows, n_cols)).await??
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| run_plan(&plan, &values, n_rows, n_cols))
+            })
+            .await??
         } else {
             run_plan(&plan, &values, n_rows, n_cols)?
         };
@@ -216,8 +240,9 @@ impl Engine {
             errors: Vec::new(),
         });
         if let (Some(publisher), Some(template)) = (&self.outcomes, &template) {
+            let mut written = Vec::with_capacity(results.len());
             for (i, scores) in results.iter().enumerate() {
-                publisher.publish(ScoredBatch {
+                written.push(publisher.publish(ScoredBatch {
                     scores: scores.clone(),
                     // The request's item errors go once, with its first model.
                     errors: if i == 0 {
@@ -226,7 +251,12 @@ impl Engine {
                         Vec::new()
                     },
                     ..template.clone()
-                });
+                }));
+            }
+            // Answer only once the outcomes are in the spool: an answered
+            // request's outcomes survive a crash of this process.
+            for written in written {
+                written.await;
             }
         }
         spawn_shadows(
@@ -357,6 +387,9 @@ fn run_model(
     n_rows: usize,
     n_cols: usize,
 ) -> Result<v1::ModelScores, ScoreError> {
+    let _span =
+        tracing::info_span!("model.score", model = name, version = %model.version, rows = n_rows)
+            .entered();
     let mut scores = Vec::new();
     model
         .predict_matrix(values, n_rows, n_cols, &mut scores)
@@ -403,7 +436,10 @@ fn spawn_shadows(
         return;
     }
     let request_id = request_id.to_owned();
+    // Shadow spans (and their outcomes' trace) stay in the request's trace.
+    let parent = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = parent.enter();
         let n_cols = values.len() / n_rows;
         for (name, shadow) in shadows {
             match run_model(&shadow, &name, &values, n_rows, n_cols) {
@@ -416,11 +452,12 @@ fn spawn_shadows(
                         "shadow scored"
                     );
                     if let Some((publisher, template)) = &outcomes {
-                        publisher.publish(ScoredBatch {
+                        // Nobody waits for a shadow's outcomes.
+                        drop(publisher.publish(ScoredBatch {
                             scores,
                             shadow: true,
                             ..template.clone()
-                        });
+                        }));
                     }
                 }
                 Err(error) => tracing::warn!(request_id, %error, "shadow model failed"),

@@ -5,16 +5,28 @@ use triad_proto::v1::scorer_server::Scorer;
 use triad_proto::v1::{self, FeaturizeRequest};
 
 use crate::engine::{Engine, Selection};
+use crate::payload::{PayloadLog, score_response_json};
 
 /// Handlers of the scorer service.
 #[derive(Debug, Clone)]
 pub struct ScorerService {
     engine: Engine,
+    payload: PayloadLog,
 }
 
 impl ScorerService {
+    /// Handlers over `engine`, without payload logging.
     pub fn new(engine: Engine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            payload: PayloadLog::disabled(),
+        }
+    }
+
+    /// Logs each `Score` call's input and output, redacted.
+    pub fn with_payload_log(mut self, payload: PayloadLog) -> Self {
+        self.payload = payload;
+        self
     }
 }
 
@@ -35,7 +47,14 @@ impl Scorer for ScorerService {
             budgets: request.budgets,
             all_user_expense_lineitems: request.all_user_expense_lineitems,
         };
+        self.payload.log("grpc", "input", &request_id, || {
+            let raw: triad_features::RawRequest = features.clone().into();
+            serde_json::to_value(raw).ok()
+        });
         let response = self.engine.score(features, &selection, &request_id).await?;
+        self.payload.log("grpc", "output", &request_id, || {
+            Some(score_response_json(&response))
+        });
         tracing::debug!(
             rows = response.keys.len(),
             models = response.results.len(),

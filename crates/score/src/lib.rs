@@ -16,11 +16,11 @@ pub mod http;
 pub mod model;
 pub mod oip;
 pub mod outcomes;
+pub mod payload;
 pub mod repository;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -42,6 +42,8 @@ pub enum ServeError {
     Repository(#[from] repository::RepositoryError),
     #[error(transparent)]
     Endpoint(#[from] triad_server::client::ClientError),
+    #[error(transparent)]
+    Outcomes(#[from] outcomes::OutcomeError),
     #[error(transparent)]
     Server(#[from] triad_server::ServerError),
     #[error("http server failed: {0}")]
@@ -72,19 +74,34 @@ pub async fn serve(
     config: ScoreConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Certificates and tokens first: a bad file fails start-up at once.
+    let secured = config.security.load(&[])?;
     let repository = open_repository(&config).await?;
-    let features = FeatureSource::remote(
+    let features = FeatureSource::remote_with(
         &config.preprocess,
         config.preprocess_timeout,
         config.server.max_message_bytes,
+        triad_server::ClientConfig {
+            tls: config.upstream_tls.clone(),
+            token: config.preprocess_token.clone(),
+            ..triad_server::ClientConfig::default()
+        },
     )?;
     let mut engine = Engine::new(Arc::clone(&repository), features);
-    let mut outcome_sender = None;
+    let mut outcome_tasks = None;
     if let Some(monitor) = &config.monitor {
-        let (publisher, task) =
-            outcomes::OutcomePublisher::start(outcomes::OutcomeConfig::new(monitor.clone()))?;
+        let (publisher, tasks) = outcomes::OutcomePublisher::start(outcomes::OutcomeConfig {
+            spool: config.spool.clone(),
+            client: triad_server::ClientConfig {
+                tls: config.upstream_tls.clone(),
+                token: config.monitor_token.clone(),
+                ..triad_server::ClientConfig::default()
+            },
+            ..outcomes::OutcomeConfig::new(monitor.clone())
+        })
+        .await?;
         tracing::info!(monitor = %monitor, "sending outcomes to the monitor");
-        outcome_sender = Some((task, Arc::clone(publisher.stats())));
+        outcome_tasks = Some(tasks);
         engine = engine.with_outcomes(publisher);
     }
 
@@ -107,36 +124,36 @@ pub async fn serve(
             engine: engine.clone(),
             model: config.http_model.clone(),
             limits: JsonLimits::default(),
+            payload: payload::PayloadLog::new(&config.payload_log),
         })
         .merge(triad_telemetry::metrics::router());
-        tokio::spawn(triad_server::serve_http(listener, router, until_stopped()))
+        tokio::spawn(triad_server::serve_http_secured(
+            listener,
+            router,
+            &secured,
+            until_stopped(),
+        ))
     });
-    let grpc_result = triad_server::serve(
+    let grpc_result = triad_server::serve_secured(
         grpc,
         service_spec(engine, &config),
         &config.server,
+        &secured,
         until_stopped(),
     )
     .await;
-    watcher.await?;
-    if let Some(task) = http_task {
-        task.await?.map_err(ServeError::Http)?;
+    let watched = watcher.await;
+    let http_result = match http_task {
+        Some(task) => task.await,
+        None => Ok(Ok(())),
+    };
+    if let Some(tasks) = outcome_tasks {
+        // Requests have drained (every answered one is in the spool): send
+        // what the spool holds, within the drain timeout.
+        tasks.shutdown().await;
     }
-    if let Some((task, stats)) = outcome_sender {
-        // Every engine handle is gone with the servers: the sender flushes
-        // what it holds, within its drain timeout (plus a margin).
-        let drain = outcomes::OutcomeConfig::new("").drain_timeout + Duration::from_secs(1);
-        if tokio::time::timeout(drain, task).await.is_err() {
-            let lost = stats.pending.load(std::sync::atomic::Ordering::Relaxed);
-            stats
-                .dropped
-                .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(
-                dropped = lost,
-                "outcomes dropped: the monitor did not answer before shutdown"
-            );
-        }
-    }
+    watched?;
+    http_result?.map_err(ServeError::Http)?;
     grpc_result?;
     Ok(())
 }
@@ -149,7 +166,10 @@ pub fn service_spec(engine: Engine, config: &ScoreConfig) -> triad_server::Servi
     ))
     .max_decoding_message_size(config.server.max_message_bytes)
     .max_encoding_message_size(config.server.max_message_bytes);
-    let scorer = ScorerServer::new(grpc::ScorerService::new(engine))
+    let scorer = ScorerServer::new(
+        grpc::ScorerService::new(engine)
+            .with_payload_log(payload::PayloadLog::new(&config.payload_log)),
+    )
         .max_decoding_message_size(config.server.max_message_bytes)
         .max_encoding_message_size(config.server.max_message_bytes);
     triad_server::ServiceSpec {

@@ -14,6 +14,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use triad_score::ScoreConfig;
 use triad_score::config::{self, env};
+use triad_score::payload::PayloadLogConfig;
+use triad_server::security::token_source;
 
 #[derive(Parser)]
 #[command(
@@ -45,9 +47,56 @@ struct Cli {
     /// gRPC URL of the monitor to send every outcome to (none: send nothing).
     #[arg(long, env = env::MONITOR)]
     monitor: Option<String>,
+    /// Directory of the outcome spool, where outcomes wait for the monitor
+    /// (`off`: in memory, lost on restart). Default
+    /// `triad-data/spool/score-<grpc port>`, or in memory when that cannot
+    /// be created.
+    #[arg(long, env = env::SPOOL_DIR)]
+    spool_dir: Option<String>,
+    /// Most bytes the outcome spool may hold; past it new outcomes are
+    /// dropped and counted. Default 1 GiB on disk, 64 MiB in memory.
+    #[arg(long, env = env::SPOOL_MAX_BYTES)]
+    spool_max_bytes: Option<u64>,
+    /// fsync the spool before answering each request: outcomes then
+    /// survive a machine crash, not only a crash of the scorer; costs a
+    /// disk flush per group of requests.
+    #[arg(long, env = env::SPOOL_FSYNC)]
+    spool_fsync: bool,
+    /// How long shutdown spends sending the spool to the monitor, in
+    /// milliseconds; what is left stays in the spool for the next start.
+    #[arg(long, env = env::DRAIN_TIMEOUT_MS, default_value_t = 5_000)]
+    drain_timeout_ms: u64,
     /// How often to rescan the model repository, in milliseconds.
     #[arg(long, env = env::POLL_MS, default_value_t = 2_000)]
     poll_ms: u64,
+    #[command(flatten)]
+    security: triad_server::SecurityArgs,
+    #[command(flatten)]
+    upstream_tls: triad_server::security::UpstreamTlsArgs,
+    /// File whose first line is the bearer token sent to preprocess; or
+    /// set TRIAD_PREPROCESS_TOKEN.
+    #[arg(long, env = env::PREPROCESS_TOKEN_FILE)]
+    preprocess_token_file: Option<PathBuf>,
+    /// File whose first line is the bearer token sent to the monitor (its
+    /// service token); or set TRIAD_MONITOR_TOKEN.
+    #[arg(long, env = env::MONITOR_TOKEN_FILE)]
+    monitor_token_file: Option<PathBuf>,
+    /// Log each request's input and output, redacted, at debug level under
+    /// the `triad_score::payload` target (`RUST_LOG=info,triad_score::payload=debug`);
+    /// `off` never does, whatever the log level.
+    #[arg(
+        long,
+        env = env::PAYLOAD_LOG,
+        default_value = "on",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    payload_log: bool,
+    /// Fields whose values payload logging replaces with "[redacted]",
+    /// comma-separated; `*` at either end matches any text (default
+    /// `*vendor*,*description*`: the free-text fields).
+    #[arg(long, env = env::REDACT, value_delimiter = ',')]
+    redact: Option<Vec<String>>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,9 +110,15 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    triad_telemetry::init();
+    // Held until exit: dropping it flushes the last spans.
+    let _telemetry = triad_telemetry::init("triad-score");
     if let Some(Command::Healthcheck) = cli.command {
-        triad_server::check_local(cli.addr, triad_score::SERVICE_NAME).await?;
+        triad_server::check_local_with(
+            cli.addr,
+            triad_score::SERVICE_NAME,
+            &cli.security.security(),
+        )
+        .await?;
         return Ok(());
     }
     let http_addr = match cli.http_addr.as_str() {
@@ -79,7 +134,27 @@ async fn main() -> anyhow::Result<()> {
         models: cli.models,
         pins: config::parse_pins(&cli.pin).map_err(anyhow::Error::msg)?,
         poll_interval: Duration::from_millis(cli.poll_ms),
+        spool: config::SpoolConfig {
+            dir: spool_dir(cli.spool_dir.as_deref(), cli.addr, cli.monitor.is_some()),
+            max_bytes: cli.spool_max_bytes,
+            fsync: cli.spool_fsync,
+            drain_timeout: Duration::from_millis(cli.drain_timeout_ms),
+        },
         monitor: cli.monitor,
+        security: cli.security.security(),
+        upstream_tls: cli.upstream_tls.client_tls(),
+        preprocess_token: token_source(&cli.preprocess_token_file, env::PREPROCESS_TOKEN),
+        monitor_token: token_source(&cli.monitor_token_file, env::MONITOR_TOKEN),
+        payload_log: PayloadLogConfig {
+            enabled: cli.payload_log,
+            redact: match cli.redact {
+                Some(fields) => fields
+                    .into_iter()
+                    .filter(|f| !f.trim().is_empty())
+                    .collect(),
+                None => PayloadLogConfig::default().redact,
+            },
+        },
         ..ScoreConfig::default()
     };
     let grpc = triad_server::bind(config.addr).await?;
@@ -90,4 +165,29 @@ async fn main() -> anyhow::Result<()> {
     triad_score::serve(grpc, http, config, triad_server::shutdown_signal())
         .await
         .context("scorer failed")
+}
+
+/// The spool directory: the one asked for, none for `off`, else the
+/// default one when it can be created (a read-only image keeps the spool
+/// in memory, with a warning).
+fn spool_dir(flag: Option<&str>, addr: SocketAddr, monitor: bool) -> Option<PathBuf> {
+    match flag {
+        Some("off" | "") => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None if !monitor => None,
+        None => {
+            let dir = config::default_spool_dir(addr);
+            match std::fs::create_dir_all(&dir) {
+                Ok(()) => Some(dir),
+                Err(error) => {
+                    tracing::warn!(
+                        spool = %dir.display(),
+                        %error,
+                        "cannot create the default outcome spool; keeping outcomes in memory (set --spool-dir)"
+                    );
+                    None
+                }
+            }
+        }
+    }
 }
