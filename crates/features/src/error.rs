@@ -83,6 +83,10 @@ impl fmt::Display for ItemError {
 pub enum RequestError {
     #[error("request is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("request body is {bytes} bytes, more than the limit of {limit}")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("request nests arrays and objects deeper than the limit of {limit} levels")]
+    TooDeep { limit: usize },
     #[error("expected a JSON object with `budgets` and `all_user_expense_lineitems`, got {0}")]
     NotAnObject(&'static str),
     #[error("expected `{field}` to be a JSON array, got {got}")]

@@ -5,6 +5,13 @@
 //! object, or a field that is an array, becomes an [`ItemError`] and the rest
 //! of the request is still read. Numbers are accepted where strings are
 //! expected (`"budget_id": 309366` reads as `"309366"`).
+//!
+//! Every whole-request bound is a field of [`JsonLimits`] and checked before
+//! the body is parsed any further: the body's size, its nesting depth (by a
+//! linear pre-scan, so serde_json's own recursion limit of 128 is never the
+//! one that answers), then the number of items of each list. String lengths
+//! are bounded later, per field, by the featurizer (`FeaturizerConfig`) and
+//! the field parsers ([`crate::parse`]); `docs/fuzzing.md` has the table.
 
 use serde_json::{Map, Value};
 
@@ -14,15 +21,29 @@ use crate::record::{RawBudget, RawLineItem, RawRequest};
 /// Bounds on what one JSON request may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonLimits {
+    /// Largest body, in bytes. The seed HTTP contract answers a larger one
+    /// with 413 before reading it; [`parse_request`] refuses it too.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of arrays and objects. The seed's shape needs 3
+    /// (object, array, item object); a field holding an array or object
+    /// becomes a per-item error, so a little room is left for that.
+    pub max_depth: usize,
     /// Most budgets per request.
     pub max_budgets: usize,
     /// Most line items per request.
     pub max_line_items: usize,
 }
 
+/// Default of [`JsonLimits::max_body_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Default of [`JsonLimits::max_depth`].
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
 impl Default for JsonLimits {
     fn default() -> Self {
         Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_depth: DEFAULT_MAX_DEPTH,
             max_budgets: 100_000,
             max_line_items: 100_000,
         }
@@ -40,10 +61,50 @@ pub struct JsonRequest {
     pub errors: Vec<ItemError>,
 }
 
-/// Parses one seed-format request body.
+/// Parses one seed-format request body, within `limits`.
 pub fn parse_request(body: &str, limits: &JsonLimits) -> Result<JsonRequest, RequestError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(RequestError::TooLarge {
+            bytes: body.len(),
+            limit: limits.max_body_bytes,
+        });
+    }
+    check_depth(body.as_bytes(), limits.max_depth)?;
     let value: Value = serde_json::from_str(body)?;
     from_value(value, limits)
+}
+
+/// Refuses a body whose arrays and objects nest deeper than `limit`, in one
+/// pass over its bytes and before anything is allocated for it. Brackets
+/// inside strings do not count. On a body that is not JSON the count may be
+/// off, but such a body is refused by the parser anyway (whose recursion
+/// limit, 128, stays as a second bound).
+fn check_depth(body: &[u8], limit: usize) -> Result<(), RequestError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Err(RequestError::TooDeep { limit });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads a request from an already-parsed JSON value.
@@ -264,6 +325,7 @@ mod tests {
         let small = JsonLimits {
             max_budgets: 1,
             max_line_items: 1,
+            ..JsonLimits::default()
         };
         let err = parse_request(r#"{"budgets":[{},{}]}"#, &small).unwrap_err();
         assert_eq!(

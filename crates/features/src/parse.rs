@@ -11,6 +11,11 @@ pub const MAX_ABS_AMOUNT: f64 = 1e9;
 /// Smallest budget amount usable as a reference for ratios (one cent).
 pub const MIN_BUDGET_AMOUNT: f64 = 0.01;
 
+/// Longest amount or datetime, in bytes after trimming, that is parsed at
+/// all; a longer value is refused without being read. No real amount or
+/// datetime comes near it, and it keeps the parsers' work per field small.
+pub const MAX_FIELD_BYTES: usize = 64;
+
 /// Earliest and latest accepted year: keeps day differences finite and
 /// catches garbage such as year 0 or 99999.
 pub const YEAR_RANGE: std::ops::RangeInclusive<i32> = 1900..=2200;
@@ -30,12 +35,24 @@ pub enum FieldError {
     NotADatetime(String),
     #[error("expected a year between 1900 and 2200, got {0:?}")]
     YearOutOfRange(String),
+    #[error("expected at most {max} bytes, got {0}; not parsed", max = MAX_FIELD_BYTES)]
+    TooLong(usize),
+}
+
+/// `text` trimmed, unless it is longer than [`MAX_FIELD_BYTES`].
+fn bounded(text: &str) -> Result<&str, FieldError> {
+    let trimmed = text.trim();
+    if trimmed.len() > MAX_FIELD_BYTES {
+        return Err(FieldError::TooLong(trimmed.len()));
+    }
+    Ok(trimmed)
 }
 
 /// Parses an amount: a plain decimal number, surrounding spaces allowed.
-/// `inf`, `NaN` and numbers beyond [`MAX_ABS_AMOUNT`] are rejected.
+/// `inf`, `NaN`, numbers beyond [`MAX_ABS_AMOUNT`] and texts longer than
+/// [`MAX_FIELD_BYTES`] are rejected.
 pub fn parse_amount(text: &str) -> Result<f64, FieldError> {
-    let trimmed = text.trim();
+    let trimmed = bounded(text)?;
     let looks_numeric = !trimmed.is_empty()
         && trimmed
             .bytes()
@@ -71,7 +88,7 @@ const NAIVE_FORMATS: &[&str] = &[
 /// ISO-8601 with `T`, and RFC 3339 with an offset (converted to UTC). Naive
 /// datetimes are taken as UTC: only differences between them matter.
 pub fn parse_datetime(text: &str) -> Result<i64, FieldError> {
-    let trimmed = text.trim();
+    let trimmed = bounded(text)?;
     let parsed = match parse_seed_datetime(trimmed) {
         Some(parsed) => parsed,
         None => parse_datetime_general(trimmed)?,
@@ -250,8 +267,33 @@ mod tests {
 
     #[test]
     fn long_values_are_shortened_in_messages() {
-        let long = "x".repeat(10_000);
+        let long = "x".repeat(MAX_FIELD_BYTES);
         let message = parse_amount(&long).unwrap_err().to_string();
         assert!(message.len() < 200, "{message}");
+        let message = parse_datetime(&"é".repeat(40)).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn values_longer_than_the_bound_are_not_parsed() {
+        let long_number = format!("1{}", "0".repeat(MAX_FIELD_BYTES));
+        assert_eq!(
+            parse_amount(&long_number),
+            Err(FieldError::TooLong(MAX_FIELD_BYTES + 1))
+        );
+        let long_date = format!("2017-04-18 04:00:00.{}", "0".repeat(MAX_FIELD_BYTES));
+        assert!(matches!(
+            parse_datetime(&long_date),
+            Err(FieldError::TooLong(_))
+        ));
+        // Surrounding spaces do not count.
+        let padded = format!("{}131.98{}", " ".repeat(100), " ".repeat(100));
+        assert_eq!(parse_amount(&padded), Ok(131.98));
+        assert_eq!(
+            parse_amount(&"9".repeat(MAX_FIELD_BYTES + 1))
+                .unwrap_err()
+                .to_string(),
+            "expected at most 64 bytes, got 65; not parsed"
+        );
     }
 }

@@ -8,17 +8,18 @@
 //! failed batch; malformed JSON is a 400 with a message saying what was
 //! expected.
 
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use triad_features::{JsonLimits, parse_request};
+use triad_features::{JsonLimits, RequestError, parse_request};
 use triad_proto::v1;
 
 use crate::engine::{Engine, Selection};
 use crate::error::ScoreError;
+use crate::payload::PayloadLog;
 
 /// State of the HTTP front door.
 #[derive(Debug, Clone)]
@@ -27,15 +28,20 @@ pub struct HttpState {
     /// The model whose decisions the seed contract returns.
     pub model: String,
     pub limits: JsonLimits,
+    /// Logging of each request's input and output, redacted.
+    pub payload: PayloadLog,
 }
 
 /// The router: the seed endpoint (with and without the trailing slash) and
-/// a liveness probe.
+/// a liveness probe. A body over `limits.max_body_bytes` is a 413, read no
+/// further.
 pub fn router(state: HttpState) -> Router {
+    let body_limit = DefaultBodyLimit::max(state.limits.max_body_bytes);
     Router::new()
         .route("/budget_expense_matcher/", post(score))
         .route("/budget_expense_matcher", post(score))
         .route("/health", get(health))
+        .layer(body_limit)
         .with_state(state)
 }
 
@@ -99,9 +105,15 @@ async fn score(
 ) -> Response {
     let parsed = match parse_request(&body, &state.limits) {
         Ok(parsed) => parsed,
+        Err(error @ RequestError::TooLarge { .. }) => {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, &error.to_string());
+        }
         Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     let request_id = triad_telemetry::request_id::new_request_id();
+    state.payload.log("http", "input", &request_id, || {
+        serde_json::to_value(&parsed.request).ok()
+    });
     let selection = Selection {
         models: vec![state.model.clone()],
         ..Selection::default()
@@ -116,6 +128,9 @@ async fn score(
     };
     let json_errors = parsed.errors.into_iter().map(Into::into).collect();
     let entries = seed_entries(json_errors, response, options.verbose);
+    state.payload.log("http", "output", &request_id, || {
+        serde_json::to_value(&entries).ok()
+    });
     (StatusCode::OK, Json(entries)).into_response()
 }
 

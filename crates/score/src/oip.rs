@@ -32,6 +32,11 @@
 //! - when `outputs` is not empty: only `probability` and `matched`, each at
 //!   most once; the response then holds just those, in the order asked.
 //!
+//! Names the client chose (model, version, input, output, datatype) are
+//! echoed in messages at most [`MAX_ECHO_CHARS`] characters long, and a
+//! shape of the wrong rank at most its first [`MAX_ECHO_DIMS`] dimensions,
+//! so an error is never larger than a few hundred bytes whatever was sent.
+//!
 //! An unknown model or version is `NOT_FOUND`; an empty version means the
 //! serving one. Outputs come back in `contents` (`fp32_contents`,
 //! `bool_contents`) unless the request sent its input as
@@ -72,6 +77,10 @@ pub const MATCHED: &str = "matched";
 const FP32: &str = "FP32";
 const BOOL: &str = "BOOL";
 const FP32_BYTES: usize = size_of::<f32>();
+/// Longest client-chosen name echoed in an error message, in characters.
+pub const MAX_ECHO_CHARS: usize = 64;
+/// Most dimensions of a client's shape echoed in an error message.
+pub const MAX_ECHO_DIMS: usize = 8;
 /// Inputs with more values than this are scored on the blocking pool.
 const BLOCKING_THRESHOLD_VALUES: usize = 1 << 20;
 
@@ -169,12 +178,55 @@ impl InferenceService {
     /// Serves the models of `repository`, with input sizes bounded by what
     /// fits in messages of `max_message_bytes`.
     pub fn new(repository: Arc<Repository>, max_message_bytes: usize) -> Self {
+        let (max_values, max_rows) = input_bounds(max_message_bytes);
         Self {
             repository,
-            max_values: max_message_bytes / FP32_BYTES,
-            // A row answers with 4 bytes of probability and 1 of matched.
-            max_rows: max_message_bytes / (2 * FP32_BYTES),
+            max_values,
+            max_rows,
         }
+    }
+}
+
+/// Most values (`N × F`) and most rows of one input, for messages of
+/// `max_message_bytes`.
+fn input_bounds(max_message_bytes: usize) -> (usize, usize) {
+    // A row answers with 4 bytes of probability and 1 of matched.
+    (
+        max_message_bytes / FP32_BYTES,
+        max_message_bytes / (2 * FP32_BYTES),
+    )
+}
+
+/// Validates `request` as `ModelInfer` does before it scores anything, for
+/// a model reading `features`, under the bounds that messages of
+/// `max_message_bytes` set; returns the number of rows. The values are
+/// taken out of the request. For the fuzz targets and property tests.
+pub fn validate_request(
+    request: &mut ModelInferRequest,
+    features: &[String],
+    max_message_bytes: usize,
+) -> Result<usize, OipError> {
+    requested_outputs(request)?;
+    let (max_values, max_rows) = input_bounds(max_message_bytes);
+    let rows = read_input(request, features, max_values, max_rows)?;
+    Ok(rows.n_rows)
+}
+
+/// `text` cut to [`MAX_ECHO_CHARS`] characters, to echo in a message.
+fn echo(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// `shape` for a message: at most [`MAX_ECHO_DIMS`] dimensions.
+fn echo_shape(shape: &[i64]) -> String {
+    if shape.len() <= MAX_ECHO_DIMS {
+        format!("{shape:?}")
+    } else {
+        let shown: Vec<String> = shape[..MAX_ECHO_DIMS].iter().map(i64::to_string).collect();
+        format!("[{}, …]", shown.join(", "))
     }
 }
 
@@ -188,7 +240,7 @@ fn resolve<'a>(
         .models
         .get(name)
         .ok_or_else(|| OipError::UnknownModel {
-            name: name.to_owned(),
+            name: echo(name),
             served: models.models.keys().cloned().collect(),
         })?;
     if version.is_empty() {
@@ -197,8 +249,8 @@ fn resolve<'a>(
     let model = served
         .version(version)
         .ok_or_else(|| OipError::UnknownVersion {
-            model: name.to_owned(),
-            version: version.to_owned(),
+            model: echo(name),
+            version: echo(version),
             loaded: served.versions.keys().map(u64::to_string).collect(),
         })?;
     Ok((served, model))
@@ -217,13 +269,13 @@ fn requested_outputs(request: &ModelInferRequest) -> Result<Vec<Output>, OipErro
             .ok_or_else(|| {
                 OipError::BadRequest(format!(
                     "unknown output {:?}; expected {PROBABILITY:?} or {MATCHED:?}",
-                    requested.name
+                    echo(&requested.name)
                 ))
             })?;
         if outputs.contains(&output) {
             return Err(OipError::BadRequest(format!(
                 "output {:?} is requested more than once",
-                requested.name
+                echo(&requested.name)
             )));
         }
         outputs.push(output);
@@ -266,14 +318,14 @@ fn read_input(
     let raw_entries = std::mem::take(&mut request.raw_input_contents);
     let input: &mut InferInputTensor = &mut request.inputs[0];
     let bad = |message: String| OipError::BadInput {
-        input: input.name.clone(),
+        input: echo(&input.name),
         message,
     };
 
     if input.datatype != FP32 {
         return Err(bad(format!(
             "expected datatype {FP32}, got {:?}",
-            input.datatype
+            echo(&input.datatype)
         )));
     }
     let shape = &input.shape;
@@ -282,7 +334,8 @@ fn read_input(
         [rows, cols] => (*rows, *cols),
         _ => {
             return Err(bad(format!(
-                "expected shape [N, {n_features}] (or [{n_features}] for one row), got {shape:?} (rank {})",
+                "expected shape [N, {n_features}] (or [{n_features}] for one row), got {} (rank {})",
+                echo_shape(shape),
                 shape.len()
             )));
         }
@@ -710,6 +763,153 @@ mod tests {
         assert!(requested_outputs(&request).is_err());
         request.outputs = vec![ask(MATCHED), ask(MATCHED)];
         assert!(requested_outputs(&request).is_err());
+    }
+
+    #[test]
+    fn echoed_names_and_shapes_are_bounded() {
+        let long = "é".repeat(100_000);
+        let mut named = request(vec![1, 1, 3], vec![0.0; 3]);
+        named.inputs[0].name = long.clone();
+        named.inputs[0].datatype = long.clone();
+        let message = error(named.clone(), 3);
+        assert!(message.len() < 400, "{} bytes: {message}", message.len());
+        assert!(message.starts_with(&format!("input \"{}…\"", "é".repeat(MAX_ECHO_CHARS))));
+        named.inputs[0].datatype = FP32.to_owned();
+        named.inputs[0].shape = vec![7; 1_000_000];
+        let message = error(named, 3);
+        assert!(message.len() < 500, "{} bytes", message.len());
+        assert!(
+            message.contains("got [7, 7, 7, 7, 7, 7, 7, 7, …] (rank 1000000)"),
+            "{message}"
+        );
+
+        let outputs = ModelInferRequest {
+            outputs: vec![InferRequestedOutputTensor {
+                name: long.clone(),
+                parameters: Default::default(),
+            }],
+            ..Default::default()
+        };
+        let message = requested_outputs(&outputs).unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+
+        let models = ModelSet::default();
+        let message = resolve(&models, &long, "").unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn validate_request_uses_the_service_bounds() {
+        // 64 bytes: 16 values, 8 rows.
+        let mut ok = request(vec![8, 2], vec![0.0; 16]);
+        assert_eq!(validate_request(&mut ok, &features(2), 64).unwrap(), 8);
+        let mut too_many_values = request(vec![4, 5], vec![0.0; 20]);
+        let message = validate_request(&mut too_many_values, &features(5), 64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("holds 20 values; expected at most 16"),
+            "{message}"
+        );
+        let mut too_many_rows = request(vec![9, 1], vec![0.0; 9]);
+        let message = validate_request(&mut too_many_rows, &features(1), 64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("has 9 rows; expected at most 8"),
+            "{message}"
+        );
+    }
+
+    mod properties {
+        //! Twin of `fuzz/fuzz_targets/oip_infer.rs`: arbitrary bytes and
+        //! arbitrary requests through decoding and validation.
+        use super::*;
+        use proptest::prelude::*;
+        use prost::Message;
+
+        /// A validated request's shape agrees with its values.
+        fn check(mut request: ModelInferRequest, n_features: usize) -> Result<(), TestCaseError> {
+            let before = request.clone();
+            match validate_request(&mut request, &features(n_features), 4096) {
+                Ok(n_rows) => {
+                    prop_assert!(n_rows <= 4096 / 8);
+                    let input = &before.inputs[0];
+                    let n_values = n_rows * n_features;
+                    let typed = input.contents.as_ref().map_or(0, |c| c.fp32_contents.len());
+                    let raw = before.raw_input_contents.first().map_or(0, Vec::len);
+                    prop_assert!(
+                        (typed == n_values && before.raw_input_contents.is_empty())
+                            || (raw == n_values * 4 && typed == 0)
+                    );
+                }
+                Err(error) => {
+                    let status = Status::from(error);
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                    prop_assert!(status.message().len() < 1024, "{}", status.message().len());
+                }
+            }
+            Ok(())
+        }
+
+        fn shape() -> impl Strategy<Value = Vec<i64>> {
+            prop::collection::vec(
+                prop_oneof![0i64..6, any::<i64>(), Just(i64::MAX), Just(1 << 62)],
+                0..4,
+            )
+        }
+
+        fn infer_request() -> impl Strategy<Value = ModelInferRequest> {
+            (
+                shape(),
+                prop::collection::vec(
+                    prop_oneof![any::<f32>(), Just(f32::NAN), Just(f32::INFINITY)],
+                    0..24,
+                ),
+                prop::collection::vec(any::<u8>(), 0..96),
+                0u8..4,
+                prop_oneof![Just(FP32.to_owned()), "[A-Z0-9]{0,5}"],
+            )
+                .prop_map(|(shape, values, raw, layout, datatype)| {
+                    let mut request = request(shape, values);
+                    request.inputs[0].datatype = datatype;
+                    match layout {
+                        0 => {}
+                        1 => {
+                            request.inputs[0].contents = None;
+                            request.raw_input_contents = vec![raw];
+                        }
+                        2 => request.raw_input_contents = vec![raw.clone(), raw],
+                        _ => request.inputs.push(request.inputs[0].clone()),
+                    }
+                    request
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn arbitrary_bytes_decode_and_validate_without_panicking(
+                bytes in prop::collection::vec(any::<u8>(), 0..256),
+                n_features in 0usize..5,
+            ) {
+                if let Ok(request) = ModelInferRequest::decode(bytes.as_slice()) {
+                    check(request, n_features)?;
+                }
+            }
+
+            #[test]
+            fn arbitrary_requests_validate_without_panicking(
+                request in infer_request(),
+                n_features in 0usize..5,
+            ) {
+                // Also through the wire, as a client would send it.
+                let decoded = ModelInferRequest::decode(request.encode_to_vec().as_slice()).unwrap();
+                check(decoded, n_features)?;
+                check(request, n_features)?;
+            }
+        }
     }
 
     #[test]
