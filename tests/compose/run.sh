@@ -103,8 +103,12 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
     echo "==> deploy/build-images.sh"
     timeout "$BUILD_TIMEOUT" "$ROOT/deploy/build-images.sh" || fail "image build failed or timed out"
 fi
+# Each image within its budget: 25 MB (docs/performance.md).
+IMAGE_BUDGET_BYTES="${IMAGE_BUDGET_BYTES:-25000000}"
 for img in triad-preprocess triad-score triad-monitor; do
-    docker image inspect "$img:local" >/dev/null 2>&1 || fail "image $img:local missing"
+    size=$(docker image inspect -f '{{.Size}}' "$img:local" 2>/dev/null) || fail "image $img:local missing"
+    ((size <= IMAGE_BUDGET_BYTES)) || fail "image $img:local is $size bytes, over the $IMAGE_BUDGET_BYTES-byte budget"
+    echo "==> image $img:local: $size bytes"
 done
 
 # ---------------------------------------------------------------- up
