@@ -1,7 +1,9 @@
 //! Featurizer throughput: pairs per second for 1×1, 50×200 and 1000×1000
 //! budgets × line items, on realistic data (vendors and categories repeat)
 //! and on distinct data (every string unique), plus JSON parse + featurize
-//! of the seed request for reference. Run with `cargo bench -p triad-features`.
+//! of the seed request for reference, and 100×100 with distinct long CJK
+//! vendor names (the slowest text input the bounds admit). Run with
+//! `cargo bench -p triad-features`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use triad_features::{Featurizer, JsonLimits, parse_request};
+use triad_features::{Featurizer, JsonLimits, RawRequest, parse_request};
 
 mod support;
 
@@ -51,6 +53,56 @@ fn featurize(c: &mut Criterion) {
     }
 }
 
+/// `n` budgets and `n` line items whose vendors are `n` distinct names of 170
+/// CJK characters each (510 bytes, just under `max_text_bytes`): deunicode
+/// turns each into about 1 000 bytes of pinyin, so every one of the
+/// 2n × n distinct vendor pairs compares two long texts.
+fn long_cjk_request(n: usize) -> RawRequest {
+    let mut request = support::request(support::Data::Distinct, n, n);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut name = || -> String {
+        (0..170)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // CJK Unified Ideographs, U+4E00..U+9FFF.
+                char::from_u32(0x4E00 + (state % 0x5200) as u32).expect("a CJK ideograph")
+            })
+            .collect()
+    };
+    for budget in &mut request.budgets {
+        budget.travel_vendor_receipts = Some(name());
+        budget.purchase_vendor_receipts = Some(name());
+    }
+    for item in &mut request.all_user_expense_lineitems {
+        item.vendor_name_expense = Some(name());
+    }
+    request
+}
+
+/// Featurization of 100×100 pairs with distinct long CJK vendor names.
+fn long_cjk(c: &mut Criterion) {
+    let featurizer = Featurizer::default();
+    let n = 100;
+    let request = long_cjk_request(n);
+    let check = featurizer.featurize(&request);
+    assert_eq!(check.n_rows, n * n, "{:?}", check.errors);
+    assert!(check.errors.is_empty(), "{:?}", check.errors);
+    drop(check);
+    let mut group = c.benchmark_group(format!("featurize_long_cjk_{n}x{n}"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1))
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements((n * n) as u64));
+    group.bench_with_input(BenchmarkId::from_parameter("distinct"), &request, |b, r| {
+        b.iter(|| featurizer.featurize(black_box(r)))
+    });
+    group.finish();
+}
+
 /// JSON parse + featurize of the 1×1 seed request, for reference.
 fn parse_and_featurize(c: &mut Criterion) {
     let featurizer = Featurizer::default();
@@ -70,5 +122,5 @@ fn parse_and_featurize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, featurize, parse_and_featurize);
+criterion_group!(benches, featurize, long_cjk, parse_and_featurize);
 criterion_main!(benches);

@@ -9,8 +9,15 @@
 //! (a user's line items come from a few dozen vendors); the row loop only
 //! looks values up and does arithmetic, writing straight into the output
 //! matrix.
+//!
+//! The work of one request is bounded by its caller: [`Featurizer::featurize_until`]
+//! checks an [`Interrupt`] (a deadline, a cancel flag) between pieces of work
+//! of bounded cost, and gives up with [`Interrupted`] once it fires.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use crate::error::{ItemError, ItemErrorCode, ItemKind};
 use crate::matrix::FeatureMatrix;
@@ -44,6 +51,95 @@ impl Default for FeaturizerConfig {
             max_text_bytes: 512,
             max_id_bytes: 128,
         }
+    }
+}
+
+/// When a featurization should give up: a deadline, a cancel flag, both or
+/// neither. Checked between pieces of work of bounded cost (about every
+/// 100 µs of work), so a fired interrupt stops a request within about that
+/// much more work, whatever its size.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt {
+    deadline: Option<Instant>,
+    cancelled: Option<Arc<AtomicBool>>,
+}
+
+impl Interrupt {
+    /// An interrupt that never fires.
+    pub fn never() -> Self {
+        Self::default()
+    }
+
+    /// Fires once `deadline` has passed.
+    pub fn at(deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            cancelled: None,
+        }
+    }
+
+    /// Also fires once `flag` is set (for example by a guard dropped when the
+    /// caller goes away).
+    pub fn or_cancelled_by(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancelled = Some(flag);
+        self
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// `Err` once the interrupt has fired.
+    pub fn check(&self) -> Result<(), Interrupted> {
+        if let Some(flag) = &self.cancelled
+            && flag.load(Ordering::Relaxed)
+        {
+            return Err(Interrupted::Cancelled);
+        }
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(Interrupted::DeadlineExceeded),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a featurization stopped before building its matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Interrupted {
+    #[error("featurization stopped: the request's deadline passed before its matrix was built")]
+    DeadlineExceeded,
+    #[error("featurization stopped: the request was cancelled before its matrix was built")]
+    Cancelled,
+}
+
+/// Work done since the interrupt was last checked, in units of about 10 ns.
+struct Checkpoint<'i> {
+    interrupt: &'i Interrupt,
+    work: usize,
+}
+
+impl<'i> Checkpoint<'i> {
+    /// Units of work between two checks: about 100 µs.
+    const EVERY: usize = 10_000;
+
+    /// Checks once at the start, so an interrupt that has already fired
+    /// stops the request before any work.
+    fn new(interrupt: &'i Interrupt) -> Result<Self, Interrupted> {
+        interrupt.check()?;
+        Ok(Self { interrupt, work: 0 })
+    }
+
+    /// Counts `units` of work done; checks the interrupt every
+    /// [`Checkpoint::EVERY`] units.
+    #[inline]
+    fn spend(&mut self, units: usize) -> Result<(), Interrupted> {
+        self.work += units;
+        if self.work >= Self::EVERY {
+            self.work = 0;
+            self.interrupt.check()?;
+        }
+        Ok(())
     }
 }
 
@@ -258,28 +354,51 @@ impl Featurizer {
     pub fn featurize_with_errors(
         &self,
         request: &RawRequest,
-        mut errors: Vec<ItemError>,
+        errors: Vec<ItemError>,
     ) -> FeatureMatrix {
+        match self.featurize_until(request, errors, &Interrupt::never()) {
+            Ok(matrix) => matrix,
+            Err(never) => unreachable!("an interrupt that never fires fired: {never}"),
+        }
+    }
+
+    /// Like [`Featurizer::featurize_with_errors`], giving up with
+    /// [`Interrupted`] once `interrupt` fires (checked before any work, then
+    /// about every 100 µs of work). The matrix, when built, is the same.
+    pub fn featurize_until(
+        &self,
+        request: &RawRequest,
+        mut errors: Vec<ItemError>,
+        interrupt: &Interrupt,
+    ) -> Result<FeatureMatrix, Interrupted> {
+        let mut checkpoint = Checkpoint::new(interrupt)?;
         let dropped = Dropped::new(&errors);
         let n_text_fields =
             3 * request.budgets.len() + 5 * request.all_user_expense_lineitems.len();
         let mut texts = Texts::with_capacity(n_text_fields);
-        let budgets = self.prepare_budgets(&request.budgets, &dropped, &mut texts, &mut errors);
+        let budgets = self.prepare_budgets(
+            &request.budgets,
+            &dropped,
+            &mut texts,
+            &mut errors,
+            &mut checkpoint,
+        )?;
         let items = self.prepare_items(
             &request.all_user_expense_lineitems,
             &dropped,
             &mut texts,
             &mut errors,
-        );
-        let values = build_rows(&budgets, &items, &texts.values);
-        FeatureMatrix {
+            &mut checkpoint,
+        )?;
+        let values = build_rows(&budgets, &items, &texts.values, &mut checkpoint)?;
+        Ok(FeatureMatrix {
             schema: self.schema(),
             n_rows: budgets.len() * items.len(),
             values,
             budget_ids: budgets.into_iter().map(|budget| budget.id).collect(),
             item_ids: items.into_iter().map(|item| item.id).collect(),
             errors,
-        }
+        })
     }
 
     /// Checks an id; returns it when the item may form rows.
@@ -344,10 +463,16 @@ impl Featurizer {
         dropped: &Dropped,
         texts: &mut Texts<'r>,
         errors: &mut Vec<ItemError>,
-    ) -> Vec<Budget> {
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<Budget>, Interrupted> {
         let mut seen = HashSet::with_capacity(raw.len());
         let mut budgets = Vec::with_capacity(raw.len());
         for (index, budget) in raw.iter().enumerate() {
+            checkpoint.spend(entity_cost(&[
+                &budget.travel_vendor_receipts,
+                &budget.purchase_vendor_receipts,
+                &budget.budget_type_budget,
+            ]))?;
             let index = index as u32;
             if Dropped::contains(&dropped.budgets, index) {
                 continue;
@@ -454,7 +579,7 @@ impl Featurizer {
                 flags,
             });
         }
-        budgets
+        Ok(budgets)
     }
 
     fn prepare_items<'r>(
@@ -463,10 +588,18 @@ impl Featurizer {
         dropped: &Dropped,
         texts: &mut Texts<'r>,
         errors: &mut Vec<ItemError>,
-    ) -> Vec<LineItem> {
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<LineItem>, Interrupted> {
         let mut seen = HashSet::with_capacity(raw.len());
         let mut items = Vec::with_capacity(raw.len());
         for (index, item) in raw.iter().enumerate() {
+            checkpoint.spend(entity_cost(&[
+                &item.expense_type_name_itemization,
+                &item.expense_category_itemization,
+                &item.vendor_name_expense,
+                &item.expense_type_name_expense,
+                &item.expense_category_expense,
+            ]))?;
             let index = index as u32;
             if Dropped::contains(&dropped.items, index) {
                 continue;
@@ -558,8 +691,18 @@ impl Featurizer {
                 flags,
             });
         }
-        items
+        Ok(items)
     }
+}
+
+/// Work units (about 10 ns each) of parsing one entity whose text fields
+/// are `texts`: normalization costs about a nanosecond per byte.
+fn entity_cost(texts: &[&Option<String>]) -> usize {
+    let bytes: usize = texts
+        .iter()
+        .map(|text| text.as_ref().map_or(0, String::len))
+        .sum();
+    20 + bytes / 8
 }
 
 /// Dense ids, in order of first appearance, of the distinct vendor texts on
@@ -625,6 +768,14 @@ impl<'t> Vendor<'t> {
             profile: SimilarityProfile::new(&text.cleaned),
             stems,
         }
+    }
+
+    /// Work units (about 10 ns each) of [`Vendor::similarity`]: the
+    /// block-wise pass costs a few nanoseconds per byte of one text and
+    /// 64-byte block of the other.
+    fn similarity_cost(&self, other: &Vendor<'_>) -> usize {
+        let (a, b) = (self.profile.text().len(), other.profile.text().len());
+        10 + a * b.div_ceil(64) / 2
     }
 
     /// The three vendor similarities of two vendor names.
@@ -721,10 +872,15 @@ struct ItemColumns {
     flags: [f32; N_ITEM_FLAGS],
 }
 
-fn build_rows(budgets: &[Budget], items: &[LineItem], texts: &[NormalizedText]) -> Vec<f32> {
+fn build_rows(
+    budgets: &[Budget],
+    items: &[LineItem],
+    texts: &[NormalizedText],
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<Vec<f32>, Interrupted> {
     let n_rows = budgets.len() * items.len();
     if n_rows == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
 
     // Distinct vendors on each side.
@@ -760,6 +916,7 @@ fn build_rows(budgets: &[Budget], items: &[LineItem], texts: &[NormalizedText]) 
     let mut similarities = vec![[f32::NAN; 3]; (budget_side.len() + 1) * stride];
     for (row, a) in similarities.chunks_exact_mut(stride).zip(&budget_side) {
         for (slot, b) in row.iter_mut().zip(&item_side) {
+            checkpoint.spend(a.similarity_cost(b))?;
             *slot = a.similarity(b);
         }
     }
@@ -802,6 +959,7 @@ fn build_rows(budgets: &[Budget], items: &[LineItem], texts: &[NormalizedText]) 
     for (((budget, &[travel, purchase]), &budget_type), rows) in
         budget_columns.zip(rows.chunks_exact_mut(item_columns.len()))
     {
+        checkpoint.spend(item_columns.len())?;
         let budget = BudgetColumns::new(
             budget,
             &similarities[budget_vendors.slot(travel) * stride..][..stride],
@@ -812,5 +970,5 @@ fn build_rows(budgets: &[Budget], items: &[LineItem], texts: &[NormalizedText]) 
             budget.write_row(item, row);
         }
     }
-    values
+    Ok(values)
 }

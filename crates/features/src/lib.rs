@@ -6,7 +6,8 @@
 //! It does no I/O and cannot fail on outside input: a null, empty or
 //! unparsable field becomes NaN plus its missing flag, an item that cannot
 //! form a row becomes an [`ItemError`], and every other pair is still built.
-//! `docs/features.md` defines every feature.
+//! `docs/features.md` defines every feature. The caller bounds a request's
+//! time with [`Featurizer::featurize_until`] and an [`Interrupt`].
 #![forbid(unsafe_code)]
 
 pub mod error;
@@ -19,7 +20,9 @@ pub mod schema;
 pub mod text;
 
 pub use error::{ItemError, ItemErrorCode, ItemKind, RequestError};
-pub use featurize::{Featurizer, FeaturizerConfig, TRIP_WINDOW_TOLERANCE_DAYS};
+pub use featurize::{
+    Featurizer, FeaturizerConfig, Interrupt, Interrupted, TRIP_WINDOW_TOLERANCE_DAYS,
+};
 pub use json::{JsonLimits, JsonRequest, parse_request};
 pub use matrix::FeatureMatrix;
 pub use record::{RawBudget, RawLineItem, RawRequest};

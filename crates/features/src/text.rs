@@ -3,8 +3,8 @@
 //! (punctuation and digit runs such as card or booking numbers go), drop
 //! English stopwords, then Snowball-stem the remaining tokens. Also the
 //! similarities between normalized texts, with bit-parallel versions of the
-//! character-level ones for the short, pure-ASCII strings normalization
-//! produces.
+//! character-level ones for the pure-ASCII strings normalization produces
+//! (single-word for texts of up to 64 bytes, block-wise for longer ones).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -408,36 +408,44 @@ pub fn jaccard<T: Ord>(a: &[T], b: &[T]) -> f64 {
     }
 }
 
-/// Longest text the bit-parallel similarities take: one bit per byte.
+/// Longest text the single-word bit-parallel pass takes: one bit per byte.
+/// Longer texts take the block-wise pass ([`long_similarities`]).
 const MAX_PROFILED_LEN: usize = 64;
+
+/// The positions of each byte value in a text, in 64-byte blocks: bit `j`
+/// of `block[c & 31]` is set when byte `64 × block + j` is `c`.
+type Block = [u64; 32];
 
 /// A text prepared for the character-level similarities
 /// ([`jaro_winkler`], [`normalized_levenshtein`]) against many others.
 ///
 /// Normalized texts (see [`NormalizedText::cleaned`]) are lowercase ASCII
-/// letters and single spaces; for such a text of at most 64 bytes the
-/// profile holds, for each byte value, the bit set of the positions where it
-/// occurs. A byte `c` of `a`..=`z` or space is looked up at `c & 31`, which
-/// is distinct for those 27 bytes. Any other text is left unprofiled and
-/// the similarities fall back to `strsim`.
+/// letters and single spaces; for such a text the profile holds, for each
+/// byte value and each block of 64 bytes, the bit set of the positions where
+/// it occurs. A byte `c` of `a`..=`z` or space is looked up at `c & 31`,
+/// which is distinct for those 27 bytes. Any other text is left unprofiled
+/// and the similarities fall back to `strsim` (the featurizer never makes
+/// one: every text it compares is normalized).
 #[derive(Debug, Clone)]
 pub struct SimilarityProfile<'a> {
     text: &'a str,
-    positions: Option<[u64; 32]>,
+    /// One block per 64 bytes of a normalized text; `None` for any other
+    /// text (the similarities then fall back to `strsim`).
+    positions: Option<Vec<Block>>,
 }
 
 impl<'a> SimilarityProfile<'a> {
     /// The profile of `text`.
     pub fn new(text: &'a str) -> Self {
         let bytes = text.as_bytes();
-        let profiled = (1..=MAX_PROFILED_LEN).contains(&bytes.len())
-            && bytes.iter().all(|&c| c.is_ascii_lowercase() || c == b' ');
+        let profiled =
+            !bytes.is_empty() && bytes.iter().all(|&c| c.is_ascii_lowercase() || c == b' ');
         let positions = profiled.then(|| {
-            let mut positions = [0u64; 32];
+            let mut blocks = vec![[0u64; 32]; bytes.len().div_ceil(64)];
             for (j, &c) in bytes.iter().enumerate() {
-                positions[usize::from(c & 31)] |= 1 << j;
+                blocks[j / 64][usize::from(c & 31)] |= 1 << (j % 64);
             }
-            positions
+            blocks
         });
         Self { text, positions }
     }
@@ -461,23 +469,47 @@ pub fn normalized_levenshtein(a: &SimilarityProfile<'_>, b: &SimilarityProfile<'
 }
 
 /// [`jaro_winkler`] and [`normalized_levenshtein`] of `a` and `b`, computed
-/// together in one pass over `a` when both texts are profiled.
+/// together in one pass over `a` when both texts are profiled: a single-word
+/// pass when both have at most 64 bytes, a block-wise one (O(|a| × |b| / 64))
+/// otherwise.
 pub fn character_similarities(a: &SimilarityProfile<'_>, b: &SimilarityProfile<'_>) -> (f64, f64) {
-    let (Some(_), Some(b_positions)) = (&a.positions, &b.positions) else {
+    let (a_bytes, b_bytes) = (a.text.as_bytes(), b.text.as_bytes());
+    let (Some(_), Some(b_blocks)) = (&a.positions, &b.positions) else {
         return (
             strsim::jaro_winkler(a.text, b.text),
             strsim::normalized_levenshtein(a.text, b.text),
         );
     };
-    let (a, b) = (a.text.as_bytes(), b.text.as_bytes());
-    let scan = scan(a, b.len(), b_positions);
+    if a_bytes.len() > MAX_PROFILED_LEN || b_bytes.len() > MAX_PROFILED_LEN {
+        return long_similarities(a_bytes, b_bytes, b_blocks);
+    }
+    let scan = scan(a_bytes, b_bytes.len(), &b_blocks[0]);
+    let (a, b) = (a_bytes, b_bytes);
 
     // strsim's formulas, operation for operation.
-    let jaro = if scan.a_matched == 0 {
+    let matches = scan.a_matched.count_ones() as usize;
+    let transpositions = if matches == 0 {
+        0
+    } else {
+        transpositions(a, b, scan.a_matched, scan.b_matched)
+    };
+    finish(a, b, matches, transpositions, scan.distance)
+}
+
+/// Jaro-Winkler and normalized Levenshtein from Jaro's matches and
+/// (unhalved) transpositions and the Levenshtein distance, with strsim's
+/// formulas operation for operation.
+fn finish(
+    a: &[u8],
+    b: &[u8],
+    matches: usize,
+    transpositions: usize,
+    distance: usize,
+) -> (f64, f64) {
+    let jaro = if matches == 0 {
         0.0
     } else {
-        let matches = scan.a_matched.count_ones() as usize;
-        let transpositions = transpositions(a, b, scan.a_matched, scan.b_matched) / 2;
+        let transpositions = transpositions / 2;
         ((matches as f64 / a.len() as f64)
             + (matches as f64 / b.len() as f64)
             + ((matches - transpositions) as f64 / matches as f64))
@@ -489,8 +521,115 @@ pub fn character_similarities(a: &SimilarityProfile<'_>, b: &SimilarityProfile<'
     } else {
         jaro
     };
-    let levenshtein = 1.0 - (scan.distance as f64) / (a.len().max(b.len()) as f64);
+    let levenshtein = 1.0 - (distance as f64) / (a.len().max(b.len()) as f64);
     (jaro_winkler, levenshtein)
+}
+
+/// [`character_similarities`] of `a` and a profiled `b`, both non-empty
+/// normalized texts of any length, with `b`'s positions in 64-byte blocks.
+///
+/// Jaro: as in [`scan`], each byte of `a` in order takes the lowest free
+/// position of an equal byte of `b` inside its window, now searched block
+/// by block from the window's start (the first block with a free candidate
+/// ends the search). Levenshtein: Myers' bit-vector algorithm in Hyyrö's
+/// block-wise formulation, one pass over the blocks of `b` per byte of `a`,
+/// passing the horizontal deltas of each block's last row on to the next
+/// block (a −1 delta coming in acts as a match in the block's first row,
+/// which is what carries the addition across blocks).
+fn long_similarities(a: &[u8], b: &[u8], b_blocks: &[Block]) -> (f64, f64) {
+    let (n, m) = (a.len(), b.len());
+    let words = b_blocks.len();
+    debug_assert_eq!(words, m.div_ceil(64));
+
+    // Jaro's matching, exactly as strsim does it: the window of `a[i]` is
+    // `i - search_range ..= i + search_range`, clipped to `b`.
+    let search_range = (n.max(m) / 2).saturating_sub(1);
+    let mut b_matched = vec![0u64; words];
+    let mut a_matched = vec![0u64; n.div_ceil(64)];
+    let mut matches = 0usize;
+    for (i, &c) in a.iter().enumerate() {
+        let start = i.saturating_sub(search_range);
+        let end = (i + search_range + 1).min(m);
+        if start >= end {
+            continue;
+        }
+        let c = usize::from(c & 31);
+        let (first, last) = (start / 64, (end - 1) / 64);
+        for word in first..=last {
+            let mut candidates = b_blocks[word][c] & !b_matched[word];
+            if word == first {
+                candidates &= u64::MAX << (start % 64);
+            }
+            if word == last {
+                candidates &= u64::MAX >> (63 - (end - 1) % 64);
+            }
+            if candidates != 0 {
+                b_matched[word] |= candidates & candidates.wrapping_neg();
+                a_matched[i / 64] |= 1 << (i % 64);
+                matches += 1;
+                break;
+            }
+        }
+    }
+    // Transpositions: the matched bytes of `a` in order against the matched
+    // bytes of `b` in order.
+    let mut transpositions = 0usize;
+    let mut b_positions = set_bits(&b_matched);
+    for i in set_bits(&a_matched) {
+        let j = b_positions.next().expect("as many matches in b as in a");
+        transpositions += usize::from(a[i] != b[j]);
+    }
+
+    // Levenshtein, `b` vertical (its blocks), `a` horizontal.
+    let mut pv = vec![u64::MAX; words];
+    let mut mv = vec![0u64; words];
+    let last_bit = 1u64 << ((m - 1) % 64);
+    let mut distance = m;
+    for &c in a {
+        let c = usize::from(c & 31);
+        // Row 0 of the DP is 0, 1, 2, ...: a +1 horizontal delta enters
+        // the first block.
+        let (mut ph_carry, mut mh_carry) = (1u64, 0u64);
+        for word in 0..words {
+            let eq = b_blocks[word][c];
+            let (v_plus, v_minus) = (pv[word], mv[word]);
+            let x = eq | mh_carry;
+            let d0 = ((x & v_plus).wrapping_add(v_plus) ^ v_plus) | x | v_minus;
+            let ph = v_minus | !(d0 | v_plus);
+            let mh = d0 & v_plus;
+            let (ph_in, mh_in) = (ph_carry, mh_carry);
+            if word + 1 < words {
+                ph_carry = ph >> 63;
+                mh_carry = mh >> 63;
+            } else {
+                ph_carry = u64::from(ph & last_bit != 0);
+                mh_carry = u64::from(mh & last_bit != 0);
+            }
+            let ph = (ph << 1) | ph_in;
+            let mh = (mh << 1) | mh_in;
+            pv[word] = mh | !(d0 | ph);
+            mv[word] = ph & d0;
+        }
+        // At most one of the two is set.
+        distance = distance + ph_carry as usize - mh_carry as usize;
+    }
+
+    finish(a, b, matches, transpositions, distance)
+}
+
+/// The positions of the set bits of a bit set stored in 64-bit words, in
+/// increasing order.
+fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(word, &bits)| {
+        let mut rest = bits;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                64 * word + bit
+            })
+        })
+    })
 }
 
 /// What one pass over `a` against a profiled `b` finds.
@@ -757,11 +896,21 @@ mod tests {
             .iter()
             .map(|name| normalizer.normalize(name).unwrap().cleaned)
             .collect();
-        // The longest profiled text, and the shortest unprofiled one.
+        // The longest single-block text, the shortest two-block one, and
+        // long transliterated CJK names.
         cleaned.push(format!("southwest {}", "x".repeat(MAX_PROFILED_LEN - 10)));
         cleaned.push(format!("southwest {}", "x".repeat(MAX_PROFILED_LEN - 9)));
         assert!(cleaned.iter().any(|s| s.len() == MAX_PROFILED_LEN));
-        assert!(cleaned.iter().any(|s| s.len() > MAX_PROFILED_LEN));
+        assert!(cleaned.iter().any(|s| s.len() == MAX_PROFILED_LEN + 1));
+        for name in [
+            "北京首都国际机场停车场有限公司北京首都国际机场停车场有限公司北京首都国际机场",
+            "上海浦东国际机场出租汽车服务有限公司上海浦东国际机场出租汽车服务有限公司",
+            "東京駅八重洲口タクシー乗り場東京駅八重洲口タクシー乗り場",
+        ] {
+            let text = normalizer.normalize(name).unwrap().cleaned;
+            assert!(text.len() > MAX_PROFILED_LEN, "{text}");
+            cleaned.push(text);
+        }
         assert_same_as_strsim(&cleaned);
     }
 
@@ -773,6 +922,12 @@ mod tests {
         assert_same_as_strsim(&random_strings(b"abcd", 150, 20, 2));
         assert_same_as_strsim(&random_strings(b"etaoin shrdlu", 150, 66, 3));
         assert_same_as_strsim(&random_strings(b"abcdefghijklmnopqrstuvwxyz ", 150, 64, 4));
+        // Lengths across one, two and several blocks, against each other
+        // and against short texts.
+        assert_same_as_strsim(&random_strings(b"ab ", 60, 300, 6));
+        assert_same_as_strsim(&random_strings(b"abcdefgh ", 80, 200, 7));
+        assert_same_as_strsim(&random_strings(b"etaoin shrdlu", 40, 600, 8));
+        assert_same_as_strsim(&random_strings(b"abcdefghijklmnopqrstuvwxyz ", 60, 400, 9));
         // Bytes outside the profiled alphabet fall back to strsim.
         assert_same_as_strsim(&random_strings(b"aB'-", 60, 10, 5));
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use triad_features::FeaturizerConfig;
-use triad_server::ServerLimits;
+use triad_server::{Security, ServerLimits};
 
 /// Default gRPC address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
@@ -31,16 +31,31 @@ pub struct PreprocessConfig {
     pub max_pairs: usize,
     /// Most pairs one `FeaturizeStream` call may ask for.
     pub max_stream_pairs: usize,
+    /// Most budgets one `Featurize` call, or one whole `FeaturizeStream`,
+    /// may hold (default 100 000, as the JSON reader's `max_budgets`): a
+    /// stream of budgets with no line items has no pairs to count.
+    pub max_budgets: usize,
+    /// Most line items one `Featurize` call, or one whole
+    /// `FeaturizeStream`, may hold (default 100 000).
+    pub max_line_items: usize,
+    /// Most bytes (encoded chunks) one `FeaturizeStream` may send in all
+    /// before its matrix is built (default 256 MiB): what a stream holds in
+    /// memory, whatever its items contain.
+    pub max_stream_bytes: usize,
     /// Rows per message of a `FeaturizeStream` response.
     pub rows_per_chunk: usize,
-    /// Requests with more pairs than this are featurized on the blocking
-    /// pool so they do not stall other requests' I/O.
+    /// Requests costing more than this many pairs are featurized on the
+    /// blocking pool so they do not stall other requests' I/O (long vendor
+    /// names count extra: see `service::estimated_cost`).
     pub blocking_threshold_pairs: usize,
     /// Per-field bounds of the featurizer.
     #[serde(skip)]
     pub featurizer: FeaturizerConfig,
     /// Shared server limits.
     pub server: ServerLimits,
+    /// TLS and bearer tokens on both ports (default: plain TCP, no
+    /// tokens).
+    pub security: Security,
 }
 
 impl Default for PreprocessConfig {
@@ -49,10 +64,14 @@ impl Default for PreprocessConfig {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
             max_pairs: 250_000,
             max_stream_pairs: 4_000_000,
+            max_budgets: 100_000,
+            max_line_items: 100_000,
+            max_stream_bytes: 256 * 1024 * 1024,
             rows_per_chunk: 8_192,
             blocking_threshold_pairs: 20_000,
             featurizer: FeaturizerConfig::default(),
             server: ServerLimits::default(),
+            security: Security::default(),
         }
     }
 }

@@ -31,8 +31,9 @@ pub async fn serve(
     config: PreprocessConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), triad_server::ServerError> {
+    let secured = config.security.load(&[])?;
     let spec = service_spec(&config);
-    triad_server::serve(listener, spec, &config.server, shutdown).await
+    triad_server::serve_secured(listener, spec, &config.server, &secured, shutdown).await
 }
 
 /// The routes, health names and descriptors of the service, for callers

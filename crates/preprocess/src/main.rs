@@ -26,6 +26,8 @@ struct Cli {
     /// Most pairs one Featurize call may ask for.
     #[arg(long, env = config::MAX_PAIRS_ENV)]
     max_pairs: Option<usize>,
+    #[command(flatten)]
+    security: triad_server::SecurityArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,13 +42,20 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    triad_telemetry::init();
+    // Held until exit: dropping it flushes the last spans.
+    let _telemetry = triad_telemetry::init("triad-preprocess");
     if let Some(Command::Healthcheck) = cli.command {
-        triad_server::check_local(cli.addr, triad_preprocess::SERVICE_NAME).await?;
+        triad_server::check_local_with(
+            cli.addr,
+            triad_preprocess::SERVICE_NAME,
+            &cli.security.security(),
+        )
+        .await?;
         return Ok(());
     }
     let mut config = PreprocessConfig {
         addr: cli.addr,
+        security: cli.security.security(),
         ..PreprocessConfig::default()
     };
     if let Some(max_pairs) = cli.max_pairs {
@@ -64,9 +73,10 @@ async fn main() -> anyhow::Result<()> {
         "off" | "" => None,
         addr => {
             let listener = triad_server::bind(addr.parse().context("invalid --http-addr")?).await?;
-            Some(tokio::spawn(triad_server::serve_http(
+            Some(tokio::spawn(triad_server::serve_http_secured(
                 listener,
                 triad_telemetry::metrics::standalone_router(),
+                &config.security.load(&[])?,
                 until_stopped(),
             )))
         }

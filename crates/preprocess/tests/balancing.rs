@@ -113,7 +113,11 @@ async fn calls_spread_over_every_replica_behind_a_name() {
     featurize_concurrently(&client, 400).await;
 
     let counts = [replicas[0].served(), replicas[1].served()];
-    assert_eq!(counts[0] + counts[1], 400, "every call served once: {counts:?}");
+    assert_eq!(
+        counts[0] + counts[1],
+        400,
+        "every call served once: {counts:?}"
+    );
     // Power of two choices by in-flight requests: both replicas get a real
     // share (an even split is 200 each), not a handful.
     assert!(
