@@ -54,7 +54,11 @@ impl Report {
             self.shed,
             self.p99_ms()
         );
-        assert!(self.other.is_empty(), "{service}: unexpected answers {:?}", self.other);
+        assert!(
+            self.other.is_empty(),
+            "{service}: unexpected answers {:?}",
+            self.other
+        );
         assert_eq!(self.ok + self.shed, CALLERS * CALLS_PER_CALLER);
         assert!(self.ok > 0, "{service}: nothing was served");
         assert!(self.shed > 0, "{service}: never saturated, nothing shed");
@@ -184,9 +188,13 @@ async fn every_service_sheds_past_capacity_and_stays_bounded() {
         server: limits(),
         ..Default::default()
     };
-    monitor_config.store.database_url =
-        format!("sqlite://{}/monitor.db", data.path().display());
-    tokio::spawn(triad_monitor::serve(mon_listener, None, monitor_config, stop()));
+    monitor_config.store.database_url = format!("sqlite://{}/monitor.db", data.path().display());
+    tokio::spawn(triad_monitor::serve(
+        mon_listener,
+        None,
+        monitor_config,
+        stop(),
+    ));
 
     // scorer, small capacity, on the shipped models.
     let (score_listener, score_addr) = listener().await;
@@ -196,7 +204,12 @@ async fn every_service_sheds_past_capacity_and_stays_bounded() {
         server: limits(),
         ..Default::default()
     };
-    tokio::spawn(triad_score::serve(score_listener, None, score_config, stop()));
+    tokio::spawn(triad_score::serve(
+        score_listener,
+        None,
+        score_config,
+        stop(),
+    ));
 
     for addr in [pre_addr, feed_addr, mon_addr, score_addr] {
         triad_server::healthcheck(&format!("http://{addr}"), "", Duration::from_secs(30))
@@ -224,7 +237,9 @@ async fn every_service_sheds_past_capacity_and_stays_bounded() {
     .await;
     report.check("preprocess");
 
-    let scorer = ScorerClient::connect(format!("http://{score_addr}")).await.unwrap();
+    let scorer = ScorerClient::connect(format!("http://{score_addr}"))
+        .await
+        .unwrap();
     let report = storm({
         let client = scorer.clone();
         move || {
@@ -245,7 +260,9 @@ async fn every_service_sheds_past_capacity_and_stays_bounded() {
     .await;
     report.check("score");
 
-    let monitor = MonitorClient::connect(format!("http://{mon_addr}")).await.unwrap();
+    let monitor = MonitorClient::connect(format!("http://{mon_addr}"))
+        .await
+        .unwrap();
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let report = storm({
         let client = monitor.clone();

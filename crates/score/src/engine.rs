@@ -42,7 +42,12 @@ impl FeatureSource {
         timeout: Duration,
         max_message_bytes: usize,
     ) -> Result<Self, client::ClientError> {
-        Self::remote_with(endpoint, timeout, max_message_bytes, ClientConfig::default())
+        Self::remote_with(
+            endpoint,
+            timeout,
+            max_message_bytes,
+            ClientConfig::default(),
+        )
     }
 
     /// [`FeatureSource::remote`] with `base`'s TLS and token settings.

@@ -170,8 +170,8 @@ pub fn service_spec(engine: Engine, config: &ScoreConfig) -> triad_server::Servi
         grpc::ScorerService::new(engine)
             .with_payload_log(payload::PayloadLog::new(&config.payload_log)),
     )
-        .max_decoding_message_size(config.server.max_message_bytes)
-        .max_encoding_message_size(config.server.max_message_bytes);
+    .max_decoding_message_size(config.server.max_message_bytes)
+    .max_encoding_message_size(config.server.max_message_bytes);
     triad_server::ServiceSpec {
         name: "score",
         routes: tonic::service::Routes::new(scorer).add_service(inference),

@@ -125,14 +125,20 @@ pub fn connect(endpoint: &str, config: &ClientConfig) -> Result<GrpcChannel, Cli
     if target.host.parse::<IpAddr>().is_ok() || tokio::runtime::Handle::try_current().is_err() {
         let mut endpoint = target.endpoint(config);
         if let Some(tls) = target.tls(config)? {
-            endpoint = endpoint.tls_config(tls).map_err(|error| target.tls_error(error))?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|error| target.tls_error(error))?;
         }
         return finish(endpoint.connect_lazy(), config);
     }
     let (host, port) = (target.host.clone(), target.port);
     connect_resolved(target, config, move || {
         let host = host.clone();
-        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        })
     })
 }
 
@@ -158,7 +164,11 @@ where
     connect_resolved(Target::parse(endpoint)?, config, lookup)
 }
 
-fn connect_resolved<F>(target: Target, config: &ClientConfig, lookup: F) -> Result<GrpcChannel, ClientError>
+fn connect_resolved<F>(
+    target: Target,
+    config: &ClientConfig,
+    lookup: F,
+) -> Result<GrpcChannel, ClientError>
 where
     F: Fn() -> LookupFuture + Send + 'static,
 {
@@ -168,7 +178,9 @@ where
     let scheme = target.uri.scheme_str().unwrap_or("http").to_owned();
     // Each replica is dialled by address; its certificate must still name
     // the host the endpoint was given by.
-    let tls = target.tls(config)?.map(|tls| tls.domain_name(target.host.clone()));
+    let tls = target
+        .tls(config)?
+        .map(|tls| tls.domain_name(target.host.clone()));
     let tls = match &config.tls.domain {
         Some(domain) => tls.map(|tls| tls.domain_name(domain.clone())),
         None => tls,
@@ -254,12 +266,12 @@ impl Target {
             .to_owned();
         let port = uri
             .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        Ok(Self {
-            uri,
-            host,
-            port,
-        })
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        Ok(Self { uri, host, port })
     }
 
     fn endpoint(&self, config: &ClientConfig) -> Endpoint {
@@ -268,17 +280,24 @@ impl Target {
 
     /// tonic's TLS settings for an `https://` endpoint; `None` for
     /// `http://`.
-    fn tls(&self, config: &ClientConfig) -> Result<Option<tonic::transport::ClientTlsConfig>, ClientError> {
+    fn tls(
+        &self,
+        config: &ClientConfig,
+    ) -> Result<Option<tonic::transport::ClientTlsConfig>, ClientError> {
         if self.uri.scheme_str() != Some("https") {
             if config.tls.is_set() {
                 tracing::warn!(endpoint = %self.uri, "TLS settings ignored: the endpoint is http://, not https://");
             }
             return Ok(None);
         }
-        config.tls.tonic_config().map(Some).map_err(|source| ClientError::Tls {
-            endpoint: self.uri.to_string(),
-            source,
-        })
+        config
+            .tls
+            .tonic_config()
+            .map(Some)
+            .map_err(|source| ClientError::Tls {
+                endpoint: self.uri.to_string(),
+                source,
+            })
     }
 
     fn tls_error(&self, error: tonic::transport::Error) -> ClientError {
@@ -330,7 +349,9 @@ async fn resolve(
                     tracing::warn!(%host, "name resolved to no address; keeping the known ones");
                 } else {
                     for addr in fresh.difference(&known) {
-                        let Some(endpoint) = endpoint(*addr) else { continue };
+                        let Some(endpoint) = endpoint(*addr) else {
+                            continue;
+                        };
                         tracing::debug!(%host, %addr, "replica added");
                         if changes.send(Change::Insert(*addr, endpoint)).await.is_err() {
                             return;

@@ -14,9 +14,9 @@ pub mod client;
 pub mod health;
 pub mod overload;
 pub mod security;
-pub mod tls;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;

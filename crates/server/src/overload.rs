@@ -119,12 +119,10 @@ mod tests {
     use tokio::sync::Notify;
 
     /// A service whose calls wait until `release` is notified.
-    fn held(release: Arc<Notify>) -> impl Service<
-        Request<()>,
-        Response = Response<Body>,
-        Error = Infallible,
-        Future = impl Send,
-    > + Clone {
+    fn held(
+        release: Arc<Notify>,
+    ) -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible, Future = impl Send>
+    + Clone {
         tower::service_fn(move |_request: Request<()>| {
             let release = Arc::clone(&release);
             async move {
@@ -159,7 +157,10 @@ mod tests {
         .await
         .expect("refused at once, not queued")
         .unwrap();
-        assert_eq!(grpc_status(&refused), Some(tonic::Code::ResourceExhausted as i32));
+        assert_eq!(
+            grpc_status(&refused),
+            Some(tonic::Code::ResourceExhausted as i32)
+        );
 
         // Health goes through even at capacity.
         let health = tokio::spawn(service.call(request("/grpc.health.v1.Health/Check")));
