@@ -23,12 +23,19 @@ if [[ -z "${SKIP_CARGO:-}" ]]; then
     echo "==> cargo build (static, release, fat LTO) into $TARGET_DIR"
     # Fat LTO and one codegen unit (set here, not in Cargo.toml, so day-to-day
     # release builds stay fast): 32.0 -> 28.6 MB off the scorer's stripped binary,
-    # which is mostly tract's generic ONNX code. tract's crates are optimized
-    # for size (opt-level "s"): 29.0 -> 22.1 MB more, for 5-7 % fewer ONNX
-    # rows/s (docs/performance.md). No debug info: it is stripped anyway.
+    # which is mostly tract's generic ONNX code. Crates off the request's hot
+    # path are optimized for size: telemetry export at "s"; tract (load-time
+    # graph analysis; the shipped tree model runs Triad's own kernel),
+    # command-line parsing, configuration, log filtering and TLS handshakes
+    # at "z" (ONNX rows/s in docs/performance.md). No debug info: it is
+    # stripped anyway.
     size_opt=()
-    for crate in tract-core tract-data tract-extra tract-hir tract-nnef tract-onnx tract-onnx-opl; do
+    for crate in opentelemetry opentelemetry_sdk opentelemetry-otlp opentelemetry-proto tracing-opentelemetry ring; do
         size_opt+=(--config "profile.release.package.$crate.opt-level=\"s\"")
+    done
+    for crate in tract-core tract-data tract-extra tract-hir tract-linalg tract-nnef tract-onnx tract-onnx-opl \
+        clap_builder regex-automata regex-syntax rustls rustls-webpki winnow toml toml_parser tracing-subscriber; do
+        size_opt+=(--config "profile.release.package.$crate.opt-level=\"z\"")
     done
     CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-fat}" \
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}" \
