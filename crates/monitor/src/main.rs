@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use triad_monitor::{MonitorConfig, config};
 
 #[derive(Parser)]
@@ -18,8 +18,8 @@ struct Cli {
     #[arg(long, env = config::ADDR_ENV, default_value = config::DEFAULT_ADDR)]
     addr: SocketAddr,
     /// Address of the HTTP port (dashboard, /metrics, /health), or `off`.
-    #[arg(long, env = config::HTTP_ADDR_ENV, default_value = config::DEFAULT_HTTP_ADDR, value_parser = parse_http_addr)]
-    http_addr: HttpAddr,
+    #[arg(long, env = config::HTTP_ADDR_ENV, default_value = config::DEFAULT_HTTP_ADDR)]
+    http_addr: triad_server::HttpAddr,
     /// sqlite://PATH (or a file path) or postgres://USER@HOST:PORT/DB.
     #[arg(long, env = config::DATABASE_URL_ENV, default_value = config::DEFAULT_DATABASE_URL)]
     database_url: String,
@@ -31,28 +31,7 @@ struct Cli {
     #[command(flatten)]
     security: triad_server::SecurityArgs,
     #[command(subcommand)]
-    command: Option<Command>,
-}
-
-/// `--http-addr`: an address, or no HTTP port at all.
-#[derive(Clone, Copy)]
-struct HttpAddr(Option<SocketAddr>);
-
-fn parse_http_addr(value: &str) -> Result<HttpAddr, String> {
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(HttpAddr(None));
-    }
-    value
-        .parse()
-        .map(|addr| HttpAddr(Some(addr)))
-        .map_err(|error| format!("{value:?} is not an address (host:port) or `off`: {error}"))
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Exits 0 when the server at --addr answers SERVING (for container
-    /// health checks).
-    Healthcheck,
+    command: Option<triad_server::ServiceCommand>,
 }
 
 #[tokio::main]
@@ -60,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Held until exit: dropping it flushes the last spans.
     let _telemetry = triad_telemetry::init("triad-monitor");
-    if let Some(Command::Healthcheck) = cli.command {
+    if let Some(triad_server::ServiceCommand::Healthcheck) = cli.command {
         triad_server::check_local_with(
             cli.addr,
             triad_monitor::SERVICE_NAME,

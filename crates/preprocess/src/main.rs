@@ -8,7 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use triad_preprocess::{PreprocessConfig, config};
 
 #[derive(Parser)]
@@ -22,21 +22,14 @@ struct Cli {
     addr: SocketAddr,
     /// Address of the HTTP port (`/metrics`, `/health`); `off` disables it.
     #[arg(long, env = config::HTTP_ADDR_ENV, default_value = config::DEFAULT_HTTP_ADDR)]
-    http_addr: String,
+    http_addr: triad_server::HttpAddr,
     /// Most pairs one Featurize call may ask for.
     #[arg(long, env = config::MAX_PAIRS_ENV)]
     max_pairs: Option<usize>,
     #[command(flatten)]
     security: triad_server::SecurityArgs,
     #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Exits 0 when the server at --addr answers SERVING (for container
-    /// health checks).
-    Healthcheck,
+    command: Option<triad_server::ServiceCommand>,
 }
 
 #[tokio::main]
@@ -44,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Held until exit: dropping it flushes the last spans.
     let _telemetry = triad_telemetry::init("triad-preprocess");
-    if let Some(Command::Healthcheck) = cli.command {
+    if let Some(triad_server::ServiceCommand::Healthcheck) = cli.command {
         triad_server::check_local_with(
             cli.addr,
             triad_preprocess::SERVICE_NAME,
@@ -69,10 +62,10 @@ async fn main() -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let http = match cli.http_addr.as_str() {
-        "off" | "" => None,
-        addr => {
-            let listener = triad_server::bind(addr.parse().context("invalid --http-addr")?).await?;
+    let http = match cli.http_addr.0 {
+        None => None,
+        Some(addr) => {
+            let listener = triad_server::bind(addr).await?;
             Some(tokio::spawn(triad_server::serve_http_secured(
                 listener,
                 triad_telemetry::metrics::standalone_router(),

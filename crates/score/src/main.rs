@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use triad_score::ScoreConfig;
 use triad_score::config::{self, env};
 use triad_score::payload::PayloadLogConfig;
@@ -28,7 +28,7 @@ struct Cli {
     addr: SocketAddr,
     /// Address of the seed's HTTP contract; `off` disables it.
     #[arg(long, env = env::HTTP_ADDR, default_value = config::DEFAULT_HTTP_ADDR)]
-    http_addr: String,
+    http_addr: triad_server::HttpAddr,
     /// URL of the preprocess service.
     #[arg(long, env = env::PREPROCESS, default_value = config::DEFAULT_PREPROCESS)]
     preprocess: String,
@@ -98,13 +98,7 @@ struct Cli {
     #[arg(long, env = env::REDACT, value_delimiter = ',')]
     redact: Option<Vec<String>>,
     #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Exits 0 when the server at --addr answers SERVING.
-    Healthcheck,
+    command: Option<triad_server::ServiceCommand>,
 }
 
 #[tokio::main]
@@ -112,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Held until exit: dropping it flushes the last spans.
     let _telemetry = triad_telemetry::init("triad-score");
-    if let Some(Command::Healthcheck) = cli.command {
+    if let Some(triad_server::ServiceCommand::Healthcheck) = cli.command {
         triad_server::check_local_with(
             cli.addr,
             triad_score::SERVICE_NAME,
@@ -121,13 +115,9 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         return Ok(());
     }
-    let http_addr = match cli.http_addr.as_str() {
-        "off" | "" => None,
-        addr => Some(addr.parse().context("invalid --http-addr")?),
-    };
     let config = ScoreConfig {
         addr: cli.addr,
-        http_addr,
+        http_addr: cli.http_addr.0,
         preprocess: cli.preprocess,
         preprocess_timeout: Duration::from_millis(cli.preprocess_timeout_ms),
         models_dir: cli.models_dir,

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod health;
 pub mod overload;
@@ -28,6 +29,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower_http::trace::TraceLayer;
 
+pub use cli::{HttpAddr, ServiceCommand};
 pub use client::{ClientConfig, GrpcChannel};
 pub use health::{check_local, check_local_with, healthcheck};
 pub use security::{Secured, Security, SecurityArgs};
