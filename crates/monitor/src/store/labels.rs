@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::Any;
+use sqlx::any::AnyRow;
 use triad_proto::v1::{RecordLabelsRequest, RecordLabelsResponse, Rejection};
 
 use super::counters::{self, CounterKey, Counts};
@@ -77,11 +78,44 @@ pub(crate) async fn fetch_labels(
     if pairs.is_empty() {
         return Ok(out);
     }
+    for (key, row) in rows_of_pairs(
+        w,
+        "labels",
+        "t.request_id, t.label, t.labelled_at_ms",
+        pairs,
+    )
+    .await?
+    {
+        let request_id = sql::text(&row, 3)?;
+        let current = Current {
+            label: sql::int(&row, 4)? != 0,
+            labelled_at_ms: sql::int(&row, 5)?,
+        };
+        let labels = out.entry(key).or_default();
+        if request_id.is_empty() {
+            labels.pair = Some(current);
+        } else {
+            labels.by_request.insert(request_id, current);
+        }
+    }
+    Ok(out)
+}
+
+/// The rows of `table` whose pair is one of `pairs`: the pair's three key
+/// columns (read back as the [`PairKey`]) and then `columns`, written with
+/// the table alias `t`. `table` and `columns` are literals, never input.
+async fn rows_of_pairs(
+    w: &mut Writer<'_>,
+    table: &str,
+    columns: &str,
+    pairs: &[PairKey],
+) -> Result<Vec<(PairKey, AnyRow)>, MonitorError> {
+    let mut rows = Vec::new();
     for chunk in pairs.chunks(w.per * 3) {
         let statement = w.backend.sql(format!(
-            "SELECT l.model, l.budget_id, l.itemization_id, l.request_id, l.label, l.labelled_at_ms \
-             FROM labels l JOIN (VALUES {}) AS k \
-             ON l.model = k.column1 AND l.budget_id = k.column2 AND l.itemization_id = k.column3",
+            "SELECT t.model, t.budget_id, t.itemization_id, {columns} \
+             FROM {table} t JOIN (VALUES {}) AS k \
+             ON t.model = k.column1 AND t.budget_id = k.column2 AND t.itemization_id = k.column3",
             sql::values(w.backend, chunk.len(), 3, 1)
         ));
         let mut query = sqlx::query::<Any>(&statement);
@@ -92,25 +126,15 @@ pub(crate) async fn fetch_labels(
                 .bind(key.itemization_id.as_str());
         }
         for row in query.fetch_all(&mut *w.tx).await? {
-            let key = PairKey {
+            let pair = PairKey {
                 model: sql::text(&row, 0)?,
                 budget_id: sql::text(&row, 1)?,
                 itemization_id: sql::text(&row, 2)?,
             };
-            let request_id = sql::text(&row, 3)?;
-            let current = Current {
-                label: sql::int(&row, 4)? != 0,
-                labelled_at_ms: sql::int(&row, 5)?,
-            };
-            let labels = out.entry(key).or_default();
-            if request_id.is_empty() {
-                labels.pair = Some(current);
-            } else {
-                labels.by_request.insert(request_id, current);
-            }
+            rows.push((pair, row));
         }
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// A stored outcome as the label join needs it.
@@ -128,42 +152,23 @@ async fn fetch_outcomes(
     pairs: &[PairKey],
 ) -> Result<HashMap<PairKey, Vec<Joined>>, MonitorError> {
     let mut out: HashMap<PairKey, Vec<Joined>> = HashMap::new();
-    for chunk in pairs.chunks(w.per * 3) {
-        let statement = w.backend.sql(format!(
-            "SELECT o.model, o.budget_id, o.itemization_id, o.outcome_id, o.request_id, \
-             o.version, o.shadow, o.threshold, o.scored_hour_ms, o.matched, o.label \
-             FROM outcomes o JOIN (VALUES {}) AS k \
-             ON o.model = k.column1 AND o.budget_id = k.column2 AND o.itemization_id = k.column3",
-            sql::values(w.backend, chunk.len(), 3, 1)
-        ));
-        let mut query = sqlx::query::<Any>(&statement);
-        for key in chunk {
-            query = query
-                .bind(key.model.as_str())
-                .bind(key.budget_id.as_str())
-                .bind(key.itemization_id.as_str());
-        }
-        for row in query.fetch_all(&mut *w.tx).await? {
-            let pair = PairKey {
-                model: sql::text(&row, 0)?,
-                budget_id: sql::text(&row, 1)?,
-                itemization_id: sql::text(&row, 2)?,
-            };
-            let joined = Joined {
-                outcome_id: sql::text(&row, 3)?,
-                request_id: sql::text(&row, 4)?,
-                key: CounterKey {
-                    model: pair.model.clone(),
-                    version: sql::text(&row, 5)?,
-                    shadow: sql::int(&row, 6)? != 0,
-                    threshold_bits: sql::float(&row, 7)?.to_bits(),
-                    hour_ms: sql::int(&row, 8)?,
-                },
-                matched: sql::int(&row, 9)? != 0,
-                label: sql::opt_int(&row, 10)?.map(|l| l != 0),
-            };
-            out.entry(pair).or_default().push(joined);
-        }
+    let columns = "t.outcome_id, t.request_id, t.version, t.shadow, t.threshold, \
+                   t.scored_hour_ms, t.matched, t.label";
+    for (pair, row) in rows_of_pairs(w, "outcomes", columns, pairs).await? {
+        let joined = Joined {
+            outcome_id: sql::text(&row, 3)?,
+            request_id: sql::text(&row, 4)?,
+            key: CounterKey {
+                model: pair.model.clone(),
+                version: sql::text(&row, 5)?,
+                shadow: sql::int(&row, 6)? != 0,
+                threshold_bits: sql::float(&row, 7)?.to_bits(),
+                hour_ms: sql::int(&row, 8)?,
+            },
+            matched: sql::int(&row, 9)? != 0,
+            label: sql::opt_int(&row, 10)?.map(|l| l != 0),
+        };
+        out.entry(pair).or_default().push(joined);
     }
     Ok(out)
 }
