@@ -2,70 +2,19 @@
 //! `DEADLINE_EXCEEDED` instead of holding a thread, and a stream may hold
 //! only so many budgets, line items and bytes, however few pairs it makes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::{Code, Request};
-use triad_features::{Featurizer, JsonLimits, parse_request};
+use triad_features::Featurizer;
 use triad_preprocess::{PreprocessConfig, PreprocessService};
-use triad_proto::v1::preprocess_client::PreprocessClient;
 use triad_proto::v1::preprocess_server::Preprocess;
 use triad_proto::v1::{self, FeaturizeRequest};
 use triad_server::ServerLimits;
 
-const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
+mod support;
 
-struct TestServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl TestServer {
-    async fn start(config: PreprocessConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            triad_preprocess::serve(listener, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn client(&self) -> PreprocessClient<tonic::transport::Channel> {
-        PreprocessClient::connect(format!("http://{}", self.addr))
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server stops")
-            .unwrap();
-    }
-}
-
-fn seed_request() -> FeaturizeRequest {
-    parse_request(SEED_REQUEST, &JsonLimits::default())
-        .unwrap()
-        .request
-        .into()
-}
+use support::{TestServer, seed_request};
 
 fn budget(seed: &FeaturizeRequest, id: usize) -> v1::Budget {
     v1::Budget {

@@ -1,69 +1,16 @@
 //! The preprocess service end to end: a real server on an ephemeral
 //! loopback port, called through the generated gRPC client.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::Code;
-use triad_features::{FEATURE_NAMES, FeatureSchema, JsonLimits, parse_request};
+use triad_features::{FEATURE_NAMES, FeatureSchema};
 use triad_preprocess::PreprocessConfig;
-use triad_proto::v1::preprocess_client::PreprocessClient;
 use triad_proto::v1::{self, FeaturizeRequest};
 
-const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
+mod support;
 
-struct TestServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl TestServer {
-    async fn start(config: PreprocessConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            triad_preprocess::serve(listener, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn client(&self) -> PreprocessClient<tonic::transport::Channel> {
-        PreprocessClient::connect(self.endpoint()).await.unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server stops")
-            .unwrap();
-    }
-}
-
-fn seed_request() -> FeaturizeRequest {
-    parse_request(SEED_REQUEST, &JsonLimits::default())
-        .unwrap()
-        .request
-        .into()
-}
+use support::{TestServer, seed_request};
 
 #[tokio::test]
 async fn seed_request_gives_one_named_row() {
