@@ -119,6 +119,7 @@ fn outcome(n: u64, at_ms: i64, full: bool) -> Outcome {
         budget,
         line_item,
         features,
+        correlation_id: String::new(),
     }
 }
 

@@ -103,6 +103,7 @@ fn score_synthetic_data(profile: &ReferenceProfile) -> Scored {
                 budget: None,
                 line_item: None,
                 features: matrix.row(r).to_vec(),
+                correlation_id: String::new(),
             });
             scored
                 .by_day

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod time;
 
 /// The `triad.v1` package.
 pub mod v1 {

@@ -277,6 +277,7 @@ impl Engine {
             errors: matrix.errors,
             schema_hash,
             request_id: request_id.to_owned(),
+            correlation_id: String::new(),
         })
     }
 

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod health;
 pub mod overload;
+pub mod quote;
 pub mod security;
 #[cfg(feature = "test-util")]
 pub mod test_util;
@@ -32,6 +33,7 @@ use tower_http::trace::TraceLayer;
 pub use cli::{HttpAddr, ServiceCommand};
 pub use client::{ClientConfig, GrpcChannel};
 pub use health::{check_local, check_local_with, healthcheck};
+pub use quote::{quote, quote_list};
 pub use security::{Secured, Security, SecurityArgs};
 use triad_telemetry::{metrics, request_id};
 

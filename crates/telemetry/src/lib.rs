@@ -17,5 +17,5 @@ pub mod trace;
 
 pub use logging::init;
 pub use otlp::TelemetryGuard;
-pub use request_id::{REQUEST_ID_HEADER, request_id};
+pub use request_id::{REQUEST_ID_HEADER, RequestIds, request_id};
 pub use trace::current_traceparent;

@@ -82,6 +82,8 @@ fn mistake(row: &AnyRow) -> Result<Mistake, MonitorError> {
         budget: Some(budget),
         line_item: Some(line_item),
         features: features_from_json(&sql::text(row, 14)?).map_err(MonitorError::Corrupt)?,
+        // Not stored yet (issue 11: the monitor keeps it beside the id).
+        correlation_id: String::new(),
     };
     Ok(Mistake {
         outcome: Some(outcome),

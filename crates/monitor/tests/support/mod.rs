@@ -263,6 +263,7 @@ pub fn outcome(id: &str, at: i64, pair: (&str, &str), matched: bool) -> Outcome 
             expense_category_expense: Some("Travel".into()),
         }),
         features: vec![0.25, f32::NAN, 1.5e-3],
+        correlation_id: String::new(),
     }
 }
 

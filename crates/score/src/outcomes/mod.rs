@@ -896,6 +896,7 @@ fn expand(batch: &ScoredBatch, out: &mut Vec<v1::Outcome>) {
             budget: budgets.get(key.budget_id.as_str()).map(|b| (*b).clone()),
             line_item: items.get(key.itemization_id.as_str()).map(|i| (*i).clone()),
             features,
+            correlation_id: String::new(),
         });
     }
 }
