@@ -89,6 +89,10 @@ pub enum RequestError {
     TooDeep { limit: usize },
     #[error("expected a JSON object with `budgets` and `all_user_expense_lineitems`, got {0}")]
     NotAnObject(&'static str),
+    #[error(
+        "expected the key `{0}` (a JSON array, empty when there is nothing to match), but the request has no such key"
+    )]
+    MissingKey(&'static str),
     #[error("expected `{field}` to be a JSON array, got {got}")]
     NotAnArray {
         field: &'static str,

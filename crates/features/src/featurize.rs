@@ -45,6 +45,18 @@ pub struct FeaturizerConfig {
     pub max_id_bytes: usize,
 }
 
+impl FeaturizerConfig {
+    /// The most bytes of a field of `kind` the featurizer reads: what a
+    /// kept copy of the field needs (see [`crate::record::clip`]).
+    pub fn read_bound(&self, kind: crate::FieldKind) -> usize {
+        match kind {
+            crate::FieldKind::Id => self.max_id_bytes,
+            crate::FieldKind::Parsed => parse::MAX_FIELD_BYTES,
+            crate::FieldKind::Text => self.max_text_bytes,
+        }
+    }
+}
+
 impl Default for FeaturizerConfig {
     fn default() -> Self {
         Self {

@@ -142,7 +142,8 @@ fn take_array(
     limit: usize,
 ) -> Result<Vec<Value>, RequestError> {
     match object.remove(field) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        // A misspelt key would otherwise match nothing and answer `[]`.
+        None => Err(RequestError::MissingKey(field)),
         Some(Value::Array(items)) if items.len() > limit => Err(RequestError::TooManyItems {
             field,
             count: items.len(),

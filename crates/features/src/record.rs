@@ -38,3 +38,67 @@ pub struct RawRequest {
     pub budgets: Vec<RawBudget>,
     pub all_user_expense_lineitems: Vec<RawLineItem>,
 }
+
+/// How the featurizer reads a raw field, which sets how much of it it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// `budget_id`, `itemization_id`: at most
+    /// [`FeaturizerConfig::max_id_bytes`](crate::FeaturizerConfig).
+    Id,
+    /// Amounts and datetimes: at most [`crate::parse::MAX_FIELD_BYTES`].
+    Parsed,
+    /// Free text (vendors, types, categories): at most
+    /// [`FeaturizerConfig::max_text_bytes`](crate::FeaturizerConfig).
+    Text,
+}
+
+/// The kind of each [`RawBudget`] field, in declaration order.
+pub const BUDGET_FIELD_KINDS: [FieldKind; 9] = {
+    use FieldKind::{Id, Parsed, Text};
+    [Id, Parsed, Text, Text, Text, Parsed, Parsed, Parsed, Parsed]
+};
+
+/// The kind of each [`RawLineItem`] field, in declaration order.
+pub const LINE_ITEM_FIELD_KINDS: [FieldKind; 8] = {
+    use FieldKind::{Id, Parsed, Text};
+    [Id, Parsed, Text, Parsed, Text, Text, Text, Text]
+};
+
+/// What ends a value [`clip`] cut: `…[cut from N bytes]`, so whoever reads
+/// a kept copy knows it is not the whole value.
+pub const CUT_MARKER: &str = "…[cut from ";
+
+/// `value` as a kept copy holds it: whole when it has at most `max_bytes`
+/// bytes, else its first `max_bytes` bytes (on a character boundary)
+/// followed by [`CUT_MARKER`] and the original length. What a copy can
+/// cost is then bounded by the limit, whatever the caller sent.
+pub fn clip(value: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    if value.len() <= max_bytes {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut cut = max_bytes;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}{CUT_MARKER}{} bytes]",
+        &value[..cut],
+        value.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_values_and_marks_cut_ones() {
+        assert_eq!(clip("Southwest", 64), "Southwest");
+        assert!(matches!(clip("abc", 3), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(clip("abcdef", 4), "abcd…[cut from 6 bytes]");
+        // Never inside a character: "é" is two bytes.
+        assert_eq!(clip("aéé", 2), "a…[cut from 5 bytes]");
+        let long = "x".repeat(1 << 20);
+        assert!(clip(&long, 512).len() < 540);
+    }
+}

@@ -272,7 +272,10 @@ fn a_body_over_the_size_limit_is_refused_before_parsing() {
         "request body is 121 bytes, more than the limit of 100"
     );
     // Exactly at the limit is fine.
-    let body = format!("{{\"budgets\":[]{}}}", " ".repeat(100 - 14));
+    let body = format!(
+        "{{\"budgets\":[],\"all_user_expense_lineitems\":[]{}}}",
+        " ".repeat(100 - 46)
+    );
     assert_eq!(body.len(), 100);
     assert!(parse_request(&body, &small).is_ok());
     assert_eq!(limits().max_body_bytes, DEFAULT_MAX_BODY_BYTES);
@@ -282,7 +285,7 @@ fn a_body_over_the_size_limit_is_refused_before_parsing() {
 fn nesting_past_the_depth_limit_is_refused() {
     let nested = |depth: usize| {
         format!(
-            "{{\"budgets\":[{{\"budget_id\":\"1\",\"budget_type_budget\":{}0{}}}]}}",
+            "{{\"budgets\":[{{\"budget_id\":\"1\",\"budget_type_budget\":{}0{}}}],\"all_user_expense_lineitems\":[]}}",
             "[".repeat(depth),
             "]".repeat(depth)
         )
@@ -311,6 +314,7 @@ fn brackets_inside_strings_do_not_count_towards_the_depth() {
             "budget_id": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
             "budget_type_budget": "\\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{",
         }],
+        "all_user_expense_lineitems": [],
     })
     .to_string();
     let parsed = parse_request(&body, &limits()).unwrap();

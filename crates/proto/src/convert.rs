@@ -185,3 +185,89 @@ pub fn matrix_to_proto(matrix: features::FeatureMatrix, request_id: &str) -> v1:
     let mut chunks = matrix_chunks(matrix, request_id, n_rows.max(1));
     chunks.swap_remove(0)
 }
+
+/// `budget` as an outcome keeps it: each field cut to the bytes the
+/// featurizer reads of it ([`features::clip`], marked when cut), so a copy
+/// kept per scored pair costs a bounded amount whatever the caller sent.
+pub fn kept_budget(budget: &v1::Budget, config: &features::FeaturizerConfig) -> v1::Budget {
+    use features::record::BUDGET_FIELD_KINDS as K;
+    let keep = |value: &Option<String>, kind| {
+        value
+            .as_deref()
+            .map(|v| features::clip(v, config.read_bound(kind)).into_owned())
+    };
+    v1::Budget {
+        budget_id: keep(&budget.budget_id, K[0]),
+        budget_price_budget: keep(&budget.budget_price_budget, K[1]),
+        travel_vendor_receipts: keep(&budget.travel_vendor_receipts, K[2]),
+        purchase_vendor_receipts: keep(&budget.purchase_vendor_receipts, K[3]),
+        budget_type_budget: keep(&budget.budget_type_budget, K[4]),
+        generated_at_budget: keep(&budget.generated_at_budget, K[5]),
+        start_datetime_trips: keep(&budget.start_datetime_trips, K[6]),
+        end_datetime_trips: keep(&budget.end_datetime_trips, K[7]),
+        actual_cost_budget: keep(&budget.actual_cost_budget, K[8]),
+    }
+}
+
+/// `item` as an outcome keeps it (see [`kept_budget`]).
+pub fn kept_line_item(
+    item: &v1::ExpenseLineItem,
+    config: &features::FeaturizerConfig,
+) -> v1::ExpenseLineItem {
+    use features::record::LINE_ITEM_FIELD_KINDS as K;
+    let keep = |value: &Option<String>, kind| {
+        value
+            .as_deref()
+            .map(|v| features::clip(v, config.read_bound(kind)).into_owned())
+    };
+    v1::ExpenseLineItem {
+        itemization_id: keep(&item.itemization_id, K[0]),
+        expensed_amount_itemization: keep(&item.expensed_amount_itemization, K[1]),
+        expense_type_name_itemization: keep(&item.expense_type_name_itemization, K[2]),
+        transaction_date_itemization: keep(&item.transaction_date_itemization, K[3]),
+        expense_category_itemization: keep(&item.expense_category_itemization, K[4]),
+        vendor_name_expense: keep(&item.vendor_name_expense, K[5]),
+        expense_type_name_expense: keep(&item.expense_type_name_expense, K[6]),
+        expense_category_expense: keep(&item.expense_category_expense, K[7]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_inputs_are_cut_to_what_the_featurizer_reads_and_marked() {
+        let config = features::FeaturizerConfig::default();
+        let long = "Southwest ".repeat(10_000);
+        let budget = v1::Budget {
+            budget_id: Some("b1".to_owned()),
+            budget_price_budget: Some("1".repeat(1_000)),
+            travel_vendor_receipts: Some(long.clone()),
+            purchase_vendor_receipts: Some("Hilton".to_owned()),
+            ..v1::Budget::default()
+        };
+        let kept = kept_budget(&budget, &config);
+        assert_eq!(kept.budget_id.as_deref(), Some("b1"));
+        assert_eq!(kept.purchase_vendor_receipts.as_deref(), Some("Hilton"));
+        assert_eq!(kept.start_datetime_trips, None);
+        let travel = kept.travel_vendor_receipts.unwrap();
+        assert!(travel.starts_with(&long[..config.max_text_bytes]));
+        assert!(travel.ends_with("…[cut from 100000 bytes]"), "{travel}");
+        let price = kept.budget_price_budget.unwrap();
+        assert!(price.len() < 100 && price.ends_with("[cut from 1000 bytes]"));
+
+        let item = v1::ExpenseLineItem {
+            itemization_id: Some("i1".to_owned()),
+            vendor_name_expense: Some(long),
+            transaction_date_itemization: Some("2024-05-01".to_owned()),
+            ..v1::ExpenseLineItem::default()
+        };
+        let kept = kept_line_item(&item, &config);
+        assert_eq!(
+            kept.transaction_date_itemization.as_deref(),
+            Some("2024-05-01")
+        );
+        assert!(kept.vendor_name_expense.unwrap().len() < config.max_text_bytes + 40);
+    }
+}
