@@ -1,9 +1,12 @@
 //! `triad backfill FILE.jsonl`: replays historical requests through a
 //! running scorer with a progress bar. With `--times labels.csv` (as
 //! `triad synth` writes) each request is recorded at its original time, so
-//! the monitor's dashboard has weeks of history on day one. Request ids are
-//! derived from the file and line, so a repeated backfill stores nothing
-//! twice.
+//! the monitor's dashboard has weeks of history on day one. Each request
+//! carries an `x-request-id` derived from the file and line; with its
+//! original time, the scorer files its outcomes under a digest of that id,
+//! the time and the request (`triad_score::outcomes::request_identity`), so
+//! a repeated backfill stores nothing twice (without `--times` every
+//! request is new traffic, and a repeat is stored again).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

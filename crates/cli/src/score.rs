@@ -63,7 +63,8 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
             models: vec![args.model.clone()],
             ..Selection::default()
         };
-        engine.score(request, &selection, "local").await?
+        let ids = triad_telemetry::RequestIds::with_caller(None);
+        engine.score(request, &selection, &ids).await?
     } else {
         let channel = triad_server::client::connect(&args.url, &args.client.client_config())
             .with_context(|| format!("cannot connect to the scorer at {}", args.url))?;

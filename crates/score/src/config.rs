@@ -43,6 +43,7 @@ pub mod env {
     pub const REDACT: &str = "TRIAD_SCORE_REDACT";
     pub const SPOOL_DIR: &str = "TRIAD_SCORE_SPOOL_DIR";
     pub const SPOOL_MAX_BYTES: &str = "TRIAD_SCORE_SPOOL_MAX_BYTES";
+    pub const SPOOL_MAX_REQUEST_BYTES: &str = "TRIAD_SCORE_SPOOL_MAX_REQUEST_BYTES";
     pub const SPOOL_FSYNC: &str = "TRIAD_SCORE_SPOOL_FSYNC";
     pub const DRAIN_TIMEOUT_MS: &str = "TRIAD_SCORE_DRAIN_TIMEOUT_MS";
 }
@@ -135,8 +136,8 @@ pub struct SpoolConfig {
     /// not a restart. Default `None`; the `triad-score` binary defaults to
     /// [`default_spool_dir`].
     pub dir: Option<PathBuf>,
-    /// Most bytes the spool may hold; past it new outcomes are dropped,
-    /// counted and logged. `None`: [`DEFAULT_SPOOL_MAX_BYTES`] on disk,
+    /// Most bytes the spool may hold; past it requests are refused
+    /// (`UNAVAILABLE`, counted and logged) until the monitor catches up. `None`: [`DEFAULT_SPOOL_MAX_BYTES`] on disk,
     /// [`DEFAULT_MEMORY_SPOOL_MAX_BYTES`] in memory.
     pub max_bytes: Option<u64>,
     /// `fsync` every group of records written (and the cursor) before the
@@ -148,6 +149,11 @@ pub struct SpoolConfig {
     /// have drained; what is left stays in an on-disk spool for the next
     /// start. Default 5 s.
     pub drain_timeout: Duration,
+    /// Most bytes one request's outcomes may take in the spool; a request
+    /// over it is refused (`INVALID_ARGUMENT`) rather than crowd out
+    /// everyone else's. `None`: a quarter of [`SpoolConfig::max_bytes`],
+    /// at most 256 MiB.
+    pub max_request_bytes: Option<u64>,
 }
 
 impl Default for SpoolConfig {
@@ -157,6 +163,7 @@ impl Default for SpoolConfig {
             max_bytes: None,
             fsync: false,
             drain_timeout: Duration::from_secs(5),
+            max_request_bytes: None,
         }
     }
 }
@@ -169,6 +176,14 @@ impl SpoolConfig {
         } else {
             DEFAULT_MEMORY_SPOOL_MAX_BYTES
         })
+    }
+}
+
+impl SpoolConfig {
+    /// The bound on one request in effect.
+    pub fn max_request_bytes(&self) -> u64 {
+        self.max_request_bytes
+            .unwrap_or_else(|| (self.max_bytes() / 4).min(256 << 20))
     }
 }
 

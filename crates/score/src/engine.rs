@@ -13,13 +13,18 @@ use triad_proto::v1::preprocess_client::PreprocessClient;
 use triad_proto::v1::{self, FeaturizeRequest};
 use triad_server::client::{self, ClientConfig, GrpcChannel, Retry};
 
+use triad_telemetry::RequestIds;
+
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
-use crate::outcomes::{OutcomePublisher, ScoredBatch};
+use crate::outcomes::{OutcomePublisher, ScoredRequest};
 use crate::repository::{ModelSet, Repository};
 
 /// Matrices with more rows than this are scored on the blocking pool.
 const BLOCKING_THRESHOLD_ROWS: usize = 20_000;
+
+/// Most model names one request may list (before duplicates are dropped).
+pub const MAX_MODELS_PER_REQUEST: usize = 64;
 
 /// Where feature matrices come from.
 #[derive(Debug, Clone)]
@@ -126,13 +131,38 @@ impl FeatureSource {
 /// Which models a request wants.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Model names; empty means every served model.
+    /// Model names; empty means every served model. A name listed twice
+    /// runs once.
     pub models: Vec<String>,
     /// Version pins for this request, by model name.
     pub versions: HashMap<String, String>,
     /// When the request happened, for backfills (milliseconds since the
     /// epoch); outcomes are recorded at this time. `None` means now.
     pub occurred_at_ms: Option<i64>,
+}
+
+impl Selection {
+    /// Checks what a caller may not ask for: more than
+    /// [`MAX_MODELS_PER_REQUEST`] model names, a time outside
+    /// [`triad_proto::time::check_event_time`]'s range.
+    fn check(&self) -> Result<(), ScoreError> {
+        if self.models.len() > MAX_MODELS_PER_REQUEST {
+            return Err(ScoreError::TooManyModels {
+                count: self.models.len(),
+                limit: MAX_MODELS_PER_REQUEST,
+            });
+        }
+        if self.versions.len() > MAX_MODELS_PER_REQUEST {
+            return Err(ScoreError::TooManyModels {
+                count: self.versions.len(),
+                limit: MAX_MODELS_PER_REQUEST,
+            });
+        }
+        if let Some(at) = self.occurred_at_ms {
+            triad_proto::time::check_event_time("occurred_at_ms", at, triad_proto::time::now_ms())?;
+        }
+        Ok(())
+    }
 }
 
 /// Featurizes and scores.
@@ -167,20 +197,23 @@ impl Engine {
     }
 
     /// Featurizes `request` with one preprocess call and scores the matrix
-    /// with every selected model.
+    /// with every selected model. `ids.request_id` names the request's
+    /// outcomes: the server's own id, never the caller's.
     pub async fn score(
         &self,
         request: FeaturizeRequest,
         selection: &Selection,
-        request_id: &str,
+        ids: &RequestIds,
     ) -> Result<v1::ScoreResponse, ScoreError> {
         let started = Instant::now();
-        // Resolve models first: an unknown model fails before any work.
+        // Check the selection and resolve models first: a bad request fails
+        // before any work.
+        selection.check()?;
         let models = self.repository.snapshot();
         plan(&models, selection)?;
         let inputs = self.outcomes.is_some().then(|| Arc::new(request.clone()));
-        let matrix = self.features.featurize(request, request_id).await?;
-        self.score_inner(matrix, selection, request_id, inputs, started)
+        let matrix = self.features.featurize(request, &ids.request_id).await?;
+        self.score_inner(matrix, selection, ids, inputs, started)
             .await
     }
 
@@ -189,9 +222,11 @@ impl Engine {
         &self,
         matrix: v1::FeatureMatrix,
         selection: &Selection,
-        request_id: &str,
+        ids: &RequestIds,
     ) -> Result<v1::ScoreResponse, ScoreError> {
-        self.score_inner(matrix, selection, request_id, None, Instant::now())
+        selection.check()?;
+        check_keys(&matrix.keys)?;
+        self.score_inner(matrix, selection, ids, None, Instant::now())
             .await
     }
 
@@ -199,13 +234,13 @@ impl Engine {
         &self,
         matrix: v1::FeatureMatrix,
         selection: &Selection,
-        request_id: &str,
+        ids: &RequestIds,
         inputs: Option<Arc<FeaturizeRequest>>,
         started: Instant,
     ) -> Result<v1::ScoreResponse, ScoreError> {
         let models = self.repository.snapshot();
         let plan = plan(&models, selection)?;
-        let schema = check_matrix(&matrix)?;
+        let schema = check_matrix(&matrix, self.repository.schema())?;
         for (model, name, _) in &plan {
             if model.meta.schema.hash != schema.hash {
                 return Err(ScoreError::SchemaMismatch {
@@ -219,6 +254,8 @@ impl Engine {
         let schema_hash = schema.hash.clone();
         let n_rows = matrix.n_rows as usize;
         let n_cols = matrix.n_cols as usize;
+        let keys = Arc::new(matrix.keys);
+        let errors = Arc::new(matrix.errors);
         let values = Arc::new(matrix.values);
         let results = if n_rows > BLOCKING_THRESHOLD_ROWS {
             let values = Arc::clone(&values);
@@ -231,53 +268,51 @@ impl Engine {
         } else {
             run_plan(&plan, &values, n_rows, n_cols)?
         };
-        let template = self.outcomes.as_ref().map(|_| ScoredBatch {
-            request_id: request_id.to_owned(),
-            scored_at_ms: selection.occurred_at_ms.unwrap_or_else(now_ms),
+        let scored = self.outcomes.as_ref().map(|_| ScoredRequest {
+            request_id: ids.request_id.clone(),
+            correlation_id: ids.correlation_id.clone(),
+            scored_at_ms: selection
+                .occurred_at_ms
+                .unwrap_or_else(triad_proto::time::now_ms),
             latency_ms: started.elapsed().as_secs_f32() * 1e3,
             schema_hash: schema_hash.clone(),
-            keys: Arc::new(matrix.keys.clone()),
+            keys: Arc::clone(&keys),
             values: Arc::clone(&values),
             n_cols,
-            scores: v1::ModelScores::default(),
+            results: Vec::new(),
             shadow: false,
             inputs,
-            errors: Vec::new(),
+            errors: Arc::clone(&errors),
         });
-        if let (Some(publisher), Some(template)) = (&self.outcomes, &template) {
-            let mut written = Vec::with_capacity(results.len());
-            for (i, scores) in results.iter().enumerate() {
-                written.push(publisher.publish(ScoredBatch {
-                    scores: scores.clone(),
-                    // The request's item errors go once, with its first model.
-                    errors: if i == 0 {
-                        matrix.errors.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    ..template.clone()
-                }));
-            }
+        if let (Some(publisher), Some(scored)) = (&self.outcomes, &scored) {
             // Answer only once the outcomes are in the spool: an answered
-            // request's outcomes survive a crash of this process.
-            for written in written {
-                written.await;
-            }
+            // request's outcomes survive a crash of this process. Outcomes
+            // that cannot be recorded refuse the request.
+            publisher
+                .publish(ScoredRequest {
+                    results: results.clone(),
+                    ..scored.clone()
+                })
+                .await
+                .map_err(ScoreError::Outcomes)?;
         }
         spawn_shadows(
             &plan,
             n_rows,
-            self.outcomes.clone().zip(template),
-            values,
-            request_id,
+            self.outcomes.clone().zip(scored),
+            &ids.request_id,
         );
+        // The writer has let go of the keys and item errors by now (no
+        // copy); a shadow still scoring shares them (one copy).
+        let keys = Arc::try_unwrap(keys).unwrap_or_else(|keys| keys.as_ref().clone());
+        let errors = Arc::try_unwrap(errors).unwrap_or_else(|errors| errors.as_ref().clone());
         Ok(v1::ScoreResponse {
-            keys: matrix.keys,
+            keys,
             results,
-            errors: matrix.errors,
+            errors,
             schema_hash,
-            request_id: request_id.to_owned(),
-            correlation_id: String::new(),
+            request_id: ids.request_id.clone(),
+            correlation_id: ids.correlation_id.clone(),
         })
     }
 
@@ -313,7 +348,8 @@ impl Engine {
     }
 }
 
-/// Resolves the selection against the served models.
+/// Resolves the selection against the served models: each model named
+/// once, in the order first named.
 fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
     if models.models.is_empty() {
         return Err(ScoreError::NoModels);
@@ -321,7 +357,12 @@ fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
     let names: Vec<&String> = if selection.models.is_empty() {
         models.models.keys().collect()
     } else {
-        selection.models.iter().collect()
+        let mut seen = std::collections::HashSet::new();
+        selection
+            .models
+            .iter()
+            .filter(|name| seen.insert(name.as_str()))
+            .collect()
     };
     for pinned in selection.versions.keys() {
         if !names.contains(&pinned) {
@@ -357,13 +398,32 @@ fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
         .collect()
 }
 
-/// Checks that a matrix is internally consistent; returns its schema.
-fn check_matrix(matrix: &v1::FeatureMatrix) -> Result<&v1::FeatureSchema, ScoreError> {
+/// Checks that a matrix is internally consistent and, when it claims the
+/// running schema's hash, that it has the running schema's columns (a
+/// caller may send any hash with any names); returns its schema.
+fn check_matrix<'m>(
+    matrix: &'m v1::FeatureMatrix,
+    running: &triad_features::FeatureSchema,
+) -> Result<&'m v1::FeatureSchema, ScoreError> {
     let schema = matrix
         .schema
         .as_ref()
         .ok_or_else(|| ScoreError::BadMatrix("expected a schema, got none".to_owned()))?;
     let (n_rows, n_cols) = (matrix.n_rows as usize, matrix.n_cols as usize);
+    if schema.hash == running.hash
+        && (schema.name != running.name
+            || schema.version != running.version
+            || schema.feature_names != running.feature_names)
+    {
+        return Err(ScoreError::BadMatrix(format!(
+            "the schema claims hash {} but its name, version or {} feature names are not that schema's ({} v{}, {} features)",
+            running.hash,
+            schema.feature_names.len(),
+            running.name,
+            running.version,
+            running.feature_names.len()
+        )));
+    }
     if n_cols != schema.feature_names.len() {
         return Err(ScoreError::BadMatrix(format!(
             "expected n_cols to equal the schema's {} features, got {n_cols}",
@@ -384,6 +444,35 @@ fn check_matrix(matrix: &v1::FeatureMatrix) -> Result<&v1::FeatureSchema, ScoreE
         )));
     }
     Ok(schema)
+}
+
+/// Checks a caller's row keys as the monitor will: every id non-empty and
+/// at most the featurizer's id bound, every pair once (the featurizer
+/// guarantees this for matrices it builds).
+fn check_keys(keys: &[v1::PairKey]) -> Result<(), ScoreError> {
+    let max = triad_features::FeaturizerConfig::default().max_id_bytes;
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    for (row, key) in keys.iter().enumerate() {
+        for (field, id) in [
+            ("budget_id", &key.budget_id),
+            ("itemization_id", &key.itemization_id),
+        ] {
+            if id.is_empty() || id.len() > max {
+                return Err(ScoreError::BadMatrix(format!(
+                    "key {row}: expected a {field} of 1 to {max} bytes, got {} bytes",
+                    id.len()
+                )));
+            }
+        }
+        if !seen.insert((key.budget_id.as_str(), key.itemization_id.as_str())) {
+            return Err(ScoreError::BadMatrix(format!(
+                "key {row}: the pair ({}, {}) appears in an earlier row; expected each pair once",
+                triad_server::quote(&key.budget_id),
+                triad_server::quote(&key.itemization_id)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn run_model(
@@ -430,14 +519,16 @@ fn run_plan(
 fn spawn_shadows(
     plan: &Plan,
     n_rows: usize,
-    outcomes: Option<(OutcomePublisher, ScoredBatch)>,
-    values: Arc<Vec<f32>>,
+    outcomes: Option<(OutcomePublisher, ScoredRequest)>,
     request_id: &str,
 ) {
     let shadows: Vec<_> = plan
         .iter()
         .filter_map(|(_, name, shadow)| shadow.clone().map(|s| (name.clone(), s)))
         .collect();
+    let Some((publisher, template)) = outcomes else {
+        return;
+    };
     if shadows.is_empty() || n_rows == 0 {
         return;
     }
@@ -446,9 +537,9 @@ fn spawn_shadows(
     let parent = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = parent.enter();
-        let n_cols = values.len() / n_rows;
+        let mut results = Vec::new();
         for (name, shadow) in shadows {
-            match run_model(&shadow, &name, &values, n_rows, n_cols) {
+            match run_model(&shadow, &name, &template.values, n_rows, template.n_cols) {
                 Ok(scores) => {
                     tracing::debug!(
                         request_id,
@@ -457,24 +548,18 @@ fn spawn_shadows(
                         rows = n_rows,
                         "shadow scored"
                     );
-                    if let Some((publisher, template)) = &outcomes {
-                        // Nobody waits for a shadow's outcomes.
-                        drop(publisher.publish(ScoredBatch {
-                            scores,
-                            shadow: true,
-                            ..template.clone()
-                        }));
-                    }
+                    results.push(scores);
                 }
                 Err(error) => tracing::warn!(request_id, %error, "shadow model failed"),
             }
         }
+        // Nobody waits for a shadow's outcomes; item errors went with the
+        // answered ones.
+        publisher.publish_shadow(ScoredRequest {
+            results,
+            shadow: true,
+            errors: Arc::new(Vec::new()),
+            ..template
+        });
     });
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,24 +1,47 @@
 //! Whole-request failures of the scorer, and their one mapping to gRPC
 //! status codes (HTTP maps from the status code, in [`crate::http`]).
 
+use triad_server::{quote, quote_list};
+
 use crate::model::ModelError;
+use crate::outcomes::Refused;
 
 /// Why a scoring request failed as a whole. Per-item problems are never
-/// this: they travel in the response beside the good rows.
+/// this: they travel in the response beside the good rows. Messages quote
+/// at most 64 characters of any value a caller sent
+/// ([`triad_server::quote`]) and never name another service's address
+/// (that goes to the log).
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
     #[error("this scorer serves no models")]
     NoModels,
-    #[error("no model named {name:?}; this scorer serves {served:?}")]
+    #[error(
+        "no model named {}; this scorer serves {}",
+        quote(name),
+        quote_list(served.iter().map(String::as_str), 16)
+    )]
     UnknownModel { name: String, served: Vec<String> },
-    #[error("model {model:?} has no loaded version {version:?}; loaded versions are {loaded:?}")]
+    #[error(
+        "model {} has no loaded version {}; loaded versions are {}",
+        quote(model),
+        quote(version),
+        quote_list(loaded.iter().map(String::as_str), 16)
+    )]
     UnknownVersion {
         model: String,
         version: String,
         loaded: Vec<String>,
     },
+    #[error("expected at most {limit} model names or version pins in a request, got {count}")]
+    TooManyModels { count: usize, limit: usize },
+    #[error(transparent)]
+    Time(#[from] triad_proto::time::TimeError),
+    #[error("{0}")]
+    Outcomes(crate::outcomes::Refused),
     #[error(
-        "model {model:?} version {version} was trained on feature schema {model_hash}, but the matrix has schema {matrix_hash}"
+        "model {} version {version} was trained on feature schema {model_hash}, but the matrix has schema {}",
+        quote(model),
+        quote(matrix_hash)
     )]
     SchemaMismatch {
         model: String,
@@ -33,7 +56,7 @@ pub enum ScoreError {
         endpoint: String,
         status: Box<tonic::Status>,
     },
-    #[error("model {model:?} version {version} failed: {source}")]
+    #[error("model {} version {version} failed: {source}", quote(model))]
     Model {
         model: String,
         version: String,
@@ -49,12 +72,25 @@ impl From<ScoreError> for tonic::Status {
         let code = match &error {
             ScoreError::NoModels | ScoreError::SchemaMismatch { .. } => Code::FailedPrecondition,
             ScoreError::UnknownModel { .. } | ScoreError::UnknownVersion { .. } => Code::NotFound,
-            ScoreError::BadMatrix(_) => Code::InvalidArgument,
-            // The caller's own mistakes pass through; anything else means
-            // preprocess could not do its job right now.
-            ScoreError::Preprocess { status, .. } => match status.code() {
-                Code::InvalidArgument | Code::ResourceExhausted => status.code(),
-                _ => Code::Unavailable,
+            ScoreError::BadMatrix(_) | ScoreError::TooManyModels { .. } | ScoreError::Time(_) => {
+                Code::InvalidArgument
+            }
+            ScoreError::Outcomes(Refused::TooLarge { .. }) => Code::InvalidArgument,
+            ScoreError::Outcomes(_) => Code::Unavailable,
+            // The caller's own mistakes pass through with preprocess's
+            // message; anything else means preprocess could not do its job
+            // right now: the log names the endpoint, the caller never does.
+            ScoreError::Preprocess { endpoint, status } => match status.code() {
+                Code::InvalidArgument | Code::ResourceExhausted | Code::DeadlineExceeded => {
+                    return tonic::Status::new(status.code(), status.message());
+                }
+                _ => {
+                    tracing::warn!(%endpoint, %status, "the preprocess service failed");
+                    return tonic::Status::unavailable(format!(
+                        "the feature service is unavailable ({}); retry later",
+                        status.code().description()
+                    ));
+                }
             },
             ScoreError::Model { .. } | ScoreError::Task(_) => Code::Internal,
         };

@@ -4,7 +4,10 @@ use tonic::{Request, Response, Status};
 use triad_proto::v1::scorer_server::Scorer;
 use triad_proto::v1::{self, FeaturizeRequest};
 
+use triad_telemetry::RequestIds;
+
 use crate::engine::{Engine, Selection};
+use crate::outcomes::request_identity;
 use crate::payload::{PayloadLog, score_response_json};
 
 /// Handlers of the scorer service.
@@ -36,26 +39,34 @@ impl Scorer for ScorerService {
         &self,
         request: Request<v1::ScoreRequest>,
     ) -> Result<Response<v1::ScoreResponse>, Status> {
-        let request_id = triad_telemetry::request_id(&request);
+        let ids = RequestIds::of(&request);
         let request = request.into_inner();
+        // 0 means now; any other time is checked by the engine.
+        let occurred_at_ms = (request.occurred_at_ms != 0).then_some(request.occurred_at_ms);
+        let ids = RequestIds {
+            request_id: request_identity(&ids, occurred_at_ms, &request),
+            ..ids
+        };
+        let request_id = ids.request_id.as_str();
         let selection = Selection {
             models: request.models,
             versions: request.versions.into_iter().collect(),
-            occurred_at_ms: (request.occurred_at_ms > 0).then_some(request.occurred_at_ms),
+            occurred_at_ms,
         };
         let features = FeaturizeRequest {
             budgets: request.budgets,
             all_user_expense_lineitems: request.all_user_expense_lineitems,
         };
-        self.payload.log("grpc", "input", &request_id, || {
+        self.payload.log("grpc", "input", request_id, || {
             let raw: triad_features::RawRequest = features.clone().into();
             serde_json::to_value(raw).ok()
         });
-        let response = self.engine.score(features, &selection, &request_id).await?;
-        self.payload.log("grpc", "output", &request_id, || {
+        let response = self.engine.score(features, &selection, &ids).await?;
+        self.payload.log("grpc", "output", request_id, || {
             Some(score_response_json(&response))
         });
         tracing::debug!(
+            request_id,
             rows = response.keys.len(),
             models = response.results.len(),
             item_errors = response.errors.len(),
@@ -68,7 +79,7 @@ impl Scorer for ScorerService {
         &self,
         request: Request<v1::ScoreMatrixRequest>,
     ) -> Result<Response<v1::ScoreResponse>, Status> {
-        let request_id = triad_telemetry::request_id(&request);
+        let ids = RequestIds::of(&request);
         let request = request.into_inner();
         let matrix = request
             .matrix
@@ -78,10 +89,7 @@ impl Scorer for ScorerService {
             versions: request.versions.into_iter().collect(),
             occurred_at_ms: None,
         };
-        let response = self
-            .engine
-            .score_matrix(matrix, &selection, &request_id)
-            .await?;
+        let response = self.engine.score_matrix(matrix, &selection, &ids).await?;
         Ok(Response::new(response))
     }
 

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use triad_features::{JsonLimits, RequestError, parse_request};
 use triad_proto::v1;
+use triad_telemetry::RequestIds;
 
 use crate::engine::{Engine, Selection};
 use crate::error::ScoreError;
@@ -101,6 +102,7 @@ async fn health(State(state): State<HttpState>) -> impl IntoResponse {
 async fn score(
     State(state): State<HttpState>,
     Query(options): Query<Options>,
+    headers: axum::http::HeaderMap,
     body: String,
 ) -> Response {
     let parsed = match parse_request(&body, &state.limits) {
@@ -110,8 +112,13 @@ async fn score(
         }
         Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let request_id = triad_telemetry::request_id::new_request_id();
-    state.payload.log("http", "input", &request_id, || {
+    let ids = RequestIds::with_caller(
+        headers
+            .get(triad_telemetry::REQUEST_ID_HEADER)
+            .and_then(|id| id.to_str().ok()),
+    );
+    let request_id = ids.request_id.as_str();
+    state.payload.log("http", "input", request_id, || {
         serde_json::to_value(&parsed.request).ok()
     });
     let selection = Selection {
@@ -120,7 +127,7 @@ async fn score(
     };
     let response = match state
         .engine
-        .score(parsed.request.into(), &selection, &request_id)
+        .score(parsed.request.into(), &selection, &ids)
         .await
     {
         Ok(response) => response,
@@ -128,7 +135,7 @@ async fn score(
     };
     let json_errors = parsed.errors.into_iter().map(Into::into).collect();
     let entries = seed_entries(json_errors, response, options.verbose);
-    state.payload.log("http", "output", &request_id, || {
+    state.payload.log("http", "output", request_id, || {
         serde_json::to_value(&entries).ok()
     });
     (StatusCode::OK, Json(entries)).into_response()

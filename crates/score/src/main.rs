@@ -53,10 +53,16 @@ struct Cli {
     /// be created.
     #[arg(long, env = env::SPOOL_DIR)]
     spool_dir: Option<String>,
-    /// Most bytes the outcome spool may hold; past it new outcomes are
-    /// dropped and counted. Default 1 GiB on disk, 64 MiB in memory.
+    /// Most bytes the outcome spool may hold; past it requests are
+    /// refused with UNAVAILABLE until the monitor catches up. Default 1 GiB
+    /// on disk, 64 MiB in memory.
     #[arg(long, env = env::SPOOL_MAX_BYTES)]
     spool_max_bytes: Option<u64>,
+    /// Most bytes one request's outcomes may take in the spool; a larger
+    /// request is refused with INVALID_ARGUMENT. Default a quarter of the
+    /// spool's size, at most 256 MiB.
+    #[arg(long, env = env::SPOOL_MAX_REQUEST_BYTES)]
+    spool_max_request_bytes: Option<u64>,
     /// fsync the spool before answering each request: outcomes then
     /// survive a machine crash, not only a crash of the scorer; costs a
     /// disk flush per group of requests.
@@ -129,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
             max_bytes: cli.spool_max_bytes,
             fsync: cli.spool_fsync,
             drain_timeout: Duration::from_millis(cli.drain_timeout_ms),
+            max_request_bytes: cli.spool_max_request_bytes,
         },
         monitor: cli.monitor,
         security: cli.security.security(),

@@ -114,6 +114,11 @@ impl Repository {
         Self::open_filtered(root, schema, pins, Vec::new())
     }
 
+    /// The feature schema every model served was trained on.
+    pub fn schema(&self) -> &'static FeatureSchema {
+        self.schema
+    }
+
     /// Like [`Repository::open`], serving only the models named in `only`
     /// (all of them when it is empty).
     #[allow(clippy::disallowed_types)] // see `seen`

@@ -78,3 +78,238 @@ async fn deep_nesting_is_a_400_with_a_message() {
     );
     stack.stop().await;
 }
+
+// ---- Hostile callers (issue 11) ------------------------------------------
+
+use triad_proto::v1;
+
+/// `grpc-message` of a failed call, and its code.
+async fn score_error(stack: &Stack, request: v1::ScoreRequest) -> tonic::Status {
+    stack
+        .scorer()
+        .await
+        .score(request)
+        .await
+        .expect_err("the call is refused")
+}
+
+#[tokio::test]
+async fn a_body_without_budgets_or_items_is_a_400_naming_the_key() {
+    let stack = Stack::start(&shipped_models()).await;
+    for (body, key) in [
+        (
+            r#"{"budget":[],"all_user_expense_lineitems":[]}"#,
+            "budgets",
+        ),
+        (r#"{"budgets":[]}"#, "all_user_expense_lineitems"),
+    ] {
+        let (status, answer) =
+            http(stack.http_addr, "POST", "/budget_expense_matcher/", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains(&format!("`{key}`")), "{answer}");
+    }
+    // Empty lists stay a valid request with nothing to match.
+    let (status, answer) = http(
+        stack.http_addr,
+        "POST",
+        "/budget_expense_matcher/",
+        r#"{"budgets":[],"all_user_expense_lineitems":[]}"#,
+    )
+    .await;
+    assert_eq!((status, answer.as_str()), (200, "[]"));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_time_in_the_future_or_before_2000_is_invalid() {
+    let stack = Stack::start(&shipped_models()).await;
+    let now = triad_proto::time::now_ms();
+    for at in [now + 3_600_000, i64::MAX, 1, -5, 946_684_799_999] {
+        let status = score_error(
+            &stack,
+            v1::ScoreRequest {
+                occurred_at_ms: at,
+                ..support::seed_score_request()
+            },
+        )
+        .await;
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{at}: {status}"
+        );
+        assert!(status.message().contains("occurred_at_ms"), "{status}");
+    }
+    // A backfill time in range is fine.
+    stack
+        .scorer()
+        .await
+        .score(v1::ScoreRequest {
+            occurred_at_ms: now - 86_400_000,
+            ..support::seed_score_request()
+        })
+        .await
+        .unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_model_named_many_times_runs_once_and_the_list_is_bounded() {
+    let stack = Stack::start(&shipped_models()).await;
+    let model = "budget_expense_matcher".to_owned();
+    let response = stack
+        .scorer()
+        .await
+        .score(v1::ScoreRequest {
+            models: vec![model.clone(); 3],
+            ..support::seed_score_request()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.results.len(),
+        1,
+        "three names, one model: one result"
+    );
+
+    let status = score_error(
+        &stack,
+        v1::ScoreRequest {
+            models: vec![model; 5_000],
+            ..support::seed_score_request()
+        },
+    )
+    .await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    assert!(status.message().contains("at most 64"), "{status}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn error_messages_quote_at_most_64_characters_of_a_callers_value() {
+    let stack = Stack::start(&shipped_models()).await;
+    for len in [10_000, 200_000] {
+        let status = score_error(
+            &stack,
+            v1::ScoreRequest {
+                models: vec!["m".repeat(len)],
+                ..support::seed_score_request()
+            },
+        )
+        .await;
+        assert_eq!(status.code(), tonic::Code::NotFound, "{len}");
+        assert!(
+            status.message().len() < 400,
+            "{} bytes",
+            status.message().len()
+        );
+        assert!(
+            status.message().contains(&format!("({len} bytes)")),
+            "{status}"
+        );
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_client_never_learns_an_internal_address() {
+    // Too many pairs for preprocess (its limit is 250 000): the 400 says so
+    // without naming where preprocess runs.
+    let stack = Stack::start(&shipped_models()).await;
+    let item = |i: usize| format!(r#"{{"itemization_id":"i{i}"}}"#);
+    let budget = |i: usize| format!(r#"{{"budget_id":"b{i}"}}"#);
+    let body = format!(
+        r#"{{"budgets":[{}],"all_user_expense_lineitems":[{}]}}"#,
+        (0..600).map(budget).collect::<Vec<_>>().join(","),
+        (0..600).map(item).collect::<Vec<_>>().join(",")
+    );
+    let (status, answer) = http(stack.http_addr, "POST", "/budget_expense_matcher/", &body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("pairs"), "{answer}");
+    let preprocess = stack.preprocess_addr.to_string();
+    assert!(!answer.contains(&preprocess), "{answer}");
+    assert!(!answer.contains("127.0.0.1"), "{answer}");
+
+    // Preprocess gone: a 503 that does not name it either.
+    let (status, answer) = {
+        let stack = Stack::start_with(&shipped_models(), |config| {
+            config.preprocess = "http://127.0.0.1:9".to_owned();
+            config.preprocess_timeout = std::time::Duration::from_millis(300);
+        })
+        .await;
+        let answer = http(
+            stack.http_addr,
+            "POST",
+            "/budget_expense_matcher/",
+            support::SEED_REQUEST,
+        )
+        .await;
+        stack.stop().await;
+        answer
+    };
+    assert_eq!(status, 503, "{answer}");
+    assert!(!answer.contains("127.0.0.1:9"), "{answer}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn score_matrix_checks_the_schema_behind_its_hash_and_never_panics() {
+    let stack = Stack::start(&shipped_models()).await;
+    let featurizer = triad_features::Featurizer::default();
+    let request: triad_features::RawRequest =
+        triad_features::parse_request(support::SEED_REQUEST, &Default::default())
+            .unwrap()
+            .request;
+    let good = triad_proto::convert::matrix_to_proto(featurizer.featurize(&request), "m");
+    let mut client = stack.scorer().await;
+    for n_cols in [0_u32, 1] {
+        let mut matrix = good.clone();
+        let schema = matrix.schema.as_mut().unwrap();
+        schema.feature_names.truncate(n_cols as usize);
+        matrix.n_cols = n_cols;
+        matrix
+            .values
+            .truncate(n_cols as usize * matrix.n_rows as usize);
+        let status = client
+            .score_matrix(v1::ScoreMatrixRequest {
+                matrix: Some(matrix),
+                ..v1::ScoreMatrixRequest::default()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{n_cols}: {status}"
+        );
+    }
+    // Keys the monitor could not store, or a pair twice, are refused too.
+    for keys in [
+        vec![v1::PairKey::default()],
+        vec![v1::PairKey {
+            budget_id: "b".repeat(129),
+            itemization_id: "i".to_owned(),
+        }],
+    ] {
+        let mut matrix = good.clone();
+        matrix.keys = keys;
+        let status = client
+            .score_matrix(v1::ScoreMatrixRequest {
+                matrix: Some(matrix),
+                ..v1::ScoreMatrixRequest::default()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    }
+    // The server is fine: the real matrix still scores.
+    client
+        .score_matrix(v1::ScoreMatrixRequest {
+            matrix: Some(good),
+            ..v1::ScoreMatrixRequest::default()
+        })
+        .await
+        .unwrap();
+    stack.stop().await;
+}

@@ -74,16 +74,20 @@ fn with_id(request: ScoreRequest, id: &str) -> Request<ScoreRequest> {
     call
 }
 
-/// The outcome ids an answered `Score` call produced.
-fn outcome_ids(request_id: &str, response: &v1::ScoreResponse) -> Vec<String> {
+/// The outcome ids an answered `Score` call produced (under the scorer's
+/// own request id; the caller's `x-request-id` is only echoed).
+fn outcome_ids(correlation_id: &str, response: &v1::ScoreResponse) -> Vec<String> {
+    assert_eq!(response.correlation_id, correlation_id);
     response
         .results
         .iter()
         .flat_map(|scores| {
-            response.keys.iter().map(move |key| {
-                format!(
-                    "{request_id}/{}/{}/{}/{}",
-                    scores.model, scores.version, key.budget_id, key.itemization_id
+            (0..response.keys.len()).map(move |row| {
+                triad_score::outcomes::outcome_id(
+                    &response.request_id,
+                    &scores.model,
+                    &scores.version,
+                    row,
                 )
             })
         })

@@ -109,6 +109,9 @@ pub struct LoadedModel {
     /// True when the model reads every matrix column in matrix order, so
     /// rows need no gathering.
     pub reads_whole_rows: bool,
+    /// Columns of the feature schema the model was loaded against: the
+    /// width of every matrix it scores.
+    pub schema_width: usize,
 }
 
 impl std::fmt::Debug for LoadedModel {
@@ -170,6 +173,7 @@ impl LoadedModel {
             model,
             columns,
             reads_whole_rows,
+            schema_width: schema.feature_names.len(),
         })
     }
 
@@ -182,6 +186,17 @@ impl LoadedModel {
         n_cols: usize,
         out: &mut Vec<f32>,
     ) -> Result<(), ModelError> {
+        // Never index past a row: a matrix of another width is refused.
+        if n_cols != self.schema_width || Some(values.len()) != n_rows.checked_mul(n_cols) {
+            return Err(ModelError::Run {
+                rows: n_rows,
+                message: format!(
+                    "expected {n_rows} rows of {} columns, got {} values in rows of {n_cols}",
+                    self.schema_width,
+                    values.len()
+                ),
+            });
+        }
         if self.reads_whole_rows {
             return self.model.predict(values, n_rows, out);
         }

@@ -14,10 +14,22 @@
 //!   Segments wholly before it are deleted.
 //!
 //! A record is `len: u32 | crc32: u32 | outcomes: u32 | payload` (little
-//! endian; the CRC-32 covers the outcome count and the payload, which the
-//! caller encodes). Opening the spool checks every record after the cursor:
-//! a torn or corrupt tail (a crash mid-write, a lost page) is cut off at
-//! the last good record and logged, never a panic.
+//! endian; the CRC-32 covers the outcome word and the payload, which the
+//! caller encodes). The outcome word's top bit ([`MORE_FLAG`]) says that
+//! the next record belongs to the same request: a request's records are
+//! written together, in one segment, and either all of them count or none
+//! does. Opening the spool checks every record after the cursor: a torn or
+//! corrupt tail (a crash mid-write, a lost page) is cut off at the last good
+//! record and logged, never a panic, and so are the records of a request
+//! whose last record never made it (a crash in the middle of writing it).
+//!
+//! **Writing** goes through a [`Batch`]: records are staged, written and
+//! made visible to the reader only when the batch commits (after `fsync`,
+//! when asked for). A failed write or `fsync` truncates the segment back to
+//! where the batch started (and, after a failed `fsync`, moves on to a new
+//! segment): nothing a reader could have seen is touched, and nothing of
+//! the failed batch is ever read. The caller learns of the failure and
+//! answers its requests `UNAVAILABLE`.
 //!
 //! Without a directory the same log lives in memory ([`open`] with `None`):
 //! it rides out a monitor outage but not a restart.
@@ -39,6 +51,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes before each record's payload: length, checksum, outcome count.
 pub const HEADER_BYTES: usize = 12;
+/// Set in a record's outcome word when the next record belongs to the
+/// same request.
+pub const MORE_FLAG: u32 = 1 << 31;
+/// Staged bytes of a batch past which they are written out.
+const FLUSH_BYTES: usize = 1 << 20;
 /// Largest payload a record may declare; anything larger is corruption.
 pub const MAX_PAYLOAD_BYTES: u32 = 1 << 30;
 /// Bytes read from a segment at a time.
@@ -64,6 +81,8 @@ pub enum SpoolError {
         "the spool is full: it holds {held} bytes, a {record}-byte record would pass the {max}-byte limit"
     )]
     Full { held: u64, record: u64, max: u64 },
+    #[error("an earlier write of this batch failed; the batch was rolled back")]
+    Poisoned,
 }
 
 impl SpoolError {
@@ -135,33 +154,48 @@ pub struct Record {
     pub end: Position,
 }
 
-/// Appends `payload` to `out` as one record holding `outcomes` outcomes.
+/// Appends `payload` to `out` as one record holding `outcomes` outcomes,
+/// the last of its request.
 pub fn frame_into(out: &mut Vec<u8>, outcomes: u32, payload: &[u8]) {
-    frame_with(out, outcomes, |out| out.extend_from_slice(payload));
+    let start = begin_frame(out);
+    out.extend_from_slice(payload);
+    end_frame(out, start, outcomes, false);
 }
 
-/// Appends one record holding `outcomes` outcomes to `out`, its payload
-/// written in place by `write`.
-pub fn frame_with(out: &mut Vec<u8>, outcomes: u32, write: impl FnOnce(&mut Vec<u8>)) {
+/// Starts a record at the end of `out`: reserves its header and returns
+/// where it starts; the payload follows, then [`end_frame`].
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_BYTES]);
-    write(out);
+    start
+}
+
+/// Completes the record started at `start` (everything after its header is
+/// its payload): `outcomes` outcomes (below [`MORE_FLAG`]), and whether
+/// the next record belongs to the same request.
+pub fn end_frame(out: &mut [u8], start: usize, outcomes: u32, more: bool) {
+    let word = (outcomes & !MORE_FLAG) | if more { MORE_FLAG } else { 0 };
     let payload = &out[start + HEADER_BYTES..];
     let len = payload.len() as u32;
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&outcomes.to_le_bytes());
+    crc.update(&word.to_le_bytes());
     crc.update(payload);
     let crc = crc.finalize();
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    out[start + 8..start + 12].copy_from_slice(&outcomes.to_le_bytes());
+    out[start + 8..start + 12].copy_from_slice(&word.to_le_bytes());
 }
 
 /// What the bytes at the start of a buffer hold.
 #[derive(Debug, PartialEq, Eq)]
 enum Frame {
-    /// A whole, intact record of `len` bytes (header included).
-    Whole { outcomes: u32, len: usize },
+    /// A whole, intact record of `len` bytes (header included); `more`:
+    /// the next record belongs to the same request.
+    Whole {
+        outcomes: u32,
+        more: bool,
+        len: usize,
+    },
     /// The start of a record of `len` bytes that the buffer cuts short.
     Short { len: usize },
     /// Not a record: a bad length or checksum.
@@ -188,26 +222,45 @@ fn parse_frame(buf: &[u8]) -> Frame {
     if hasher.finalize() != crc {
         return Frame::Corrupt("checksum mismatch");
     }
-    Frame::Whole { outcomes, len }
+    Frame::Whole {
+        outcomes: outcomes & !MORE_FLAG,
+        more: outcomes & MORE_FLAG != 0,
+        len,
+    }
 }
 
 /// Scans whole records from the start of `buf`: returns the length of the
 /// valid prefix, its record and outcome counts, and why scanning stopped
-/// early (if it did).
+/// early (if it did). The valid prefix ends with a request's last record:
+/// the records of a request cut short are not part of it.
 fn scan(buf: &[u8]) -> (usize, u64, u64, Option<&'static str>) {
-    let (mut at, mut records, mut outcomes) = (0, 0, 0);
-    while at < buf.len() {
-        match parse_frame(&buf[at..]) {
-            Frame::Whole { outcomes: n, len } => {
-                at += len;
-                records += 1;
-                outcomes += u64::from(n);
-            }
-            Frame::Short { .. } => return (at, records, outcomes, Some("torn record")),
-            Frame::Corrupt(why) => return (at, records, outcomes, Some(why)),
+    // Counts up to the end of the last whole request.
+    let (mut end, mut records, mut outcomes) = (0, 0, 0);
+    let (mut at, mut open_records, mut open_outcomes) = (0, 0, 0);
+    let stopped = loop {
+        if at >= buf.len() {
+            break (open_records > 0).then_some("a request's last record is missing");
         }
-    }
-    (at, records, outcomes, None)
+        match parse_frame(&buf[at..]) {
+            Frame::Whole {
+                outcomes: n,
+                more,
+                len,
+            } => {
+                at += len;
+                open_records += 1;
+                open_outcomes += u64::from(n);
+                if !more {
+                    (end, records, outcomes) =
+                        (at, records + open_records, outcomes + open_outcomes);
+                    (open_records, open_outcomes) = (0, 0);
+                }
+            }
+            Frame::Short { .. } => break Some("torn record"),
+            Frame::Corrupt(why) => break Some(why),
+        }
+    };
+    (end, records, outcomes, stopped)
 }
 
 /// Where segments live.
@@ -290,6 +343,16 @@ pub fn open(
     dir: Option<&Path>,
     options: SpoolOptions,
 ) -> Result<(SpoolWriter, SpoolReader, Recovered), SpoolError> {
+    open_wrapped(dir, options, Arc::new(|file| Box::new(file)))
+}
+
+/// [`open`], with every segment file the writer opens passed through
+/// `wrap` first: how tests inject failing writes and syncs.
+pub fn open_wrapped(
+    dir: Option<&Path>,
+    options: SpoolOptions,
+    wrap: WrapSegment,
+) -> Result<(SpoolWriter, SpoolReader, Recovered), SpoolError> {
     let Some(dir) = dir else {
         let mut state = State::default();
         state.segments.insert(1, Segment::default());
@@ -302,7 +365,7 @@ pub fn open(
             offset: 0,
         };
         return Ok((
-            SpoolWriter::new(Arc::clone(&shared), 1, None, options),
+            SpoolWriter::new(Arc::clone(&shared), 1, None, options, wrap),
             SpoolReader::new(shared, start, options.fsync),
             Recovered::default(),
         ));
@@ -421,7 +484,7 @@ pub fn open(
     // Delivered segments before the first pending record go now.
     reader.acknowledge(cursor, 0)?;
     Ok((
-        SpoolWriter::new(shared, active, Some(file), options),
+        SpoolWriter::new(shared, active, Some(file), options, wrap),
         reader,
         recovered,
     ))
@@ -474,83 +537,117 @@ fn read_cursor(dir: &Path) -> Option<Position> {
     }
 }
 
+/// A segment file as the writer uses it; a trait so that tests can inject
+/// failing writes and syncs ([`open_wrapped`]).
+pub trait SegmentFile: Send + std::fmt::Debug {
+    /// Writes all of `bytes` at the end of the file.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Flushes the file's data to disk.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl SegmentFile for File {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Wraps each segment file the writer opens (see [`open_wrapped`]).
+pub type WrapSegment = Arc<dyn Fn(File) -> Box<dyn SegmentFile> + Send + Sync>;
+
 /// Appends records; one per spool, owned by the writer task.
-#[derive(Debug)]
 pub struct SpoolWriter {
     shared: Arc<Shared>,
     active: u64,
+    /// Committed length of the active segment.
     active_len: u64,
-    file: Option<File>,
+    file: Option<Box<dyn SegmentFile>>,
+    wrap: WrapSegment,
     options: SpoolOptions,
-    /// A failed write could not be undone: start a new segment first.
+    /// A failed write could not be undone, or an `fsync` failed (the
+    /// kernel may have dropped the pages it could not write): start a new
+    /// segment first.
     must_rotate: bool,
+    /// Staged bytes of the open batch, kept between batches for reuse.
+    staged: Vec<u8>,
+}
+
+impl std::fmt::Debug for SpoolWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpoolWriter")
+            .field("active", &self.active)
+            .field("active_len", &self.active_len)
+            .field("must_rotate", &self.must_rotate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SpoolWriter {
-    fn new(shared: Arc<Shared>, active: u64, file: Option<File>, options: SpoolOptions) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        active: u64,
+        file: Option<File>,
+        options: SpoolOptions,
+        wrap: WrapSegment,
+    ) -> Self {
         Self {
             shared,
             active,
             active_len: 0,
-            file,
+            file: file.map(|file| wrap(file)),
+            wrap,
             options,
             must_rotate: false,
+            staged: Vec::new(),
         }
     }
 
     /// Appends `frames` (whole records from [`frame_into`], holding
-    /// `outcomes` outcomes in all) with one write; refuses them all when
-    /// they would take the spool past its maximum size. Once it returns
-    /// `Ok` the bytes are in the OS (and on disk with `fsync`): a crash of
-    /// the process loses none of them.
+    /// `outcomes` outcomes in all) as one batch; refuses them all when they
+    /// would take the spool past its maximum size. Once it returns `Ok` the
+    /// bytes are in the OS (and on disk with `fsync`): a crash of the
+    /// process loses none of them.
     pub fn append(&mut self, frames: &[u8], outcomes: u64) -> Result<(), SpoolError> {
-        let len = frames.len() as u64;
-        let held = self.shared.state().held;
-        if held + len > self.options.max_bytes {
-            return Err(SpoolError::Full {
-                held,
-                record: len,
-                max: self.options.max_bytes,
-            });
-        }
-        if self.must_rotate
-            || (self.active_len > 0 && self.active_len + len > self.options.segment_bytes)
-        {
+        let mut batch = self.batch()?;
+        batch.stage(outcomes, |out| out.extend_from_slice(frames))?;
+        batch.commit()
+    }
+
+    /// Opens a batch: records staged in it are written and become visible
+    /// to the reader all together when it commits, or not at all. A batch
+    /// never spans two segments.
+    pub fn batch(&mut self) -> Result<Batch<'_>, SpoolError> {
+        if self.must_rotate {
             self.rotate()?;
         }
-        if let (Some(file), Some(path)) = (&mut self.file, self.shared.segment_path(self.active)) {
-            if let Err(source) = file.write_all(frames) {
-                // Undo a partial write, so the segment stays a run of whole
-                // records; failing that, never append to it again.
-                if file.set_len(self.active_len).is_err() {
-                    self.must_rotate = true;
-                }
-                return Err(SpoolError::Io {
-                    action: "append to",
-                    path,
-                    source,
-                });
-            }
-            if self.options.fsync {
-                file.sync_data().map_err(SpoolError::io("sync", &path))?;
-            }
-        }
-        self.active_len += len;
-        let mut state = self.shared.state();
-        let segment = state.segments.entry(self.active).or_default();
-        segment.len = self.active_len;
-        if self.file.is_none() {
-            segment.bytes.extend_from_slice(frames);
-        }
-        state.held += len;
-        state.pending += outcomes;
-        Ok(())
+        let held = self.shared.state().held;
+        self.staged.clear();
+        Ok(Batch {
+            start: self.active_len,
+            held,
+            flushed: 0,
+            outcomes: 0,
+            poisoned: false,
+            committed: false,
+            writer: self,
+        })
     }
 
     fn rotate(&mut self) -> Result<(), SpoolError> {
         let next = self.active + 1;
         if let Storage::Dir { path, .. } = &self.shared.storage {
-            self.file = Some(create_segment(path, next, self.options.fsync)?);
+            let file = create_segment(path, next, self.options.fsync)?;
+            self.file = Some((self.wrap)(file));
         }
         self.shared
             .state()
@@ -562,9 +659,241 @@ impl SpoolWriter {
         Ok(())
     }
 
+    /// Writes `bytes` after what the active segment holds (committed or
+    /// not), in the file or in memory.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        match (&mut self.file, self.shared.segment_path(self.active)) {
+            (Some(file), Some(path)) => file.append(bytes).map_err(|source| SpoolError::Io {
+                action: "append to",
+                path,
+                source,
+            }),
+            _ => {
+                let mut state = self.shared.state();
+                let segment = state.segments.entry(self.active).or_default();
+                segment.bytes.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Cuts the active segment back to `len` bytes; failing that, never
+    /// appends to it again.
+    fn cut_to(&mut self, len: u64) {
+        match &mut self.file {
+            Some(file) => {
+                if let Err(error) = file.truncate(len) {
+                    tracing::error!(%error, segment = self.active, "outcome spool: cannot cut a failed write off its segment; moving to a new segment");
+                    self.must_rotate = true;
+                }
+            }
+            None => {
+                let mut state = self.shared.state();
+                if let Some(segment) = state.segments.get_mut(&self.active) {
+                    segment.bytes.truncate(len as usize);
+                }
+            }
+        }
+    }
+
     /// Sizes of the spool now.
     pub fn usage(&self) -> Usage {
         usage(&self.shared.state())
+    }
+
+    /// Whether every batch is `fsync`ed before it counts.
+    pub fn is_fsync(&self) -> bool {
+        self.options.fsync && self.file.is_some()
+    }
+}
+
+/// A place in an open [`Batch`], to [`Batch::rewind`] to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    bytes: u64,
+    outcomes: u64,
+}
+
+/// Records written together: invisible to the reader until
+/// [`Batch::commit`]; dropped uncommitted, they are cut off again.
+#[derive(Debug)]
+pub struct Batch<'w> {
+    writer: &'w mut SpoolWriter,
+    /// Committed length of the segment when the batch opened.
+    start: u64,
+    /// Bytes the spool held when the batch opened.
+    held: u64,
+    /// Bytes of the batch already written to the segment (the rest is in
+    /// `writer.staged`).
+    flushed: u64,
+    outcomes: u64,
+    poisoned: bool,
+    committed: bool,
+}
+
+impl Batch<'_> {
+    /// Bytes staged or written so far.
+    pub fn len(&self) -> u64 {
+        self.flushed + self.writer.staged.len() as u64
+    }
+
+    /// True when nothing was staged.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where the batch is now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            bytes: self.len(),
+            outcomes: self.outcomes,
+        }
+    }
+
+    /// Stages records holding `outcomes` outcomes, written into the staging
+    /// buffer by `write` (whole records: [`begin_frame`], payload,
+    /// [`end_frame`]). Refuses them, leaving the batch as it was, when the
+    /// spool would pass its maximum size.
+    pub fn stage(
+        &mut self,
+        outcomes: u64,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), SpoolError> {
+        if self.poisoned {
+            return Err(SpoolError::Poisoned);
+        }
+        let mark = self.mark();
+        write(&mut self.writer.staged);
+        self.outcomes += outcomes;
+        let max = self.writer.options.max_bytes;
+        if self.held + self.len() > max {
+            let record = self.len() - mark.bytes;
+            self.rewind(mark)?;
+            return Err(SpoolError::Full {
+                held: self.held + mark.bytes,
+                record,
+                max,
+            });
+        }
+        if self.writer.staged.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Drops everything staged or written after `mark`.
+    pub fn rewind(&mut self, mark: Mark) -> Result<(), SpoolError> {
+        if self.poisoned {
+            return Err(SpoolError::Poisoned);
+        }
+        if mark.bytes >= self.flushed {
+            self.writer
+                .staged
+                .truncate((mark.bytes - self.flushed) as usize);
+        } else {
+            self.writer.staged.clear();
+            self.writer.cut_to(self.start + mark.bytes);
+            self.flushed = mark.bytes;
+            if self.writer.must_rotate {
+                // The cut failed: nothing more may go into this segment.
+                self.poisoned = true;
+                return Err(SpoolError::Poisoned);
+            }
+        }
+        self.outcomes = mark.outcomes;
+        Ok(())
+    }
+
+    /// Writes the staged bytes out (still invisible to the reader).
+    fn flush(&mut self) -> Result<(), SpoolError> {
+        if self.writer.staged.is_empty() {
+            return Ok(());
+        }
+        // Before the batch's first write: start a new segment when this one
+        // would pass its size (nothing of the batch is in it yet).
+        if self.flushed == 0
+            && self.writer.active_len > 0
+            && self.writer.active_len + self.writer.staged.len() as u64
+                > self.writer.options.segment_bytes
+        {
+            if let Err(error) = self.writer.rotate() {
+                self.poisoned = true;
+                self.writer.staged.clear();
+                return Err(error);
+            }
+            self.start = 0;
+        }
+        let staged = std::mem::take(&mut self.writer.staged);
+        let written = self.writer.write(&staged);
+        self.writer.staged = staged;
+        match written {
+            Ok(()) => {
+                self.flushed += self.writer.staged.len() as u64;
+                self.writer.staged.clear();
+                Ok(())
+            }
+            Err(error) => {
+                self.fail();
+                Err(error)
+            }
+        }
+    }
+
+    /// Rolls the whole batch back after a failure.
+    fn fail(&mut self) {
+        self.poisoned = true;
+        self.writer.staged.clear();
+        // A partial write may have reached the segment: cut it off.
+        self.writer.cut_to(self.start);
+    }
+
+    /// Writes what is staged, `fsync`s when the spool is durable, and makes
+    /// the batch visible to the reader. On any failure nothing of the batch
+    /// stays: the segment is cut back to where the batch started.
+    pub fn commit(mut self) -> Result<(), SpoolError> {
+        if self.poisoned {
+            return Err(SpoolError::Poisoned);
+        }
+        self.flush()?;
+        if self.flushed == 0 {
+            self.committed = true;
+            return Ok(());
+        }
+        if self.writer.options.fsync
+            && let (Some(file), Some(path)) = (
+                &mut self.writer.file,
+                self.writer.shared.segment_path(self.writer.active),
+            )
+            && let Err(source) = file.sync_data()
+        {
+            // The kernel may have dropped the pages it failed to write:
+            // cut them off and never write to this segment again.
+            self.fail();
+            self.writer.must_rotate = true;
+            return Err(SpoolError::Io {
+                action: "sync",
+                path,
+                source,
+            });
+        }
+        let len = self.start + self.flushed;
+        self.writer.active_len = len;
+        let mut state = self.writer.shared.state();
+        state.segments.entry(self.writer.active).or_default().len = len;
+        state.held += self.flushed;
+        state.pending += self.outcomes;
+        drop(state);
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if !self.committed && !self.poisoned && self.flushed > 0 {
+            self.writer.cut_to(self.start);
+        }
+        self.writer.staged.clear();
     }
 }
 
@@ -631,7 +960,9 @@ impl SpoolReader {
                 && (records.is_empty() || (outcomes < max_outcomes && bytes < max_bytes))
             {
                 match parse_frame(&chunk[at..]) {
-                    Frame::Whole { outcomes: n, len } => {
+                    Frame::Whole {
+                        outcomes: n, len, ..
+                    } => {
                         at += len;
                         outcomes += u64::from(n);
                         bytes += len as u64;

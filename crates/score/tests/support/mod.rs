@@ -332,11 +332,23 @@ pub fn serve_fake_monitor(
     monitor: FakeMonitor,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
+    serve_fake_monitor_with_limit(listener, monitor, 64 << 20, stop)
+}
+
+/// [`serve_fake_monitor`] refusing messages over `max_message_bytes` (as
+/// tonic does: `OUT_OF_RANGE`).
+pub fn serve_fake_monitor_with_limit(
+    listener: tokio::net::TcpListener,
+    monitor: FakeMonitor,
+    max_message_bytes: usize,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
     let spec = triad_server::ServiceSpec {
         name: "fake-monitor",
-        routes: tonic::service::Routes::new(triad_proto::v1::monitor_server::MonitorServer::new(
-            monitor,
-        )),
+        routes: tonic::service::Routes::new(
+            triad_proto::v1::monitor_server::MonitorServer::new(monitor)
+                .max_decoding_message_size(max_message_bytes),
+        ),
         health_names: vec![],
         descriptors: vec![],
     };
