@@ -91,16 +91,19 @@ fn into_grpc_body(response: Response<CaughtBody>) -> Response<tonic::body::Body>
     response.map(tonic::body::Body::new)
 }
 
+/// Turns the catch-panic layer's body back into tonic's.
+type IntoGrpcBody = fn(Response<CaughtBody>) -> Response<tonic::body::Body>;
+
+/// What [`grpc_layer`] returns.
+pub type GrpcCatchPanicLayer = Stack<CatchPanicLayer<GrpcPanic>, MapResponseLayer<IntoGrpcBody>>;
+
 /// The layer for a gRPC server's routes (innermost, so the metrics and
 /// traces outside it see the `INTERNAL`).
-pub fn grpc_layer() -> Stack<
-    CatchPanicLayer<GrpcPanic>,
-    MapResponseLayer<fn(Response<CaughtBody>) -> Response<tonic::body::Body>>,
-> {
+pub fn grpc_layer() -> GrpcCatchPanicLayer {
     register();
     Stack::new(
         CatchPanicLayer::custom(GrpcPanic),
-        MapResponseLayer::new(into_grpc_body as fn(_) -> _),
+        MapResponseLayer::new(into_grpc_body as IntoGrpcBody),
     )
 }
 
