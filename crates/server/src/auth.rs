@@ -437,7 +437,7 @@ where
         if let Some(authorizer) = &self.authorizer {
             let access = authorizer.grpc_access(request.uri().path());
             if let Err(denied) = authorizer.check(request.headers(), access) {
-                tracing::debug!(path = request.uri().path(), ?denied, "call refused");
+                tracing::debug!(path = %crate::quote(request.uri().path()), ?denied, "call refused");
                 return Box::pin(std::future::ready(Ok(grpc_denied(denied))));
             }
         }

@@ -586,7 +586,7 @@ async fn reflection_lists_only_the_services_the_port_serves() {
 #[tokio::test]
 async fn health_fails_from_the_start_of_a_drain_while_requests_are_still_served() {
     let limits = ServerLimits {
-        drain_delay: Duration::from_secs(4),
+        drain_delay: Duration::from_secs(5),
         ..ServerLimits::default()
     };
     let http = http_server(router(), limits.clone(), &Security::default()).await;
@@ -633,7 +633,7 @@ async fn health_fails_from_the_start_of_a_drain_while_requests_are_still_served(
         "gRPC still serves"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(4),
+        started.elapsed() < Duration::from_secs(5),
         "the checks above ran within the drain delay (took {:?})",
         started.elapsed()
     );
