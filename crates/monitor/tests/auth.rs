@@ -207,7 +207,7 @@ async fn a_missing_or_wrong_token_is_unauthenticated() {
 }
 
 #[tokio::test]
-async fn the_dashboard_takes_the_read_token_and_metrics_and_health_stay_open() {
+async fn the_dashboard_and_metrics_take_the_read_token_and_health_stays_open() {
     let pki = TestPki::new();
     let monitor = start(&pki).await;
     let tls = pki.anonymous_client_tls();
@@ -233,7 +233,9 @@ async fn the_dashboard_takes_the_read_token_and_metrics_and_health_stay_open() {
     assert_eq!(get("/", Some("wrong")).await.status, 401);
     assert_eq!(get("/models/m", None).await.status, 401);
 
-    let metrics = get("/metrics", None).await;
+    // /metrics (per-model precision and recall) needs the read token.
+    assert_eq!(get("/metrics", None).await.status, 401);
+    let metrics = get("/metrics", Some(READ)).await;
     assert_eq!(metrics.status, 200);
     assert!(metrics.body.contains("# TYPE"), "{}", metrics.body);
     assert_eq!(get("/health", None).await.status, 200);

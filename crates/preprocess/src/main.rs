@@ -28,6 +28,8 @@ struct Cli {
     max_pairs: Option<usize>,
     #[command(flatten)]
     security: triad_server::SecurityArgs,
+    #[command(flatten)]
+    limits: triad_server::LimitsArgs,
     #[command(subcommand)]
     command: Option<triad_server::ServiceCommand>,
 }
@@ -54,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(max_pairs) = cli.max_pairs {
         config.max_pairs = max_pairs;
     }
+    cli.limits.apply(&mut config.server);
     let listener = triad_server::bind(config.addr).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = move || {
@@ -66,9 +69,10 @@ async fn main() -> anyhow::Result<()> {
         None => None,
         Some(addr) => {
             let listener = triad_server::bind(addr).await?;
-            Some(tokio::spawn(triad_server::serve_http_secured(
+            Some(tokio::spawn(triad_server::serve_http_with(
                 listener,
                 triad_telemetry::metrics::standalone_router(),
+                &config.server,
                 &config.security.load(&[])?,
                 until_stopped(),
             )))

@@ -24,9 +24,9 @@ use triad_server::test_util::{TestPki, https_request};
 use triad_server::tls::ClientTls;
 
 const PREPROCESS_TOKEN: &str = "preprocess-token";
-const SCORE_TOKEN: &str = "score-token";
-const MONITOR_WRITE: &str = "monitor-write";
-const MONITOR_READ: &str = "monitor-read";
+const SCORE_TOKEN: &str = "score-token-0123456";
+const MONITOR_WRITE: &str = "monitor-write-token";
+const MONITOR_READ: &str = "monitor-read-token";
 const MODEL: &str = "budget_expense_matcher";
 
 fn token(value: &str) -> Option<TokenSource> {

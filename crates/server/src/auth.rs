@@ -5,16 +5,20 @@
 //!
 //! Two kinds of token ([`AuthConfig`]): the service token allows every
 //! call; the read-only token allows only the calls a service declares as
-//! reads (its read RPCs, `GET`/`HEAD` on HTTP, server reflection). Health
-//! checks are always open, and so are the HTTP paths in
-//! [`AuthConfig::open_paths`] (`/health` and `/metrics` by default). With no
+//! reads (its read RPCs, `GET`/`HEAD` on HTTP — `/metrics` included —,
+//! server reflection). Health checks are always open, and so are the HTTP
+//! paths in [`AuthConfig::open_paths`] (only `/health` by default). With no
 //! token configured a service is open, as before tokens existed.
 //!
 //! Tokens come from a file or an environment variable ([`TokenSource`]),
-//! never from a command-line literal (it would show in `ps`). A file may
-//! hold several tokens, one a line, all accepted: that is how a token is
-//! rotated without refusing anyone (add the new one, move the callers, drop
-//! the old one). Tokens are compared as SHA-256 digests in constant time.
+//! never from a command-line literal (it would show in `ps`). A file holds
+//! one token a line — the whole line, whitespace trimmed, commas and all;
+//! blank lines and `#` comments are skipped — and every token in it is
+//! accepted: that is how a token is rotated without refusing anyone (add
+//! the new one, move the callers, drop the old one). An environment
+//! variable holds exactly one token. A token shorter than
+//! [`MIN_TOKEN_BYTES`] refuses start-up. Tokens are compared as SHA-256
+//! digests in constant time.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,14 +75,19 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Shortest token accepted, in bytes: a token must not be guessable (use
+/// e.g. `openssl rand -hex 32`).
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 /// Where a token is read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenSource {
-    /// A file of tokens, one a line (blank lines and `#` comments skipped);
-    /// a caller sends the first.
+    /// A file of tokens, one a line, each line whole (trimmed; commas are
+    /// part of the token); blank lines and `#` comments skipped. A caller
+    /// sends the first.
     File(PathBuf),
-    /// An environment variable holding a token (or several, comma-separated).
+    /// An environment variable holding exactly one token (trimmed).
     Env(String),
     /// A value given in code (tests, embedding).
     Value(Secret),
@@ -96,42 +105,100 @@ pub enum AuthError {
     Env(String),
     #[error("{0} holds no token: expected one token a line")]
     Empty(String),
+    #[error(
+        "{source_name} holds a token of {len} bytes on line {line}: expected at least {min} bytes (e.g. `openssl rand -hex 32`)"
+    )]
+    TooShort {
+        source_name: String,
+        line: usize,
+        len: usize,
+        min: usize,
+    },
 }
 
 impl TokenSource {
-    /// Every token of the source, in order; at least one.
-    pub fn load(&self) -> Result<Vec<Secret>, AuthError> {
-        let (text, name) = match self {
-            TokenSource::Value(secret) => return Ok(vec![secret.clone()]),
-            TokenSource::File(path) => (
-                std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+    /// Every token of the source with the line it is on, and the source's
+    /// name for messages.
+    fn entries(&self) -> Result<(String, Vec<(usize, Secret)>), AuthError> {
+        let (lines, name): (Vec<(usize, String)>, String) = match self {
+            TokenSource::Value(secret) => {
+                return Ok(("a configured token".to_owned(), vec![(1, secret.clone())]));
+            }
+            TokenSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
                     path: path.clone(),
                     source,
-                })?,
-                path.display().to_string(),
-            ),
-            TokenSource::Env(var) => (
-                std::env::var(var).map_err(|_| AuthError::Env(var.clone()))?,
-                format!("environment variable {var}"),
-            ),
+                })?;
+                let lines = text
+                    .lines()
+                    .enumerate()
+                    .map(|(i, line)| (i + 1, line.trim().to_owned()))
+                    .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+                    .collect();
+                (lines, path.display().to_string())
+            }
+            TokenSource::Env(var) => {
+                let value = std::env::var(var).map_err(|_| AuthError::Env(var.clone()))?;
+                let value = value.trim();
+                let lines = if value.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(1, value.to_owned())]
+                };
+                (lines, format!("environment variable {var}"))
+            }
         };
-        let tokens: Vec<Secret> = text
-            .lines()
-            .flat_map(|line| line.split(','))
-            .map(str::trim)
-            .filter(|token| !token.is_empty() && !token.starts_with('#'))
-            .map(Secret::new)
-            .collect();
-        if tokens.is_empty() {
+        if lines.is_empty() {
             return Err(AuthError::Empty(name));
         }
-        Ok(tokens)
+        let entries = lines
+            .into_iter()
+            .map(|(line, token)| (line, Secret::new(token)))
+            .collect();
+        Ok((name, entries))
+    }
+
+    /// Every token of the source, in order; at least one.
+    pub fn load(&self) -> Result<Vec<Secret>, AuthError> {
+        Ok(self
+            .entries()?
+            .1
+            .into_iter()
+            .map(|(_, secret)| secret)
+            .collect())
+    }
+
+    /// What a server accepts: every token of the source, each at least
+    /// [`MIN_TOKEN_BYTES`] long (a shorter one is an error naming its line,
+    /// never its value).
+    pub fn load_accepted(&self) -> Result<Vec<Secret>, AuthError> {
+        let (name, entries) = self.entries()?;
+        entries
+            .into_iter()
+            .map(|(line, secret)| {
+                check_length(&name, line, secret.expose())?;
+                Ok(secret)
+            })
+            .collect()
     }
 
     /// The token a client sends: the first of the source.
     pub fn first(&self) -> Result<Secret, AuthError> {
         Ok(self.load()?.remove(0))
     }
+}
+
+/// Refuses a token shorter than [`MIN_TOKEN_BYTES`] (without printing it).
+fn check_length(source_name: &str, line: usize, token: &str) -> Result<(), AuthError> {
+    if token.len() < MIN_TOKEN_BYTES {
+        return Err(AuthError::TooShort {
+            source_name: source_name.to_owned(),
+            line,
+            len: token.len(),
+            min: MIN_TOKEN_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Which tokens a server accepts.
@@ -143,7 +210,9 @@ pub struct AuthConfig {
     pub token: Option<TokenSource>,
     /// Tokens allowed only the calls the service declares as reads.
     pub read_token: Option<TokenSource>,
-    /// HTTP paths open without a token. Default `/health` and `/metrics`.
+    /// HTTP paths open without a token. Default only `/health`:
+    /// `/metrics` needs the read token (Prometheus sends it with its
+    /// `authorization` scrape setting, docs/operations.md).
     pub open_paths: Vec<String>,
 }
 
@@ -152,7 +221,7 @@ impl Default for AuthConfig {
         Self {
             token: None,
             read_token: None,
-            open_paths: vec!["/health".to_owned(), "/metrics".to_owned()],
+            open_paths: vec!["/health".to_owned()],
         }
     }
 }
@@ -218,7 +287,7 @@ impl Authorizer {
         }
         let digests = |source: &Option<TokenSource>| -> Result<Arc<[[u8; 32]]>, AuthError> {
             Ok(match source {
-                Some(source) => source.load()?.iter().map(Secret::digest).collect(),
+                Some(source) => source.load_accepted()?.iter().map(Secret::digest).collect(),
                 None => Arc::from([]),
             })
         };
@@ -296,9 +365,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// The gRPC answer to a refused call.
+/// The gRPC answer to a refused call; an unauthenticated one is marked so
+/// the metrics count it without its path.
 fn grpc_denied<B: Default>(denied: Denied) -> Response<B> {
-    match denied {
+    let mut response = match denied {
         Denied::Unauthenticated => tonic::Status::unauthenticated(
             "missing or unknown bearer token: expected metadata `authorization: Bearer <token>`",
         ),
@@ -306,7 +376,13 @@ fn grpc_denied<B: Default>(denied: Denied) -> Response<B> {
             tonic::Status::permission_denied("this token may only read: the call writes")
         }
     }
-    .into_http()
+    .into_http();
+    if denied == Denied::Unauthenticated {
+        response
+            .extensions_mut()
+            .insert(triad_telemetry::metrics::Unauthenticated);
+    }
+    response
 }
 
 /// Checks tokens on gRPC calls; a server without tokens passes every call
@@ -361,7 +437,7 @@ where
         if let Some(authorizer) = &self.authorizer {
             let access = authorizer.grpc_access(request.uri().path());
             if let Err(denied) = authorizer.check(request.headers(), access) {
-                tracing::debug!(path = request.uri().path(), ?denied, "call refused");
+                tracing::debug!(path = %crate::quote(request.uri().path()), ?denied, "call refused");
                 return Box::pin(std::future::ready(Ok(grpc_denied(denied))));
             }
         }
@@ -425,8 +501,8 @@ mod tests {
     fn authorizer() -> Authorizer {
         Authorizer::new(
             &AuthConfig {
-                token: Some(TokenSource::Value(Secret::new("write-token"))),
-                read_token: Some(TokenSource::Value(Secret::new("read-token"))),
+                token: Some(TokenSource::Value(Secret::new("write-token-0123456789"))),
+                read_token: Some(TokenSource::Value(Secret::new("read-token-0123456789"))),
                 ..AuthConfig::default()
             },
             &["/triad.v1.Monitor/QueryMetrics"],
@@ -453,11 +529,20 @@ mod tests {
             Access::Open
         );
 
-        assert_eq!(auth.check(&headers("Bearer write-token"), write), Ok(()));
-        assert_eq!(auth.check(&headers("bearer write-token"), read), Ok(()));
-        assert_eq!(auth.check(&headers("Bearer read-token"), read), Ok(()));
         assert_eq!(
-            auth.check(&headers("Bearer read-token"), write),
+            auth.check(&headers("Bearer write-token-0123456789"), write),
+            Ok(())
+        );
+        assert_eq!(
+            auth.check(&headers("bearer write-token-0123456789"), read),
+            Ok(())
+        );
+        assert_eq!(
+            auth.check(&headers("Bearer read-token-0123456789"), read),
+            Ok(())
+        );
+        assert_eq!(
+            auth.check(&headers("Bearer read-token-0123456789"), write),
             Err(Denied::PermissionDenied)
         );
         assert_eq!(
@@ -465,7 +550,7 @@ mod tests {
             Err(Denied::Unauthenticated)
         );
         assert_eq!(
-            auth.check(&headers("Basic write-token"), write),
+            auth.check(&headers("Basic write-token-0123456789"), write),
             Err(Denied::Unauthenticated)
         );
         assert_eq!(
@@ -478,7 +563,8 @@ mod tests {
     #[test]
     fn http_reads_are_gets_and_open_paths_need_nothing() {
         let auth = authorizer();
-        assert_eq!(auth.http_access(&Method::GET, "/metrics"), Access::Open);
+        assert_eq!(auth.http_access(&Method::GET, "/health"), Access::Open);
+        assert_eq!(auth.http_access(&Method::GET, "/metrics"), Access::Read);
         assert_eq!(auth.http_access(&Method::GET, "/"), Access::Read);
         assert_eq!(
             auth.http_access(&Method::POST, "/budget_expense_matcher/"),
@@ -491,11 +577,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("triad-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tokens");
-        std::fs::write(&path, "# rotated 2024-05\nnew-token\n\nold-token\n").unwrap();
+        std::fs::write(
+            &path,
+            "# rotated 2024-05\nnew-token-0123456789\n\n  old-token-0123456789 \n",
+        )
+        .unwrap();
         let tokens = TokenSource::File(path.clone()).load().unwrap();
         assert_eq!(
             tokens,
-            vec![Secret::new("new-token"), Secret::new("old-token")]
+            vec![
+                Secret::new("new-token-0123456789"),
+                Secret::new("old-token-0123456789")
+            ]
         );
         assert_eq!(format!("{:?}", tokens[0]), "[redacted]");
         std::fs::write(&path, "\n# nothing\n").unwrap();
@@ -506,6 +599,70 @@ mod tests {
         assert!(matches!(
             TokenSource::Env("TRIAD_TEST_NO_SUCH_TOKEN_VARIABLE".into()).load(),
             Err(AuthError::Env(_))
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_token_line_is_one_token_commas_included_and_short_tokens_refuse_start_up() {
+        let dir = std::env::temp_dir().join(format!("triad-auth-commas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens");
+        let token = "Xk9,q-0123456789abcdef";
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        let tokens = TokenSource::File(path.clone()).load().unwrap();
+        assert_eq!(tokens, vec![Secret::new(token)], "one token, not split");
+        let auth = Authorizer::new(
+            &AuthConfig {
+                token: Some(TokenSource::File(path.clone())),
+                ..AuthConfig::default()
+            },
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        let write = Access::Write;
+        assert_eq!(
+            auth.check(&headers(&format!("Bearer {token}")), write),
+            Ok(())
+        );
+        for part in ["Bearer Xk9", "Bearer q-0123456789abcdef"] {
+            assert_eq!(
+                auth.check(&headers(part), write),
+                Err(Denied::Unauthenticated),
+                "{part}"
+            );
+        }
+
+        std::fs::write(&path, "# comment\nlong-enough-token-0001\nk\n").unwrap();
+        let error = TokenSource::File(path.clone()).load_accepted().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AuthError::TooShort {
+                    line: 3,
+                    len: 1,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("line 3") && message.contains("at least 16 bytes"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("long-enough"),
+            "never prints a token: {message}"
+        );
+        let short = AuthConfig {
+            token: Some(TokenSource::Value(Secret::new("short"))),
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            Authorizer::new(&short, &[]),
+            Err(AuthError::TooShort { .. })
         ));
         let _ = std::fs::remove_dir_all(dir);
     }

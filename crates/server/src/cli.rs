@@ -1,6 +1,7 @@
 //! Command-line pieces every service binary shares: the `healthcheck`
 //! subcommand a container's HEALTHCHECK runs (a scratch image has no shell
-//! or curl), and the `--http-addr ADDR|off` value.
+//! or curl), the `--http-addr ADDR|off` value, and the server-limit flags
+//! ([`LimitsArgs`]).
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -11,6 +12,29 @@ pub enum ServiceCommand {
     /// Exits 0 when the server at --addr answers SERVING (for container
     /// health checks).
     Healthcheck,
+}
+
+/// Environment variable of `--drain-delay-ms`.
+pub const DRAIN_DELAY_MS_ENV: &str = "TRIAD_DRAIN_DELAY_MS";
+
+/// The server-limit flags every service binary shares (flattened into its
+/// command line); the rest of [`crate::ServerLimits`] keeps its defaults.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LimitsArgs {
+    /// On shutdown, how long health says NOT_SERVING (HTTP /health 503)
+    /// while requests are still served, before the ports close, in
+    /// milliseconds (default 0).
+    #[arg(long, env = DRAIN_DELAY_MS_ENV)]
+    pub drain_delay_ms: Option<u64>,
+}
+
+impl LimitsArgs {
+    /// Writes the flags given into `limits`.
+    pub fn apply(&self, limits: &mut crate::ServerLimits) {
+        if let Some(ms) = self.drain_delay_ms {
+            limits.drain_delay = std::time::Duration::from_millis(ms);
+        }
+    }
 }
 
 /// `--http-addr`: an address, or `off` (or empty) for no HTTP port.

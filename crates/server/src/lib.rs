@@ -1,58 +1,102 @@
-//! What every Triad gRPC server shares, in one place: the tower layers
-//! (request ids, metrics and request tracing from `triad-telemetry`,
-//! timeouts, concurrency limits, load shedding), `grpc.health.v1`, server
-//! reflection, graceful shutdown, and the `healthcheck` client the binaries
-//! expose.
+//! What every Triad server port shares, in one place: accepting
+//! connections with deadlines ([`accept`]), the tower layers (request ids,
+//! metrics and request tracing from `triad-telemetry`, auth, timeouts,
+//! concurrency limits, load shedding, catching panics), `grpc.health.v1`,
+//! server reflection, graceful shutdown with a drain delay ([`drain`]),
+//! and the `healthcheck` client the binaries expose.
 //!
-//! Service crates only build their [`tonic::service::Routes`] and call
-//! [`serve`] with an already-bound listener and a shutdown future, so tests
-//! and `triad up` can run every service in one process.
+//! Service crates only build their [`tonic::service::Routes`] (or an
+//! [`axum::Router`]) and call [`serve`] / [`serve_http`] with an
+//! already-bound listener and a shutdown future, so tests and `triad up`
+//! can run every service in one process.
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod drain;
+mod grpc;
 pub mod health;
+mod http_server;
 pub mod overload;
+pub mod panic;
 pub mod quote;
 pub mod security;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod tls;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic_health::ServingStatus;
-use tower_http::trace::TraceLayer;
 
-pub use cli::{HttpAddr, ServiceCommand};
+pub use cli::{HttpAddr, LimitsArgs, ServiceCommand};
 pub use client::{ClientConfig, GrpcChannel};
+pub use grpc::{serve, serve_secured};
 pub use health::{check_local, check_local_with, healthcheck};
+pub use http_server::{serve_http, serve_http_secured, serve_http_with};
 pub use quote::{quote, quote_list};
 pub use security::{Secured, Security, SecurityArgs};
-use triad_telemetry::{metrics, request_id};
 
-/// Limits and timeouts common to every gRPC server.
+/// Limits and timeouts of every port a service opens, gRPC and HTTP.
+/// `docs/operations.md` ("Connections and timeouts") explains each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerLimits {
-    /// Largest message a server decodes or encodes, in bytes.
+    /// Largest message a server decodes or encodes, in bytes. Default
+    /// 64 MiB.
     pub max_message_bytes: usize,
-    /// Most requests served at once per connection; past it, requests are
-    /// shed with `UNAVAILABLE` rather than queued.
+    /// Most requests served at once per gRPC connection; past it, requests
+    /// are shed with `UNAVAILABLE` rather than queued. Default 256.
     pub concurrency_per_connection: usize,
     /// Most requests served at once by the whole server, over every
-    /// connection; past it, requests are answered `RESOURCE_EXHAUSTED` at
-    /// once (health checks excepted).
+    /// connection (gRPC and HTTP ports each count their own); past it,
+    /// requests are answered at once — gRPC `RESOURCE_EXHAUSTED`, HTTP 503
+    /// with `Retry-After` — health checks excepted. Default 1 024.
     pub max_concurrent_requests: usize,
-    /// Upper bound on any request's duration; a caller's `grpc-timeout`
-    /// shortens it.
+    /// Upper bound on any request's duration (reading its body included);
+    /// a caller's `grpc-timeout` shortens it. Past it gRPC answers
+    /// `CANCELLED`/`DEADLINE_EXCEEDED`, HTTP 503. Default 30 s.
     pub request_timeout: Duration,
+    /// A new connection must finish its TLS handshake (when TLS is on) and
+    /// send the start of its first request within this, or it is closed.
+    /// Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Most connections of one peer address (an IPv6 peer by its /64)
+    /// waiting for their handshake or first bytes at once; past it the
+    /// peer's oldest is closed. Default 256.
+    pub max_pending_per_peer: usize,
+    /// Most connections waiting for their handshake or first bytes at
+    /// once, over all peers; past it the oldest is closed. Default 4 096.
+    pub max_pending: usize,
+    /// HTTP/1 ports: longest a client may take to send a request's headers,
+    /// counted from the first byte — and so also how long a keep-alive
+    /// connection may sit idle between requests. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// HTTP ports: a connection with no request in flight for this long is
+    /// closed gracefully. Default 60 s.
+    pub idle_timeout: Duration,
+    /// HTTP/2 (gRPC and HTTP ports): a PING is sent after this long without
+    /// a frame from the client. Default 30 s.
+    pub http2_keepalive_interval: Duration,
+    /// HTTP/2: a connection whose PING is not answered within this is
+    /// closed. Default 20 s.
+    pub http2_keepalive_timeout: Duration,
+    /// TCP keepalive on accepted sockets (`None`: off). Default 60 s.
+    pub tcp_keepalive: Option<Duration>,
+    /// gRPC ports: a connection older than this is asked to go away
+    /// (GOAWAY; clients reconnect, e.g. to spread over new replicas).
+    /// Default `None`: no limit.
+    pub max_connection_age: Option<Duration>,
+    /// Shutdown: how long health says NOT_SERVING (HTTP `/health` 503)
+    /// while requests are still accepted and served, before the port
+    /// closes and in-flight requests drain. Default 0 (set it to a few
+    /// load-balancer health-check periods behind one).
+    pub drain_delay: Duration,
 }
 
 impl Default for ServerLimits {
@@ -62,6 +106,16 @@ impl Default for ServerLimits {
             concurrency_per_connection: 256,
             max_concurrent_requests: 1024,
             request_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(5),
+            max_pending_per_peer: 256,
+            max_pending: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(20),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            max_connection_age: None,
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -71,6 +125,8 @@ impl Default for ServerLimits {
 pub enum ServerError {
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot decode a file descriptor set: {0}")]
+    Descriptor(#[from] prost::DecodeError),
     #[error("grpc transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
@@ -90,9 +146,12 @@ pub struct ServiceSpec {
     pub name: &'static str,
     /// The service's own routes.
     pub routes: Routes,
-    /// Fully-qualified gRPC service names reported SERVING by health.
+    /// Fully-qualified gRPC names of the services `routes` serve: reported
+    /// SERVING by health, the only ones reflection lists (beside health and
+    /// reflection), and the only ones metrics label by method.
     pub health_names: Vec<&'static str>,
-    /// Encoded file descriptor sets published through reflection.
+    /// Encoded file descriptor sets describing those services (they may
+    /// describe others too; only `health_names` are published).
     pub descriptors: Vec<&'static [u8]>,
 }
 
@@ -101,166 +160,6 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })
-}
-
-/// Serves `spec` on `listener` with health, reflection and the shared layers
-/// until `shutdown` resolves; then health turns NOT_SERVING first and
-/// in-flight requests drain.
-pub async fn serve(
-    listener: TcpListener,
-    spec: ServiceSpec,
-    limits: &ServerLimits,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    serve_secured(listener, spec, limits, &Secured::default(), shutdown).await
-}
-
-/// [`serve`] with TLS and bearer tokens as `secured` says (see
-/// [`Security::load`]).
-pub async fn serve_secured(
-    listener: TcpListener,
-    spec: ServiceSpec,
-    limits: &ServerLimits,
-    secured: &Secured,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    for name in &spec.health_names {
-        reporter
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
-    reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
-
-    let mut reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for descriptor in &spec.descriptors {
-        reflection = reflection.register_encoded_file_descriptor_set(descriptor);
-    }
-    let reflection_v1 = reflection.build_v1()?;
-    let mut reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for descriptor in &spec.descriptors {
-        reflection = reflection.register_encoded_file_descriptor_set(descriptor);
-    }
-    let reflection_v1alpha = reflection.build_v1alpha()?;
-
-    let routes = spec
-        .routes
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
-
-    let local = listener.local_addr().ok();
-    tracing::info!(
-        service = spec.name,
-        addr = ?local,
-        tls = secured.is_tls(),
-        tokens = secured.is_authenticated(),
-        "serving grpc"
-    );
-    let health_names = spec.health_names;
-    let name = spec.name;
-    let draining = async move {
-        shutdown.await;
-        tracing::info!("shutting down: health NOT_SERVING, draining requests");
-        for name in health_names {
-            reporter
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
-        reporter
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-    };
-
-    let router = tonic::transport::Server::builder()
-        .timeout(limits.request_timeout)
-        .concurrency_limit_per_connection(limits.concurrency_per_connection)
-        .load_shed(true)
-        .layer(request_id::SetRequestIdLayer)
-        .layer(metrics::GrpcMetricsLayer)
-        .layer(TraceLayer::new_for_grpc().make_span_with(
-            // A child of the caller's `traceparent`, tagged with the service.
-            move |request: &http::Request<_>| request_id::make_service_span(name, request),
-        ))
-        // Refused calls are counted and traced, and never take capacity.
-        .layer(auth::GrpcAuthLayer::new(secured.authorizer.clone()))
-        .layer(overload::ShedLayer::new(limits.max_concurrent_requests))
-        .add_routes(routes);
-    match &secured.grpc_tls {
-        None => {
-            router
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener)
-                        .with_nodelay(Some(true))
-                        .with_keepalive(Some(Duration::from_secs(60))),
-                    draining,
-                )
-                .await?
-        }
-        Some(acceptor) => {
-            router
-                .serve_with_incoming_shutdown(
-                    tls::TlsListener::new(listener, acceptor.clone())
-                        .map_err(|source| ServerError::Bind {
-                            addr: local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-                            source,
-                        })?
-                        .into_incoming(),
-                    draining,
-                )
-                .await?
-        }
-    }
-    Ok(())
-}
-
-/// Serves an HTTP router (metrics, dashboards, the seed contract) on
-/// `listener` until `shutdown` resolves.
-pub async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_http_secured(listener, router, &Secured::default(), shutdown).await
-}
-
-/// [`serve_http`] with TLS and bearer tokens as `secured` says: `GET` and
-/// `HEAD` take a read-only token, other methods the service token, and
-/// the open paths (`/health`, `/metrics` by default) none.
-pub fn serve_http_secured(
-    listener: TcpListener,
-    router: axum::Router,
-    secured: &Secured,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-    let secured = secured.clone();
-    async move {
-        tracing::info!(
-            addr = ?listener.local_addr().ok(),
-            tls = secured.is_tls(),
-            tokens = secured.is_authenticated(),
-            "serving http"
-        );
-        let router = auth::http_layer(router, secured.authorizer.clone());
-        // One span per request, a child of the caller's W3C `traceparent`.
-        let router = router.layer(triad_telemetry::trace::HttpTraceLayer);
-        match secured.http_tls {
-            None => {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(acceptor) => {
-                axum::serve(tls::TlsListener::new(listener, acceptor)?, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        }
-    }
 }
 
 /// Resolves on ctrl-c or, on Unix, SIGTERM.

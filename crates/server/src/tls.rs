@@ -3,11 +3,9 @@
 //! chain, its PEM private key and, for mutual TLS, the PEM CA whose
 //! certificates clients must present.
 //!
-//! The server side is a [`TlsListener`]: it accepts TCP connections,
-//! performs each handshake on its own task (bounded in time and in number,
-//! so a slow client never holds up the others) and hands finished TLS
-//! streams to tonic ([`TlsListener::into_incoming`]) or to `axum::serve` (it
-//! is an [`axum::serve::Listener`]).
+//! The server side is a [`TlsAcceptor`]: [`crate::accept`] runs each
+//! handshake on its own task, within a deadline and a cap on pending
+//! connections per peer, so no idle or slow client holds up the others.
 //!
 //! **Rotation.** The files are read again every
 //! [`TlsConfig::reload_interval`]; when they changed and still make a valid
@@ -21,7 +19,6 @@
 //! the certificate the server it probes is configured with.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -33,10 +30,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::StreamExt as _;
 
 /// How a service serves TLS on its ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +47,10 @@ pub struct TlsConfig {
     /// How often the three files are read again to pick up a rotated
     /// certificate; zero never reloads. Default 60 s.
     pub reload_interval: Duration,
-    /// Longest a TLS handshake may take before the connection is closed.
-    /// Default 10 s.
+    /// Longest a TLS handshake alone may take before the connection is
+    /// closed. Default 10 s; the server's
+    /// [`ServerLimits::handshake_timeout`](crate::ServerLimits) (5 s by
+    /// default, handshake and first request together) also applies.
     pub handshake_timeout: Duration,
 }
 
@@ -307,96 +304,6 @@ async fn reload(
                 tracing::error!(%error, "new TLS files are not usable; keeping the loaded certificate");
             }
         }
-    }
-}
-
-/// Most TLS handshakes in progress at once on one port; past it, accepting
-/// waits for one to finish.
-const MAX_HANDSHAKES: usize = 1024;
-
-/// A TCP listener that hands out finished TLS connections. Handshakes run
-/// on their own tasks; a failed one is logged at debug level and dropped.
-pub struct TlsListener {
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-}
-
-impl TlsListener {
-    /// Starts accepting on `listener` (inside a tokio runtime).
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let (sender, accepted) = mpsc::channel(64);
-        tokio::spawn(accept_loop(listener, acceptor, sender));
-        Ok(Self {
-            accepted,
-            local_addr,
-        })
-    }
-
-    /// The connections as the stream tonic's `serve_with_incoming*` takes.
-    pub fn into_incoming(
-        self,
-    ) -> impl tokio_stream::Stream<Item = Result<TlsStream<TcpStream>, io::Error>> + Send + 'static
-    {
-        tokio_stream::wrappers::ReceiverStream::new(self.accepted)
-            .map(|(stream, _)| Ok::<_, io::Error>(stream))
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            () = sender.closed() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: back off a little
-                // rather than spin.
-                tracing::warn!(%error, "cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let sender = sender.clone();
-        tokio::spawn(async move {
-            match acceptor.accept(stream).await {
-                Ok(tls) => {
-                    let _ = sender.send((tls, peer)).await;
-                }
-                Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-            }
-            drop(permit);
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop ended (it only does when this listener is
-            // dropped, so this is not reached in practice).
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
     }
 }
 

@@ -183,13 +183,13 @@ async fn the_healthcheck_subcommand_probes_tls_and_mutual_tls_servers() {
 }
 
 #[tokio::test]
-async fn bearer_tokens_guard_http_except_open_paths() {
+async fn bearer_tokens_guard_http_and_metrics_except_health() {
     let pki = TestPki::new();
     let security = Security {
         tls: Some(pki.server_tls()),
         auth: AuthConfig {
-            token: Some(TokenSource::Value(Secret::new("s3cret-write"))),
-            read_token: Some(TokenSource::Value(Secret::new("s3cret-read"))),
+            token: Some(TokenSource::Value(Secret::new("s3cret-write-0123456"))),
+            read_token: Some(TokenSource::Value(Secret::new("s3cret-read-0123456"))),
             ..AuthConfig::default()
         },
     };
@@ -215,22 +215,32 @@ async fn bearer_tokens_guard_http_except_open_paths() {
     );
     assert_eq!(request("GET", "/hello", Some("wrong")).await.status, 401);
     assert_eq!(
-        request("GET", "/hello", Some("s3cret-read")).await.status,
+        request("GET", "/hello", Some("s3cret-read-0123456"))
+            .await
+            .status,
         200
     );
     assert_eq!(
-        request("GET", "/hello", Some("s3cret-write")).await.status,
+        request("GET", "/hello", Some("s3cret-write-0123456"))
+            .await
+            .status,
         200
     );
     assert_eq!(
-        request("POST", "/write", Some("s3cret-read")).await.status,
+        request("POST", "/write", Some("s3cret-read-0123456"))
+            .await
+            .status,
         403
     );
     assert_eq!(
-        request("POST", "/write", Some("s3cret-write")).await.status,
+        request("POST", "/write", Some("s3cret-write-0123456"))
+            .await
+            .status,
         200
     );
-    let metrics = request("GET", "/metrics", None).await;
+    // Only /health is open: /metrics needs the read token.
+    assert_eq!(request("GET", "/metrics", None).await.status, 401);
+    let metrics = request("GET", "/metrics", Some("s3cret-read-0123456")).await;
     assert_eq!(
         (metrics.status, metrics.body.as_str()),
         (200, "# metrics\n")

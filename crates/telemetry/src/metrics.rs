@@ -3,10 +3,20 @@
 //! the `GET /metrics` route every service serves on its HTTP port.
 //!
 //! Services add their own metrics (outcomes sent, labels received, …) to
-//! [`registry`] at start-up.
+//! the registry at start-up ([`register`]).
+//!
+//! **No caller can grow the series.** The gRPC layer labels a request by
+//! its method only when the method is one the server serves
+//! ([`GrpcMetricsLayer::new`]); any other path is counted as
+//! `service="unknown", method="unknown"`, and a call refused for want of a
+//! valid token (its response carries [`Unauthenticated`]) as
+//! `service="unauthenticated", method="unauthenticated"`, whatever path it
+//! named. So the number of series is bounded by the served methods times
+//! the 17 status codes.
 
+use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -102,16 +112,42 @@ async fn metrics_handler() -> impl IntoResponse {
     )
 }
 
-/// Counts and times every gRPC request.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcMetricsLayer;
+/// The label value of every path the server does not serve.
+pub const UNKNOWN: &str = "unknown";
+/// The label value of every call refused for want of a valid token.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
+
+/// A response extension marking a call refused for want of a valid token:
+/// [`GrpcMetricsLayer`] counts it without its path.
+#[derive(Debug, Clone, Copy)]
+pub struct Unauthenticated;
+
+/// Counts and times every gRPC request, labelled by the methods the server
+/// serves (any other path is [`UNKNOWN`]).
+#[derive(Debug, Clone, Default)]
+pub struct GrpcMetricsLayer {
+    known: Arc<HashSet<String>>,
+}
+
+impl GrpcMetricsLayer {
+    /// Labels requests to `methods` (gRPC paths, `/pkg.Service/Method`) by
+    /// service and method; every other path is [`UNKNOWN`].
+    pub fn new(methods: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            known: Arc::new(methods.into_iter().collect()),
+        }
+    }
+}
 
 impl<S> Layer<S> for GrpcMetricsLayer {
     type Service = GrpcMetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         force();
-        GrpcMetricsService { inner }
+        GrpcMetricsService {
+            inner,
+            known: Arc::clone(&self.known),
+        }
     }
 }
 
@@ -119,6 +155,19 @@ impl<S> Layer<S> for GrpcMetricsLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcMetricsService<S> {
     inner: S,
+    known: Arc<HashSet<String>>,
+}
+
+impl<S> GrpcMetricsService<S> {
+    /// The (service, method) labels of `path`.
+    fn labels(&self, path: &str) -> (String, String) {
+        match path.trim_start_matches('/').split_once('/') {
+            Some((service, method)) if self.known.contains(path) => {
+                (service.to_owned(), method.to_owned())
+            }
+            _ => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
+        }
+    }
 }
 
 /// What is recorded once the response ends.
@@ -153,19 +202,19 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((path, ""));
-        let pending = Pending {
-            service: service.to_owned(),
-            method: method.to_owned(),
+        let (service, method) = self.labels(request.uri().path());
+        let mut pending = Pending {
+            service,
+            method,
             started: Instant::now(),
         };
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await?;
+            if response.extensions().get::<Unauthenticated>().is_some() {
+                pending.service = UNAUTHENTICATED.to_owned();
+                pending.method = UNAUTHENTICATED.to_owned();
+            }
             // A trailers-only response (most errors) carries its status in
             // the headers; otherwise it comes in the trailers.
             let code = response.headers().get("grpc-status").map(status_name);
@@ -271,6 +320,29 @@ fn status_name(value: &HeaderValue) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_served_methods_are_labelled_by_name() {
+        let layer = GrpcMetricsLayer::new(["/triad.v1.Scorer/Score".to_owned()]);
+        let service = layer.layer(());
+        assert_eq!(
+            service.labels("/triad.v1.Scorer/Score"),
+            ("triad.v1.Scorer".to_owned(), "Score".to_owned())
+        );
+        for path in [
+            "/triad.v1.Scorer/Nope",
+            "/x/y",
+            "/",
+            "",
+            "/triad.v1.Scorer/Score/",
+        ] {
+            assert_eq!(
+                service.labels(path),
+                (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
+                "{path}"
+            );
+        }
+    }
 
     #[test]
     fn status_names() {
