@@ -74,9 +74,10 @@ pub async fn serve(
         }
     };
     let http_task = http.map(|listener| {
-        tokio::spawn(triad_server::serve_http_secured(
+        tokio::spawn(triad_server::serve_http_with(
             listener,
             http_router(store.clone()),
+            &config.server,
             &secured,
             until_stopped(),
         ))

@@ -29,6 +29,8 @@ struct Cli {
     #[arg(long, env = config::MODELS_DIR_ENV, default_value = config::DEFAULT_MODELS_DIR)]
     models_dir: std::path::PathBuf,
     #[command(flatten)]
+    limits: triad_server::LimitsArgs,
+    #[command(flatten)]
     security: triad_server::SecurityArgs,
     #[command(subcommand)]
     command: Option<triad_server::ServiceCommand>,
@@ -59,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         ..MonitorConfig::default()
     };
     config.store.database_url = cli.database_url;
+    cli.limits.apply(&mut config.server);
     let listener = triad_server::bind(config.addr).await?;
     let http = match cli.http_addr.0 {
         Some(addr) => Some(triad_server::bind(addr).await?),

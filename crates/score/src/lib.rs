@@ -127,9 +127,10 @@ pub async fn serve(
             payload: payload::PayloadLog::new(&config.payload_log),
         })
         .merge(triad_telemetry::metrics::router());
-        tokio::spawn(triad_server::serve_http_secured(
+        tokio::spawn(triad_server::serve_http_with(
             listener,
             router,
+            &config.server,
             &secured,
             until_stopped(),
         ))

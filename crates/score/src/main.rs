@@ -76,6 +76,8 @@ struct Cli {
     #[arg(long, env = env::POLL_MS, default_value_t = 2_000)]
     poll_ms: u64,
     #[command(flatten)]
+    limits: triad_server::LimitsArgs,
+    #[command(flatten)]
     security: triad_server::SecurityArgs,
     #[command(flatten)]
     upstream_tls: triad_server::security::UpstreamTlsArgs,
@@ -121,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         return Ok(());
     }
-    let config = ScoreConfig {
+    let mut config = ScoreConfig {
         addr: cli.addr,
         http_addr: cli.http_addr.0,
         preprocess: cli.preprocess,
@@ -154,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         },
         ..ScoreConfig::default()
     };
+    cli.limits.apply(&mut config.server);
     let grpc = triad_server::bind(config.addr).await?;
     let http = match config.http_addr {
         Some(addr) => Some(triad_server::bind(addr).await?),
