@@ -210,9 +210,10 @@ pub struct ModelView {
     pub now_ms: i64,
     /// End of the range (excluded): now plus the accepted clock skew.
     pub to_ms: i64,
-    /// Outcomes of the model (any version) dated at or after `to_ms`'s
-    /// hour and the start of the last such hour: stored before the
-    /// monitor refused times in the future, left out of the page.
+    /// How many outcomes of the model (any version) lie in the hours
+    /// starting at or after `to_ms`, and the start of the last such hour:
+    /// stored before the monitor refused times in the future, they are
+    /// left out of the page.
     pub future: Option<(i64, i64)>,
     /// Whether the version shown is a shadow one (then its shadow
     /// outcomes are included).
