@@ -28,8 +28,8 @@ use triad_proto::v1::{
     RecordOutcomesRequest,
 };
 
-/// Monday 2026-11-23T00:00:00Z.
-const START: i64 = 1_795_392_000_000;
+/// Monday 2025-11-24T00:00:00Z: in the past, as every accepted time is.
+const START: i64 = 1_763_942_400_000;
 const DAY: i64 = 86_400_000;
 const DAYS: i64 = 90;
 

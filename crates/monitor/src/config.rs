@@ -91,7 +91,7 @@ pub struct StoreConfig {
     /// narrower range. Change-point detection is quadratic in the length.
     pub max_points: usize,
     /// Most outcome rows per multi-row `INSERT` (default and maximum 900:
-    /// an outcome row has 33 parameters and SQLite allows 32 766 per
+    /// an outcome row has 34 parameters and SQLite allows 32 766 per
     /// statement; other statements scale it to their width).
     pub rows_per_statement: usize,
 }

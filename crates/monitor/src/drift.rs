@@ -14,8 +14,11 @@ use triad_series::{
     ReferenceProfile, drift_report,
 };
 
+use triad_server::quote;
+
 use crate::buckets::Range;
 use crate::error::MonitorError;
+use crate::store::validate;
 use crate::store::{LiveRow, Store};
 
 /// Outcomes compared when the request says 0.
@@ -37,9 +40,8 @@ impl DriftQuery {
     /// Checks the request: a model, `from_ms <= to_ms` (0 = unbounded),
     /// `max_rows <= MAX_ROWS` (0 = [`DEFAULT_MAX_ROWS`]).
     pub fn from_wire(request: &DriftRequest) -> Result<Self, MonitorError> {
-        if request.model.is_empty() {
-            return Err(MonitorError::Empty { field: "model" });
-        }
+        validate::query_id("model", &request.model, true)?;
+        validate::query_id("version", &request.version, false)?;
         let range = Range::from_wire(request.from_ms, request.to_ms)?;
         let max_rows = match request.max_rows {
             0 => DEFAULT_MAX_ROWS,
@@ -68,7 +70,7 @@ pub async fn drift(store: &Store, request: &DriftRequest) -> Result<DriftRespons
                 return Ok(unavailable(
                     String::new(),
                     0,
-                    format!("no outcome of model {:?} in the range", query.model),
+                    format!("no outcome of model {} in the range", quote(&query.model)),
                 ));
             }
         },
@@ -78,14 +80,15 @@ pub async fn drift(store: &Store, request: &DriftRequest) -> Result<DriftRespons
         .await?;
     if rows.is_empty() {
         let why = format!(
-            "no outcome of model {:?} version {version:?} in the range",
-            query.model
+            "no outcome of model {} version {} in the range",
+            quote(&query.model),
+            quote(&version)
         );
         return Ok(unavailable(version, 0, why));
     }
     let lookup = store.profiles().get(&query.model, &version).await;
     let Some(profile) = lookup.profile().cloned() else {
-        let why = lookup.why_not().unwrap_or_default();
+        let why = lookup.why_not(&query.model, &version).unwrap_or_default();
         return Ok(unavailable(
             version,
             rows.len(),

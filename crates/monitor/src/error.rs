@@ -1,4 +1,7 @@
 //! Failures of the monitor's storage and requests, and their gRPC status.
+//! A message that echoes a caller's value quotes at most 64 characters of
+//! it ([`triad_server::quote`]): the variants hold the quotation, never the
+//! value.
 
 use std::path::PathBuf;
 
@@ -9,6 +12,19 @@ use std::path::PathBuf;
 pub enum MonitorError {
     #[error("{field} is empty: expected a non-empty value")]
     Empty { field: &'static str },
+    #[error("{field} is {quoted}: expected no NUL character")]
+    Nul {
+        field: &'static str,
+        /// [`triad_server::quote`] of the value.
+        quoted: String,
+    },
+    #[error("{field} is {quoted}: expected at most {max} bytes")]
+    TooLong {
+        field: &'static str,
+        /// [`triad_server::quote`] of the value.
+        quoted: String,
+        max: usize,
+    },
     #[error("{field} is {got}: expected a time in milliseconds since the epoch, >= 0")]
     NegativeTime { field: &'static str, got: i64 },
     #[error("time range is from_ms {from_ms} to to_ms {to_ms}: expected from_ms <= to_ms")]
@@ -23,18 +39,26 @@ pub enum MonitorError {
     PageSize { got: u32, max: u32 },
     #[error("max_rows is {got}: expected at most {max} (0 means the default, 5 000)")]
     MaxRows { got: u32, max: u32 },
+    /// Holds the [`triad_server::quote`] of the token.
     #[error(
-        "page_token is not one this server issued: expected the next_page_token of a previous answer, got {0:?}"
+        "page_token is not one this server issued: expected the next_page_token of a previous answer, got {0}"
     )]
     PageToken(String),
-    #[error("metric is {0:?}: expected one of {list} or null_rate.<seed field name>", list = crate::metrics::METRIC_NAMES.join(", "))]
+    /// Holds the [`triad_server::quote`] of the name.
+    #[error("metric is {0}: expected one of {list} or null_rate.<seed field name>", list = crate::metrics::METRIC_NAMES.join(", "))]
     UnknownMetric(String),
     #[error("{field} is {got}: expected a finite number > 0 (0 means the default)")]
     InvalidParameter { field: &'static str, got: f64 },
     #[error(
-        "the answer would have {points} points, more than the limit of {max}: use a larger bucket or a narrower range"
+        "the answer would have {points} points (buckets from {first_day} to {last_day}), more than the limit of {max}: use a larger bucket or a narrower range"
     )]
-    TooManyPoints { points: usize, max: usize },
+    TooManyPoints {
+        points: usize,
+        max: usize,
+        /// The first and last bucket's day ([`crate::buckets::day_or_ms`]).
+        first_day: String,
+        last_day: String,
+    },
     #[error("errors are given without a request_id: expected the id of the request they belong to")]
     ErrorsWithoutRequest,
     #[error("cannot create the database directory {path}: {source}")]
@@ -64,10 +88,34 @@ pub enum MonitorError {
     Http(#[source] std::io::Error),
 }
 
+impl MonitorError {
+    /// [`MonitorError::TooLong`] of `field`, whose `value` is longer than
+    /// `max` bytes.
+    pub fn too_long(field: &'static str, value: &str, max: usize) -> Self {
+        Self::TooLong {
+            field,
+            quoted: triad_server::quote(value).to_string(),
+            max,
+        }
+    }
+
+    /// [`MonitorError::PageToken`] of `token`.
+    pub fn page_token(token: &str) -> Self {
+        Self::PageToken(triad_server::quote(token).to_string())
+    }
+
+    /// [`MonitorError::UnknownMetric`] of `name`.
+    pub fn unknown_metric(name: &str) -> Self {
+        Self::UnknownMetric(triad_server::quote(name).to_string())
+    }
+}
+
 impl From<MonitorError> for tonic::Status {
     fn from(error: MonitorError) -> Self {
         match &error {
             MonitorError::Empty { .. }
+            | MonitorError::TooLong { .. }
+            | MonitorError::Nul { .. }
             | MonitorError::NegativeTime { .. }
             | MonitorError::InvertedRange { .. }
             | MonitorError::UnknownBucket(_)

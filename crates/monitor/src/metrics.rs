@@ -57,7 +57,7 @@ pub fn validate_metric(name: &str) -> Result<(), MonitorError> {
     if known {
         Ok(())
     } else {
-        Err(MonitorError::UnknownMetric(name.to_owned()))
+        Err(MonitorError::unknown_metric(name))
     }
 }
 

@@ -35,17 +35,31 @@ impl Lookup {
         }
     }
 
-    /// Why there is no profile, for answers and logs; `None` when found.
-    pub fn why_not(&self) -> Option<String> {
+    /// Why there is no profile of `model` `version` (the names this
+    /// lookup was made for), for answers: names the profile file relative
+    /// to the models directory, the names quoted at most 64 characters
+    /// each ([`triad_server::quote`]). `None` when found.
+    pub fn why_not(&self, model: &str, version: &str) -> Option<String> {
+        let file = || {
+            format!(
+                "{}/{}/{PROFILE_FILE}",
+                triad_server::quote(model),
+                triad_server::quote(version)
+            )
+        };
         match self {
             Self::Found(_) => None,
-            Self::Missing { path: Some(path) } => {
-                Some(format!("no reference profile at {}", path.display()))
-            }
-            Self::Missing { path: None } => Some("no models directory is configured".to_owned()),
-            Self::Invalid { path, message } => Some(format!(
+            Self::Missing { path: Some(_) } => Some(format!(
+                "no reference profile {} in the models directory",
+                file()
+            )),
+            Self::Missing { path: None } => Some(format!(
+                "no reference profile {}: no models directory is configured, or a name cannot be a directory name",
+                file()
+            )),
+            Self::Invalid { message, .. } => Some(format!(
                 "the reference profile {} is invalid: {message}",
-                path.display()
+                file()
             )),
         }
     }
@@ -123,14 +137,16 @@ impl Profiles {
                     })
             }
         };
-        if let Some(why) = lookup.why_not()
-            && matches!(lookup, Lookup::Invalid { .. })
-        {
+        if let Lookup::Invalid { path, message } = &lookup {
             tracing::warn!(
-                model,
-                version,
-                "{why}; falling back to raw scores, no drift"
+                path = %path.display(),
+                "the reference profile is invalid: {message}; falling back to raw scores, no drift"
             );
+        }
+        // Only files are cached: a name without one costs the cache
+        // nothing, however many names senders make up.
+        if stamp.is_none() {
+            return lookup;
         }
         self.cache.lock().await.insert(key, (stamp, lookup.clone()));
         lookup
@@ -233,6 +249,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn names_without_a_profile_file_are_not_cached_and_quoted_in_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = Profiles::new(dir.path());
+        let long = "m".repeat(10_000);
+        for n in 0..100 {
+            let lookup = profiles.get(&format!("model-{n}"), "1").await;
+            assert!(matches!(lookup, Lookup::Missing { path: Some(_) }));
+        }
+        assert!(profiles.cache.lock().await.is_empty());
+        let why = profiles.get(&long, "1").await.why_not(&long, "1").unwrap();
+        assert!(why.len() < 200, "{why}");
+        assert!(why.starts_with("no reference profile \"mmm"), "{why}");
+    }
+
+    #[tokio::test]
     async fn profiles_are_read_lazily_cached_and_reread_when_changed() {
         let dir = tempfile::tempdir().unwrap();
         let profiles = Profiles::new(dir.path());
@@ -246,7 +277,7 @@ mod tests {
         std::fs::write(&file, "not json").unwrap();
         let invalid = profiles.get("m", "1").await;
         assert!(matches!(invalid, Lookup::Invalid { .. }), "{invalid:?}");
-        assert!(invalid.why_not().unwrap().contains("invalid"));
+        assert!(invalid.why_not("m", "1").unwrap().contains("invalid"));
 
         let first = profile(vec![bin(0.0, 1.0, 0.25)]);
         std::fs::write(&file, serde_json::to_string(&first).unwrap()).unwrap();

@@ -11,7 +11,7 @@ use triad_proto::v1::{
     RecordLabelsResponse, RecordOutcomesRequest, RecordOutcomesResponse,
 };
 
-use crate::store::Store;
+use crate::store::{MAX_REJECTIONS_LISTED, Store};
 
 /// Handlers of the monitor service.
 #[derive(Debug, Clone)]
@@ -32,13 +32,16 @@ impl Monitor for MonitorService {
         &self,
         request: Request<RecordOutcomesRequest>,
     ) -> Result<Response<RecordOutcomesResponse>, Status> {
-        let response = self.store.record_outcomes(request.get_ref(), 0).await?;
-        log_rejections("outcomes", response.rejected.len());
+        let request = request.get_ref();
+        let response = self.store.record_outcomes(request, 0).await?;
+        log_rejections("outcomes", rejected(request.outcomes.len(), &response));
         Ok(Response::new(response))
     }
 
     /// Each message is stored in its own transaction as it arrives; the
-    /// answer sums them, rejections numbered across the whole stream.
+    /// answer sums them, rejections numbered across the whole stream and
+    /// at most [`MAX_REJECTIONS_LISTED`] of them listed (sent − stored −
+    /// duplicates were rejected).
     async fn record_outcomes_stream(
         &self,
         request: Request<Streaming<RecordOutcomesRequest>>,
@@ -46,16 +49,21 @@ impl Monitor for MonitorService {
         let mut messages = request.into_inner();
         let mut total = RecordOutcomesResponse::default();
         let mut index = 0_u32;
+        let mut sent = 0_usize;
         while let Some(message) = messages.next().await {
             let message = message?;
             let response = self.store.record_outcomes(&message, index).await?;
             index = index.saturating_add(message.outcomes.len() as u32);
+            sent = sent.saturating_add(message.outcomes.len());
             total.stored += response.stored;
             total.duplicates += response.duplicates;
             total.errors_stored += response.errors_stored;
-            total.rejected.extend(response.rejected);
+            let room = MAX_REJECTIONS_LISTED.saturating_sub(total.rejected.len());
+            total
+                .rejected
+                .extend(response.rejected.into_iter().take(room));
         }
-        log_rejections("outcomes", total.rejected.len());
+        log_rejections("outcomes", rejected(sent, &total));
         Ok(Response::new(total))
     }
 
@@ -63,8 +71,10 @@ impl Monitor for MonitorService {
         &self,
         request: Request<RecordLabelsRequest>,
     ) -> Result<Response<RecordLabelsResponse>, Status> {
-        let response = self.store.record_labels(request.get_ref()).await?;
-        log_rejections("labels", response.rejected.len());
+        let request = request.get_ref();
+        let response = self.store.record_labels(request).await?;
+        let stored = usize::try_from(response.stored).unwrap_or(usize::MAX);
+        log_rejections("labels", request.labels.len().saturating_sub(stored));
         Ok(Response::new(response))
     }
 
@@ -99,8 +109,10 @@ impl Monitor for MonitorService {
         &self,
         request: Request<RecordEventsRequest>,
     ) -> Result<Response<RecordEventsResponse>, Status> {
-        let response = self.store.record_events(request.get_ref()).await?;
-        log_rejections("events", response.rejected.len());
+        let request = request.get_ref();
+        let response = self.store.record_events(request).await?;
+        let stored = usize::try_from(response.stored).unwrap_or(usize::MAX);
+        log_rejections("events", request.events.len().saturating_sub(stored));
         Ok(Response::new(response))
     }
 
@@ -121,6 +133,13 @@ impl Monitor for MonitorService {
             crate::drift::drift(&self.store, request.get_ref()).await?,
         ))
     }
+}
+
+/// How many of `sent` outcomes `response` rejected (each one was stored,
+/// a duplicate or rejected; the list may be cut).
+fn rejected(sent: usize, response: &RecordOutcomesResponse) -> usize {
+    let kept = response.stored.saturating_add(response.duplicates);
+    sent.saturating_sub(usize::try_from(kept).unwrap_or(usize::MAX))
 }
 
 fn log_rejections(what: &'static str, n: usize) {

@@ -16,9 +16,16 @@
 //!   model whose value is undefined in the window (no labelled positive
 //!   prediction for precision, no labelled positive for recall) has no
 //!   sample.
+//!
+//! Model names come from writers: at most [`MAX_MODEL_SERIES`] of them get
+//! series of their own, so that `/metrics` stays bounded whatever names a
+//! writer makes up. Outcomes of the models past the first
+//! [`MAX_MODEL_SERIES`] seen since start are counted under
+//! `model="_other"` ([`OTHER_MODELS`]); the gauges cover the [`MAX_MODEL_SERIES`]
+//! models with the most outcomes in the window.
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{LazyLock, RwLock};
 
 use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts};
 
@@ -28,6 +35,40 @@ use crate::store::Store;
 
 /// How far back the precision and recall gauges look.
 pub const QUALITY_WINDOW_MS: i64 = 7 * DAY_MS;
+
+/// Most model names with series of their own in each per-model metric.
+pub const MAX_MODEL_SERIES: usize = 100;
+
+/// The `model` label of outcomes of models past [`MAX_MODEL_SERIES`].
+pub const OTHER_MODELS: &str = "_other";
+
+/// The models with an outcome counter series of their own. Never held
+/// across an await.
+static COUNTED_MODELS: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(RwLock::default);
+
+/// The `model` label to count `model`'s outcomes under: its own while
+/// fewer than [`MAX_MODEL_SERIES`] models have one, else
+/// [`OTHER_MODELS`].
+fn model_label(model: &str) -> &str {
+    if COUNTED_MODELS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(model)
+    {
+        return model;
+    }
+    let mut counted = COUNTED_MODELS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if counted.len() < MAX_MODEL_SERIES {
+        counted.insert(model.to_owned());
+        model
+    } else if counted.contains(model) {
+        model
+    } else {
+        OTHER_MODELS
+    }
+}
 
 struct Metrics {
     outcomes: IntCounterVec,
@@ -98,7 +139,10 @@ pub fn outcomes_stored<'a>(models: impl IntoIterator<Item = &'a str>, duplicates
         *by_model.entry(model).or_default() += 1;
     }
     for (model, n) in by_model {
-        METRICS.outcomes.with_label_values(&[model]).inc_by(n);
+        METRICS
+            .outcomes
+            .with_label_values(&[model_label(model)])
+            .inc_by(n);
     }
     METRICS.duplicates.inc_by(duplicates);
 }
@@ -110,9 +154,13 @@ pub fn labels_stored(n: u64) {
 
 /// Sets the precision and recall gauges from the counters of the hours
 /// overlapping the last [`QUALITY_WINDOW_MS`], dropping models without a
-/// value.
+/// value, for the [`MAX_MODEL_SERIES`] models with the most outcomes.
 pub async fn refresh_quality(store: &Store) -> Result<(), MonitorError> {
-    let recent = store.recent_confusion(quality_since(now_ms())).await?;
+    let mut recent = store.recent_confusion(quality_since(now_ms())).await?;
+    if recent.len() > MAX_MODEL_SERIES {
+        recent.sort_by(|(a, x), (b, y)| y.outcomes.cmp(&x.outcomes).then_with(|| a.cmp(b)));
+        recent.truncate(MAX_MODEL_SERIES);
+    }
     let metrics = &*METRICS;
     metrics.precision.reset();
     metrics.recall.reset();
@@ -131,4 +179,43 @@ pub async fn refresh_quality(store: &Store) -> Result<(), MonitorError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::core::Collector;
+
+    #[test]
+    fn made_up_model_names_get_a_bounded_number_of_series() {
+        let names: Vec<String> = (0..3 * MAX_MODEL_SERIES)
+            .map(|n| format!("made-up-{n}"))
+            .collect();
+        for name in &names {
+            outcomes_stored([name.as_str(), name.as_str()], 0);
+        }
+        let series: Vec<(String, f64)> = METRICS
+            .outcomes
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric().to_vec())
+            .map(|m| {
+                (
+                    m.get_label()[0].value().to_owned(),
+                    m.get_counter().get_value(),
+                )
+            })
+            .collect();
+        assert!(series.len() <= MAX_MODEL_SERIES + 1, "{}", series.len());
+        let other = series
+            .iter()
+            .find(|(model, _)| model == OTHER_MODELS)
+            .map(|(_, n)| *n);
+        assert!(
+            other >= Some(2.0 * 2.0 * MAX_MODEL_SERIES as f64),
+            "{other:?}"
+        );
+        // A model that got its series keeps it.
+        assert_eq!(model_label("made-up-0"), "made-up-0");
+    }
 }

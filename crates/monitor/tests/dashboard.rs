@@ -15,8 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{DAY, label, labels, outcome, record};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{DAY, get, label, labels, outcome, record};
 use tokio::sync::watch;
 use triad_monitor::{MonitorConfig, StoreConfig};
 use triad_proto::v1::monitor_client::MonitorClient;
@@ -135,37 +134,6 @@ impl Monitor {
             pool.close().await;
         }
     }
-}
-
-/// `GET path` over HTTP/1.1: the status and the (de-chunked) body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8(response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.push_str(&tail[..size]);
-            rest = &tail[size + 2..];
-        }
-        out
-    } else {
-        body.to_owned()
-    };
-    (status, body)
 }
 
 fn now_ms() -> i64 {

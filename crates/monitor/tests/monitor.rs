@@ -434,7 +434,7 @@ async fn the_daily_view_agrees_with_query_metrics(ctx: Ctx) {
         }
     }
     let first_day: String = rows[0].try_get(0).unwrap();
-    assert_eq!(first_day, "2026-11-23");
+    assert_eq!(first_day, "2025-11-24");
 
     // The mistakes view lists what ListMistakes lists.
     let listed = ctx

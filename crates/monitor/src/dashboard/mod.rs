@@ -4,11 +4,19 @@
 //! - `GET /` lists the models with outcomes;
 //! - `GET /models/{name}?days=30&bucket=day&version=` shows one model over
 //!   the last `days` days (from the start of the bucket holding
-//!   `now - days`), in `hour`, `day` or `week` buckets, for one version or
-//!   every primary version.
+//!   `now - days` to now), in `hour`, `day` or `week` buckets, for one
+//!   version or every primary version.
+//!
+//! The window always ends now (plus the accepted clock skew): outcomes
+//! dated later can only have been stored before the monitor refused times
+//! in the future; the page leaves them out and says how many there are
+//! and how to find them, rather than stretching its charts over the years
+//! between now and then.
 //!
 //! Bad query parameters answer 400 with a message, an unknown model or
 //! version 404, a storage failure 500 (503 when no connection is free).
+//! A message quotes at most 64 characters of any value from the request
+//! ([`triad_server::quote`]).
 //! The handlers read through the [`Store`] only; `page.rs` renders, `svg.rs`
 //! draws.
 
@@ -27,7 +35,9 @@ use triad_proto::v1::{
 };
 use triad_series::DEFAULT_ANOMALY_K;
 
-use crate::buckets::{DAY_MS, Range, Width, now_ms};
+use triad_server::{quote, quote_list};
+
+use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
 use crate::error::MonitorError;
 use crate::metrics::ANOMALY_SPAN;
 use crate::store::{Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, ScoreHistogram, Store};
@@ -142,7 +152,8 @@ impl PageQuery {
         for (name, value) in pairs {
             if seen.contains(&name.as_str()) {
                 return Err(PageError::bad_request(format!(
-                    "{name} is given twice: expected it at most once"
+                    "{} is given twice: expected it at most once",
+                    quote(name)
                 )));
             }
             seen.push(name);
@@ -155,7 +166,8 @@ impl PageQuery {
                         .filter(|d| (1..=MAX_DAYS).contains(d))
                         .ok_or_else(|| {
                             PageError::bad_request(format!(
-                                "days is {value:?}: expected a whole number of days from 1 to {MAX_DAYS}"
+                                "days is {}: expected a whole number of days from 1 to {MAX_DAYS}",
+                                quote(value)
                             ))
                         })?;
                 }
@@ -166,7 +178,8 @@ impl PageQuery {
                         "week" => Width::Week,
                         _ => {
                             return Err(PageError::bad_request(format!(
-                                "bucket is {value:?}: expected hour, day or week"
+                                "bucket is {}: expected hour, day or week",
+                                quote(value)
                             )));
                         }
                     };
@@ -176,7 +189,8 @@ impl PageQuery {
                 }
                 _ => {
                     return Err(PageError::bad_request(format!(
-                        "unknown query parameter {name:?}: expected days, bucket or version"
+                        "unknown query parameter {}: expected days, bucket or version",
+                        quote(name)
                     )));
                 }
             }
@@ -191,9 +205,16 @@ pub struct ModelView {
     pub model: String,
     pub query: PageQuery,
     pub summary: ModelSummary,
-    /// Start of the range (the range is open-ended).
+    /// Start of the range.
     pub from_ms: i64,
     pub now_ms: i64,
+    /// End of the range (excluded): now plus the accepted clock skew.
+    pub to_ms: i64,
+    /// How many outcomes of the model (any version) lie in the hours
+    /// starting at or after `to_ms`, and the start of the last such hour:
+    /// stored before the monitor refused times in the future, they are
+    /// left out of the page.
+    pub future: Option<(i64, i64)>,
     /// Whether the version shown is a shadow one (then its shadow
     /// outcomes are included).
     pub include_shadow: bool,
@@ -322,31 +343,48 @@ async fn model_page(
     Ok(Html(page::model(&view)))
 }
 
+/// Versions named in a "no such version" message.
+const VERSIONS_NAMED: usize = 10;
+
+/// The end of a page's window opened at `now`: every outcome accepted
+/// until then was scored before it ([`triad_proto::time::check_event_time`]).
+pub fn window_end(now: i64) -> i64 {
+    now.saturating_add(triad_proto::time::MAX_CLOCK_SKEW_MS + 1)
+}
+
 /// Loads a model page's data, or 404 for an unknown model or version.
 pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<ModelView, PageError> {
+    let not_found = |message: String| PageError {
+        status: StatusCode::NOT_FOUND,
+        message,
+    };
+    let no_model = || {
+        not_found(format!(
+            "model {} has no outcome: expected one of the models on /",
+            quote(&model)
+        ))
+    };
+    // No other name can have been stored.
+    if crate::store::validate::query_id("model", &model, true).is_err() {
+        return Err(no_model());
+    }
     let Some(summary) = store.model_summary(&model).await? else {
-        return Err(PageError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("model {model:?} has no outcome: expected one of the models on /"),
-        });
+        return Err(no_model());
     };
     let include_shadow = match &query.version {
         None => false,
         Some(version) => {
             let mut matching = summary.versions.iter().filter(|v| &v.version == version);
             let Some(first) = matching.next() else {
-                return Err(PageError {
-                    status: StatusCode::NOT_FOUND,
-                    message: format!(
-                        "model {model:?} has no version {version:?}: expected one of {}",
-                        summary
-                            .versions
-                            .iter()
-                            .map(|v| format!("{:?}", v.version))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
+                return Err(not_found(format!(
+                    "model {} has no version {}: expected one of {}",
+                    quote(&model),
+                    quote(version),
+                    quote_list(
+                        summary.versions.iter().map(|v| v.version.as_str()),
+                        VERSIONS_NAMED
+                    )
+                )));
             };
             first.shadow || matching.any(|v| v.shadow)
         }
@@ -356,12 +394,13 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         .width
         .start(now - i64::from(query.days) * DAY_MS)
         .max(0);
+    let to_ms = window_end(now);
     let version = query.version.clone().unwrap_or_default();
     let metrics_request = QueryMetricsRequest {
         model: model.clone(),
         version: version.clone(),
         from_ms,
-        to_ms: 0,
+        to_ms,
         bucket: width_wire(query.width).into(),
         include_shadow,
     };
@@ -369,6 +408,7 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         model: model.clone(),
         version,
         from_ms,
+        to_ms,
         page_size: MISTAKES_SHOWN,
         include_shadow,
         ..ListMistakesRequest::default()
@@ -381,7 +421,7 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         include_shadow,
         range: Range {
             from_ms: Some(from_ms),
-            to_ms: None,
+            to_ms: Some(to_ms),
         },
     };
     let histogram = store.score_histogram(&filter, DEFAULT_BINS);
@@ -390,17 +430,22 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         model: model.clone(),
         version: query.version.clone().unwrap_or_default(),
         from_ms,
+        to_ms,
         ..triad_proto::v1::DriftRequest::default()
     };
     let drift = crate::drift::drift(store, &drift_request);
-    let (metrics, mistakes, histogram, drift) =
-        tokio::try_join!(metrics, mistakes, histogram, drift)?;
+    // The counters of the hours the window's metrics leave out.
+    let future = store.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
+    let (metrics, mistakes, histogram, drift, future) =
+        tokio::try_join!(metrics, mistakes, histogram, drift, future)?;
     Ok(ModelView {
         model,
         query,
         summary,
         from_ms,
         now_ms: now,
+        to_ms,
+        future,
         include_shadow,
         points: metrics.points,
         series: metrics.series,
@@ -460,6 +505,16 @@ mod tests {
             error.message,
             "bucket is \"month\": expected hour, day or week"
         );
+        let long = "x".repeat(10_000);
+        for bad in [
+            &[("bucket", long.as_str())][..],
+            &[("days", long.as_str())],
+            &[(long.as_str(), "1")],
+            &[(long.as_str(), "1"), (long.as_str(), "1")],
+        ] {
+            let error = PageQuery::parse(&pairs(bad)).unwrap_err();
+            assert!(error.message.len() < 200, "{}", error.message);
+        }
     }
 
     #[test]
@@ -494,7 +549,12 @@ mod tests {
     fn errors_map_to_http_statuses() {
         let status = |e: MonitorError| PageError::from(e).status;
         assert_eq!(
-            status(MonitorError::TooManyPoints { points: 9, max: 1 }),
+            status(MonitorError::TooManyPoints {
+                points: 9,
+                max: 1,
+                first_day: String::new(),
+                last_day: String::new(),
+            }),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(

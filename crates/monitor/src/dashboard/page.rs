@@ -103,6 +103,7 @@ h2{font-size:18px;margin:0 0 8px}
 h3{font-size:15px;margin:14px 0 4px}
 section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:14px 18px;margin:14px 0}
 p.meta,p.caption,p.legend{color:#555;font-size:13px;margin:4px 0}
+p.notice{background:#fff4e5;border:1px solid #f5c08a;border-radius:4px;padding:6px 10px;font-size:13px}
 p.empty{color:#666;font-style:italic;margin:6px 0}
 table{border-collapse:collapse;font-size:13px;width:100%}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceef1;vertical-align:top}
@@ -221,7 +222,17 @@ pub fn index(models: &[ModelSummary], recent: &HashMap<String, Confusion>, now_m
             ratio(confusion.precision()),
             ratio(confusion.recall()),
             m.last_hour_ms()
-                .map(|ms| datetime(ms, "%Y-%m-%d %H:00 UTC"))
+                .map(|ms| {
+                    let hour = match datetime(ms, "%Y-%m-%d %H:00 UTC") {
+                        date if date.is_empty() => format!("{ms} ms since the epoch"),
+                        date => date,
+                    };
+                    if ms > now_ms {
+                        format!("{hour} (in the future)")
+                    } else {
+                        hour
+                    }
+                })
                 .unwrap_or_default()
         );
     }
@@ -313,8 +324,8 @@ fn header(view: &ModelView) -> String {
         .collect();
     format!(
         "<h1 id=\"model-name\">{model}</h1>\
-         <p class=\"meta\">{version}, outcomes scored since {from} ({days} days), in {bucket} \
-         buckets (UTC){shadow}. Page rendered {now}.</p>\
+         <p class=\"meta\">{version}, outcomes scored from {from} to now ({days} days), in {bucket} \
+         buckets (UTC){shadow}. Page rendered {now}.</p>{future}\
          <form class=\"controls\" method=\"get\" action=\"/models/{href}\">\
          <label>last <input type=\"number\" name=\"days\" min=\"1\" max=\"{max}\" value=\"{days}\"> days</label>\
          <label>bucket <select name=\"bucket\">{buckets}</select></label>\
@@ -334,8 +345,31 @@ fn header(view: &ModelView) -> String {
             ""
         },
         now = utc(view.now_ms),
+        future = future_notice(view),
         href = escape(&encode(&view.model)),
         max = super::MAX_DAYS,
+    )
+}
+
+/// What the page leaves out: outcomes dated after now, stored before the
+/// monitor refused times in the future, with the SQL that finds them.
+fn future_notice(view: &ModelView) -> String {
+    let Some((count, last_hour_ms)) = view.future else {
+        return String::new();
+    };
+    let latest = match datetime(last_hour_ms, "%Y-%m-%d %H:00 UTC") {
+        date if date.is_empty() => format!("{last_hour_ms} ms since the epoch"),
+        date => date,
+    };
+    format!(
+        "<p class=\"notice\" id=\"future-outcomes\">{count} outcome{s} of this model \
+         (any version) {are} dated after now, as late as {latest}: stored before the monitor \
+         refused times in the future, they are left out of this page. Find them with \
+         <code>SELECT * FROM outcomes WHERE model = '{model}' AND scored_at_ms &gt;= {end}</code>.</p>",
+        s = if count == 1 { "" } else { "s" },
+        are = if count == 1 { "is" } else { "are" },
+        model = escape(&view.model.replace('\'', "''")),
+        end = view.to_ms,
     )
 }
 
@@ -353,6 +387,7 @@ fn summary(view: &ModelView) -> String {
         sum(|p| p.true_negatives),
     );
     let confusion = Confusion {
+        outcomes: count as i64,
         tp: tp as i64,
         fp: fp as i64,
         fn_: fn_ as i64,
@@ -740,6 +775,19 @@ fn input_cell(
     out + "</details>"
 }
 
+/// The ids an outcome's tooltip names: the scorer's request id and the
+/// caller's own (its `x-request-id`) when it sent one.
+fn request_title(outcome: &triad_proto::v1::Outcome) -> String {
+    if outcome.correlation_id.is_empty() {
+        format!("request {}", outcome.request_id)
+    } else {
+        format!(
+            "request {}, caller's id {}",
+            outcome.request_id, outcome.correlation_id
+        )
+    }
+}
+
 /// The latest false positives and negatives with their inputs.
 fn mistakes(view: &ModelView) -> String {
     let heading = "Latest mistakes";
@@ -770,13 +818,13 @@ fn mistakes(view: &ModelView) -> String {
             rows,
             "<tr data-outcome-id=\"{id}\"><td class=\"nowrap\">{}</td>\
              <td class=\"{kind_class} nowrap\" title=\"label {}\">{}</td>\
-             <td class=\"nowrap\"><code title=\"request {}\">{id}</code> <span class=\"k\">v{}</span></td>\
+             <td class=\"nowrap\"><code title=\"{}\">{id}</code> <span class=\"k\">v{}</span></td>\
              <td class=\"num nowrap\">{:.4} <span class=\"k\">/ {}</span></td>\
              <td class=\"fields\">{}</td><td class=\"fields\">{}</td></tr>",
             datetime(o.scored_at_ms, "%Y-%m-%d %H:%M"),
             u8::from(*label),
             escape(kind_text),
-            escape(&o.request_id),
+            escape(&request_title(o)),
             escape(&o.version),
             o.score,
             o.threshold,

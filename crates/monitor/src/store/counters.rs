@@ -184,7 +184,7 @@ pub(crate) async fn apply(
         KEY_COLUMNS.join(", "),
         updates.join(", ")
     );
-    let per = (w.per * 33 / cols).max(1);
+    let per = (w.per * 34 / cols).max(1);
     for chunk in deltas.chunks(per) {
         let statement = w.backend.sql(format!(
             "{head}{}{tail}",

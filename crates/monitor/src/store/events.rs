@@ -9,9 +9,8 @@ use triad_proto::v1::{
     Rejection,
 };
 
-use super::outcomes::MAX_ID_BYTES;
-use super::{Store, sql};
-use crate::buckets::{Range, Width, now_ms};
+use super::{Store, sql, validate};
+use crate::buckets::{Range, Width, day_or_ms, now_ms};
 use crate::error::MonitorError;
 
 /// The `q` quantile of sorted `values` by linear interpolation between
@@ -28,28 +27,17 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
-fn validate(event: &triad_proto::v1::Event) -> Result<(), String> {
-    if event.name.is_empty() {
-        return Err("name is empty: expected the event's name".into());
-    }
-    if event.name.len() > MAX_ID_BYTES || event.request_id.len() > MAX_ID_BYTES {
-        return Err(format!(
-            "name or request_id is longer than {MAX_ID_BYTES} bytes"
-        ));
-    }
+/// When `event` happened (0: `now`), or why it cannot be stored.
+fn check(event: &triad_proto::v1::Event, now: i64) -> Result<i64, String> {
+    validate::item_id("name", &event.name, true)?;
+    validate::item_id("request_id", &event.request_id, false)?;
     if !event.duration_ms.is_finite() || event.duration_ms < 0.0 {
         return Err(format!(
             "duration_ms is {}: expected a finite number >= 0",
             event.duration_ms
         ));
     }
-    if event.occurred_at_ms < 0 {
-        return Err(format!(
-            "occurred_at_ms is {}: expected milliseconds since the epoch, >= 0 (0 means now)",
-            event.occurred_at_ms
-        ));
-    }
-    Ok(())
+    validate::event_time("occurred_at_ms", event.occurred_at_ms, now)
 }
 
 impl Store {
@@ -62,13 +50,16 @@ impl Store {
         let mut response = RecordEventsResponse::default();
         let mut valid = Vec::with_capacity(request.events.len());
         for (i, event) in request.events.iter().enumerate() {
-            match validate(event) {
-                Ok(()) => valid.push(event),
-                Err(reason) => response.rejected.push(Rejection {
-                    index: i as u32,
-                    id: String::new(),
-                    reason,
-                }),
+            match check(event, now) {
+                Ok(at) => valid.push((event, at)),
+                Err(reason) => validate::list_rejection(
+                    &mut response.rejected,
+                    Rejection {
+                        index: i as u32,
+                        id: String::new(),
+                        reason,
+                    },
+                ),
             }
         }
         if valid.is_empty() {
@@ -82,16 +73,11 @@ impl Store {
                 sql::values(writer.backend, chunk.len(), 5, 1)
             ));
             let mut query = sqlx::query::<Any>(&statement);
-            for event in chunk {
-                let at = if event.occurred_at_ms == 0 {
-                    now
-                } else {
-                    event.occurred_at_ms
-                };
+            for (event, at) in chunk {
                 query = query
                     .bind(event.name.as_str())
                     .bind(event.duration_ms)
-                    .bind(at)
+                    .bind(*at)
                     .bind(event.request_id.as_str())
                     .bind(now);
             }
@@ -107,9 +93,7 @@ impl Store {
         &self,
         request: &QueryEventsRequest,
     ) -> Result<QueryEventsResponse, MonitorError> {
-        if request.name.is_empty() {
-            return Err(MonitorError::Empty { field: "name" });
-        }
+        validate::query_id("name", &request.name, true)?;
         let range = Range::from_wire(request.from_ms, request.to_ms)?;
         let width = Width::from_wire(request.bucket)?;
         let mut statement =
@@ -141,9 +125,12 @@ impl Store {
         }
         let max = self.config().max_points;
         if buckets.len() > max {
+            let day = |start: Option<&i64>| start.copied().map(day_or_ms).unwrap_or_default();
             return Err(MonitorError::TooManyPoints {
                 points: buckets.len(),
                 max,
+                first_day: day(buckets.keys().next()),
+                last_day: day(buckets.keys().next_back()),
             });
         }
         let points = buckets

@@ -6,7 +6,7 @@ use sqlx::Any;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, sql};
+use super::{Store, sql, validate};
 use crate::buckets::Range;
 use crate::error::MonitorError;
 
@@ -128,9 +128,7 @@ impl Store {
         filter: &HistogramFilter,
         bins: usize,
     ) -> Result<ScoreHistogram, MonitorError> {
-        if filter.model.is_empty() {
-            return Err(MonitorError::Empty { field: "model" });
-        }
+        validate::query_id("model", &filter.model, true)?;
         let bins = match bins {
             0 => DEFAULT_BINS,
             n => n.min(MAX_BINS),

@@ -10,8 +10,7 @@ use sqlx::any::AnyRow;
 use triad_proto::v1::{RecordLabelsRequest, RecordLabelsResponse, Rejection};
 
 use super::counters::{self, CounterKey, Counts};
-use super::outcomes::MAX_ID_BYTES;
-use super::{Store, Writer, sql};
+use super::{Store, Writer, sql, validate};
 use crate::buckets::now_ms;
 use crate::error::MonitorError;
 
@@ -182,36 +181,17 @@ struct NewLabel<'a> {
     source: &'a str,
 }
 
-fn validate(label: &triad_proto::v1::Label) -> Result<(), String> {
-    for (field, value) in [
-        ("model", &label.model),
-        ("budget_id", &label.budget_id),
-        ("itemization_id", &label.itemization_id),
-    ] {
-        if value.is_empty() {
-            return Err(format!("{field} is empty: expected a non-empty id"));
-        }
-    }
-    for (field, value) in [
-        ("model", &label.model),
-        ("budget_id", &label.budget_id),
-        ("itemization_id", &label.itemization_id),
-        ("request_id", &label.request_id),
-    ] {
-        if value.len() > MAX_ID_BYTES {
-            return Err(format!(
-                "{field} is {} bytes long: expected at most {MAX_ID_BYTES}",
-                value.len()
-            ));
-        }
-    }
-    if label.labelled_at_ms < 0 {
-        return Err(format!(
-            "labelled_at_ms is {}: expected milliseconds since the epoch, >= 0 (0 means now)",
-            label.labelled_at_ms
-        ));
-    }
-    Ok(())
+/// When the truth of `label` became known (0: `now`), or why it cannot be
+/// stored. A time in the future is refused like one before 2000: the
+/// newest label wins, so a label dated in the future could never be
+/// corrected.
+fn check(label: &triad_proto::v1::Label, now: i64) -> Result<i64, String> {
+    validate::item_id("model", &label.model, true)?;
+    validate::item_id("budget_id", &label.budget_id, true)?;
+    validate::item_id("itemization_id", &label.itemization_id, true)?;
+    validate::item_id("request_id", &label.request_id, false)?;
+    validate::item_id("source", &label.source, false)?;
+    validate::event_time("labelled_at_ms", label.labelled_at_ms, now)
 }
 
 impl Store {
@@ -224,23 +204,25 @@ impl Store {
         let mut response = RecordLabelsResponse::default();
         let mut labels: Vec<NewLabel<'_>> = Vec::with_capacity(request.labels.len());
         for (i, label) in request.labels.iter().enumerate() {
-            if let Err(reason) = validate(label) {
-                response.rejected.push(Rejection {
-                    index: i as u32,
-                    id: String::new(),
-                    reason,
-                });
-                continue;
-            }
+            let labelled_at_ms = match check(label, now) {
+                Ok(at) => at,
+                Err(reason) => {
+                    validate::list_rejection(
+                        &mut response.rejected,
+                        Rejection {
+                            index: i as u32,
+                            id: String::new(),
+                            reason,
+                        },
+                    );
+                    continue;
+                }
+            };
             labels.push(NewLabel {
                 pair: PairKey::of(&label.model, &label.budget_id, &label.itemization_id),
                 request_id: &label.request_id,
                 label: label.label,
-                labelled_at_ms: if label.labelled_at_ms == 0 {
-                    now
-                } else {
-                    label.labelled_at_ms
-                },
+                labelled_at_ms,
                 source: &label.source,
             });
         }

@@ -9,8 +9,8 @@ use triad_proto::v1::{
 };
 
 use super::counters::{COUNT_COLUMNS, Counts, is_float_column};
-use super::{Store, sql};
-use crate::buckets::{HOUR_MS, Range, Width};
+use super::{Store, sql, validate};
+use crate::buckets::{HOUR_MS, Range, Width, day_or_ms};
 use crate::error::MonitorError;
 use crate::metrics::{self, ANOMALY_SPAN};
 
@@ -35,9 +35,8 @@ impl CountsFilter {
         bucket: i32,
         include_shadow: bool,
     ) -> Result<Self, MonitorError> {
-        if model.is_empty() {
-            return Err(MonitorError::Empty { field: "model" });
-        }
+        validate::query_id("model", model, true)?;
+        validate::query_id("version", version, false)?;
         Ok(Self {
             model: model.to_owned(),
             version: (!version.is_empty()).then(|| version.to_owned()),
@@ -65,11 +64,12 @@ impl Store {
                 }
             })
             .collect();
-        // Buckets are summed in SQL: bucket k spans
-        // [k * width - shift, (k + 1) * width - shift).
-        let (width, shift) = filter.width.grouping();
+        // Buckets are summed in SQL, grouped by their number (an
+        // expression that cannot overflow on any stored hour); the
+        // smallest hour of each group gives its start.
         let mut statement = format!(
-            "SELECT (hour_ms + {shift}) / {width}, {} FROM confusion_counts WHERE model = $1",
+            "SELECT {}, MIN(hour_ms), {} FROM confusion_counts WHERE model = $1",
+            filter.width.sql_number("hour_ms"),
             sums.join(", ")
         );
         let mut n = 1;
@@ -105,24 +105,24 @@ impl Store {
 
         let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
         for row in &rows {
-            let start = sql::int(row, 0)? * width - shift;
+            let start = filter.width.start(sql::int(row, 1)?);
             let mut c = Counts {
-                outcomes: sql::int(row, 1)?,
-                predicted_positive: sql::int(row, 2)?,
-                labelled: sql::int(row, 3)?,
-                tp: sql::int(row, 4)?,
-                fp: sql::int(row, 5)?,
-                fn_: sql::int(row, 6)?,
-                tn: sql::int(row, 7)?,
-                score_sum: sql::float(row, 8)?,
+                outcomes: sql::int(row, 2)?,
+                predicted_positive: sql::int(row, 3)?,
+                labelled: sql::int(row, 4)?,
+                tp: sql::int(row, 5)?,
+                fp: sql::int(row, 6)?,
+                fn_: sql::int(row, 7)?,
+                tn: sql::int(row, 8)?,
+                score_sum: sql::float(row, 9)?,
                 nulls: [0; 15],
-                expected_tp: sql::float(row, 24)?,
-                expected_fp: sql::float(row, 25)?,
-                expected_fn: sql::float(row, 26)?,
-                expected_tn: sql::float(row, 27)?,
+                expected_tp: sql::float(row, 25)?,
+                expected_fp: sql::float(row, 26)?,
+                expected_fn: sql::float(row, 27)?,
+                expected_tn: sql::float(row, 28)?,
             };
             for (i, n) in c.nulls.iter_mut().enumerate() {
-                *n = sql::int(row, 9 + i)?;
+                *n = sql::int(row, 10 + i)?;
             }
             buckets.entry(start).or_default().add(&c);
         }
@@ -130,12 +130,18 @@ impl Store {
         else {
             return Ok(Vec::new());
         };
-        let step = filter.width.millis();
-        let points = usize::try_from((last - first) / step + 1).unwrap_or(usize::MAX);
         let max = self.config().max_points;
+        let points = filter.width.count(first, last).unwrap_or(usize::MAX);
         if points > max {
-            return Err(MonitorError::TooManyPoints { points, max });
+            return Err(MonitorError::TooManyPoints {
+                points,
+                max,
+                first_day: day_or_ms(first),
+                last_day: day_or_ms(last),
+            });
         }
+        // Every start lies between `first` and `last`: no overflow.
+        let step = filter.width.millis();
         Ok((0..points as i64)
             .map(|i| {
                 let start = first + i * step;
@@ -185,9 +191,7 @@ impl Store {
             request.bucket,
             request.include_shadow,
         )?;
-        if request.metric.is_empty() {
-            return Err(MonitorError::Empty { field: "metric" });
-        }
+        validate::query_id("metric", &request.metric, true)?;
         metrics::validate_metric(&request.metric)?;
         let span = match request.span {
             0 => ANOMALY_SPAN,

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use triad_proto::v1::list_mistakes_request::Kind;
 use triad_proto::v1::{ListMistakesRequest, ListMistakesResponse, Mistake, Outcome};
 
-use super::{Store, sql};
+use super::{Store, sql, validate};
 use crate::buckets::Range;
 use crate::error::MonitorError;
 use crate::fields::{INPUT_FIELDS, features_from_json, sides};
@@ -33,7 +33,7 @@ impl Cursor {
     }
 
     fn decode(token: &str) -> Result<Self, MonitorError> {
-        let bad = || MonitorError::PageToken(token.to_owned());
+        let bad = || MonitorError::page_token(token);
         let hex = token.strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
         if hex.len() % 2 != 0 || !hex.is_ascii() {
             return Err(bad());
@@ -45,6 +45,9 @@ impl Cursor {
             .map_err(|_| bad())?;
         let raw = String::from_utf8(bytes).map_err(|_| bad())?;
         let (time, id) = raw.split_once(':').ok_or_else(bad)?;
+        if id.contains('\0') {
+            return Err(bad());
+        }
         Ok(Self {
             scored_at_ms: time.parse().map_err(|_| bad())?,
             outcome_id: id.to_owned(),
@@ -53,14 +56,18 @@ impl Cursor {
 }
 
 const COLUMNS: &str = "outcome_id, request_id, scored_at_ms, model, version, schema_hash, \
-    budget_id, itemization_id, score, threshold, matched, latency_ms, shadow, label, features";
+    budget_id, itemization_id, score, threshold, matched, latency_ms, shadow, label, features, \
+    correlation_id";
+
+/// Index of the first input field after [`COLUMNS`].
+const FIRST_INPUT: usize = 16;
 
 fn mistake(row: &AnyRow) -> Result<Mistake, MonitorError> {
     let budget_id = sql::text(row, 6)?;
     let itemization_id = sql::text(row, 7)?;
     let mut inputs: [Option<String>; 15] = Default::default();
     for (i, value) in inputs.iter_mut().enumerate() {
-        *value = sql::opt_text(row, 15 + i)?;
+        *value = sql::opt_text(row, FIRST_INPUT + i)?;
     }
     let (budget, line_item) = sides(&budget_id, &itemization_id, inputs);
     let matched = sql::int(row, 10)? != 0;
@@ -82,8 +89,7 @@ fn mistake(row: &AnyRow) -> Result<Mistake, MonitorError> {
         budget: Some(budget),
         line_item: Some(line_item),
         features: features_from_json(&sql::text(row, 14)?).map_err(MonitorError::Corrupt)?,
-        // Not stored yet (issue 11: the monitor keeps it beside the id).
-        correlation_id: String::new(),
+        correlation_id: sql::text(row, 15)?,
     };
     Ok(Mistake {
         outcome: Some(outcome),
@@ -103,9 +109,8 @@ impl Store {
         &self,
         request: &ListMistakesRequest,
     ) -> Result<ListMistakesResponse, MonitorError> {
-        if request.model.is_empty() {
-            return Err(MonitorError::Empty { field: "model" });
-        }
+        validate::query_id("model", &request.model, true)?;
+        validate::query_id("version", &request.version, false)?;
         let range = Range::from_wire(request.from_ms, request.to_ms)?;
         let kind =
             Kind::try_from(request.kind).map_err(|_| MonitorError::UnknownKind(request.kind))?;

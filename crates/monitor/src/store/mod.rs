@@ -18,6 +18,7 @@ mod mistakes;
 mod models;
 mod outcomes;
 mod sql;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -37,6 +38,8 @@ pub use features::LiveRow;
 pub use histogram::{DEFAULT_BINS, HistogramFilter, MAX_BINS, ScoreHistogram};
 pub use metrics::CountsFilter;
 pub use models::{Confusion, ModelSummary, VersionSummary};
+pub use outcomes::MAX_ERROR_MESSAGE_BYTES;
+pub use validate::{MAX_ID_BYTES, MAX_REJECTIONS_LISTED};
 
 /// The migrations in `crates/monitor/migrations`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

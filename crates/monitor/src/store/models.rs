@@ -50,6 +50,8 @@ impl ModelSummary {
 /// Summed confusion cells of one model's primary versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Confusion {
+    /// Outcomes, labelled or not.
+    pub outcomes: i64,
     pub tp: i64,
     pub fp: i64,
     pub fn_: i64,
@@ -96,6 +98,29 @@ impl Store {
         Ok(summaries(&rows)?.into_iter().next())
     }
 
+    /// How many outcomes of `model` (every version, shadow ones included)
+    /// were scored in the hours starting at or after `from_hour_ms`, and
+    /// the last of those hours; `None` when there is none. The dashboard
+    /// asks for the hours after now: outcomes stored before the monitor
+    /// refused times in the future.
+    pub async fn outcomes_from_hour(
+        &self,
+        model: &str,
+        from_hour_ms: i64,
+    ) -> Result<Option<(i64, i64)>, MonitorError> {
+        let statement = self.backend().sql(
+            "SELECT CAST(SUM(outcomes) AS BIGINT), MAX(hour_ms) FROM confusion_counts \
+             WHERE model = $1 AND hour_ms >= $2"
+                .to_owned(),
+        );
+        let row = sqlx::query::<Any>(&statement)
+            .bind(model)
+            .bind(from_hour_ms)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(sql::opt_int(&row, 0)?.zip(sql::opt_int(&row, 1)?))
+    }
+
     /// Per model, the confusion cells of its primary versions' outcomes
     /// scored in the hours starting at or after `since_ms`.
     pub async fn recent_confusion(
@@ -104,7 +129,7 @@ impl Store {
     ) -> Result<Vec<(String, Confusion)>, MonitorError> {
         let statement = self.backend().sql(
             "SELECT model, CAST(SUM(tp) AS BIGINT), CAST(SUM(fp) AS BIGINT), \
-             CAST(SUM(fn) AS BIGINT) FROM confusion_counts \
+             CAST(SUM(fn) AS BIGINT), CAST(SUM(outcomes) AS BIGINT) FROM confusion_counts \
              WHERE shadow = 0 AND hour_ms >= $1 GROUP BY model ORDER BY model"
                 .to_owned(),
         );
@@ -117,6 +142,7 @@ impl Store {
                 Ok((
                     sql::text(row, 0)?,
                     Confusion {
+                        outcomes: sql::int(row, 4)?,
                         tp: sql::int(row, 1)?,
                         fp: sql::int(row, 2)?,
                         fn_: sql::int(row, 3)?,
@@ -161,6 +187,7 @@ mod tests {
             tp: 3,
             fp: 1,
             fn_: 0,
+            ..Confusion::default()
         };
         assert_eq!(c.precision(), Some(0.75));
         assert_eq!(c.recall(), Some(1.0));

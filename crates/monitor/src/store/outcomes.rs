@@ -3,6 +3,7 @@
 //! one transaction with multi-row inserts, joined to any label that arrived
 //! before them, and counted.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,20 +16,18 @@ use triad_series::ReferenceProfile;
 
 use super::counters::{self, CounterKey, Counts};
 use super::labels::{PairKey, fetch_labels, has_labels};
+use super::validate::{self, MAX_ID_BYTES};
 use super::{Store, Writer, sql};
 use crate::buckets::{Width, day_string, now_ms};
 use crate::error::MonitorError;
 use crate::fields::{INPUT_FIELDS, features_to_json, input_values, is_missing};
 use crate::profiles::probability;
 
-/// Longest id (outcome, request, pair ids, model, version) accepted, in
-/// bytes.
-pub const MAX_ID_BYTES: usize = 512;
-
 /// Columns of `outcomes`, in insert order.
-const OUTCOME_COLUMNS: [&str; 18] = [
+const OUTCOME_COLUMNS: [&str; 19] = [
     "outcome_id",
     "request_id",
+    "correlation_id",
     "scored_at_ms",
     "scored_hour_ms",
     "scored_day",
@@ -53,22 +52,10 @@ struct Row<'a> {
     scored_at_ms: i64,
     hour_ms: i64,
     day: String,
-    inputs: [Option<&'a str>; 15],
+    /// [`input_values`], each [`validate::storable`].
+    inputs: [Option<Cow<'a, str>>; 15],
     features: String,
     label: Option<bool>,
-}
-
-fn check_id(field: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() {
-        return Err(format!("{field} is empty: expected a non-empty id"));
-    }
-    if value.len() > MAX_ID_BYTES {
-        return Err(format!(
-            "{field} is {} bytes long: expected at most {MAX_ID_BYTES}",
-            value.len()
-        ));
-    }
-    Ok(())
 }
 
 fn check_finite(field: &str, value: f32) -> Result<(), String> {
@@ -79,29 +66,21 @@ fn check_finite(field: &str, value: f32) -> Result<(), String> {
     }
 }
 
-/// Why `outcome` cannot be stored, if it cannot.
-fn validate(outcome: &Outcome) -> Result<(), String> {
-    check_id("outcome_id", &outcome.outcome_id)?;
-    check_id("model", &outcome.model)?;
-    check_id("version", &outcome.version)?;
-    check_id("budget_id", &outcome.budget_id)?;
-    check_id("itemization_id", &outcome.itemization_id)?;
-    if outcome.request_id.len() > MAX_ID_BYTES {
-        return Err(format!(
-            "request_id is {} bytes long: expected at most {MAX_ID_BYTES}",
-            outcome.request_id.len()
-        ));
-    }
-    if outcome.scored_at_ms < 0 {
-        return Err(format!(
-            "scored_at_ms is {}: expected milliseconds since the epoch, >= 0 (0 means now)",
-            outcome.scored_at_ms
-        ));
-    }
+/// When `outcome` was scored (0: `now`), or why it cannot be stored.
+fn check(outcome: &Outcome, now: i64) -> Result<i64, String> {
+    validate::item_id("outcome_id", &outcome.outcome_id, true)?;
+    validate::item_id("model", &outcome.model, true)?;
+    validate::item_id("version", &outcome.version, true)?;
+    validate::item_id("budget_id", &outcome.budget_id, true)?;
+    validate::item_id("itemization_id", &outcome.itemization_id, true)?;
+    validate::item_id("request_id", &outcome.request_id, false)?;
+    validate::item_id("correlation_id", &outcome.correlation_id, false)?;
+    validate::item_id("schema_hash", &outcome.schema_hash, false)?;
+    let scored_at_ms = validate::event_time("scored_at_ms", outcome.scored_at_ms, now)?;
     check_finite("score", outcome.score)?;
     check_finite("threshold", outcome.threshold)?;
     check_finite("latency_ms", outcome.latency_ms)?;
-    Ok(())
+    Ok(scored_at_ms)
 }
 
 impl Store {
@@ -116,6 +95,7 @@ impl Store {
         if !request.errors.is_empty() && request.request_id.is_empty() {
             return Err(MonitorError::ErrorsWithoutRequest);
         }
+        validate::query_id("request_id", &request.request_id, false)?;
         let now = now_ms();
         let mut response = RecordOutcomesResponse::default();
         let mut seen: HashSet<&str> = HashSet::with_capacity(request.outcomes.len());
@@ -123,23 +103,24 @@ impl Store {
         let mut days: HashMap<i64, String> = HashMap::new();
         let mut rows: Vec<Row<'_>> = Vec::with_capacity(request.outcomes.len());
         for (i, outcome) in request.outcomes.iter().enumerate() {
-            if let Err(reason) = validate(outcome) {
-                response.rejected.push(Rejection {
-                    index: first_index + i as u32,
-                    id: outcome.outcome_id.clone(),
-                    reason,
-                });
-                continue;
-            }
+            let scored_at_ms = match check(outcome, now) {
+                Ok(scored_at_ms) => scored_at_ms,
+                Err(reason) => {
+                    validate::list_rejection(
+                        &mut response.rejected,
+                        Rejection {
+                            index: first_index.saturating_add(i as u32),
+                            id: validate::rejected_id(&outcome.outcome_id),
+                            reason,
+                        },
+                    );
+                    continue;
+                }
+            };
             if !seen.insert(outcome.outcome_id.as_str()) {
                 response.duplicates += 1;
                 continue;
             }
-            let scored_at_ms = if outcome.scored_at_ms == 0 {
-                now
-            } else {
-                outcome.scored_at_ms
-            };
             rows.push(Row {
                 outcome,
                 scored_at_ms,
@@ -148,7 +129,7 @@ impl Store {
                     .entry(Width::Day.start(scored_at_ms))
                     .or_insert_with(|| day_string(scored_at_ms))
                     .clone(),
-                inputs: input_values(outcome),
+                inputs: input_values(outcome).map(|value| value.map(validate::storable)),
                 features: features_to_json(&outcome.features),
                 label: None,
             });
@@ -230,8 +211,8 @@ impl Store {
             counts.outcomes += 1;
             counts.predicted_positive += i64::from(o.matched);
             counts.score_sum += f64::from(o.score);
-            for (n, value) in counts.nulls.iter_mut().zip(row.inputs) {
-                *n += i64::from(is_missing(value));
+            for (n, value) in counts.nulls.iter_mut().zip(&row.inputs) {
+                *n += i64::from(is_missing(value.as_deref()));
             }
             if let Some(label) = row.label {
                 counts.cell(o.matched, label, 1);
@@ -308,6 +289,7 @@ async fn insert_outcomes(
             query = query
                 .bind(o.outcome_id.as_str())
                 .bind(o.request_id.as_str())
+                .bind(o.correlation_id.as_str())
                 .bind(row.scored_at_ms)
                 .bind(row.hour_ms)
                 .bind(row.day.as_str())
@@ -324,8 +306,8 @@ async fn insert_outcomes(
                 .bind(f64::from(o.latency_ms))
                 .bind(row.label.map(i64::from))
                 .bind(row.features.as_str());
-            for value in row.inputs {
-                query = query.bind(value);
+            for value in &row.inputs {
+                query = query.bind(value.as_deref());
             }
         }
         inserted += query.execute(&mut *w.tx).await?.rows_affected();
@@ -333,8 +315,14 @@ async fn insert_outcomes(
     Ok(inserted)
 }
 
+/// Longest item error message stored, in bytes; a longer one is cut.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 2_048;
+
 /// Inserts the request's item errors, once per (request, item, field,
-/// code); returns how many were new.
+/// code); returns how many were new. Their texts are cut to
+/// [`MAX_ID_BYTES`] (ids, field, kind, code) and
+/// [`MAX_ERROR_MESSAGE_BYTES`] (the message): an item error is a report,
+/// never refused.
 async fn insert_errors(
     w: &mut Writer<'_>,
     request: &RecordOutcomesRequest,
@@ -355,15 +343,25 @@ async fn insert_errors(
             let code = ItemErrorCode::try_from(error.code)
                 .map(|c| c.as_str_name().to_owned())
                 .unwrap_or_else(|_| error.code.to_string());
+            // What the sender wrote, cut to a bounded length.
+            let id = |text: &str| {
+                validate::storable(&validate::truncated(text, MAX_ID_BYTES)).into_owned()
+            };
             query = query
                 .bind(request.request_id.as_str())
-                .bind(error.item_kind.as_str())
+                .bind(id(&error.item_kind))
                 .bind(i64::from(error.index))
-                .bind(error.field.as_str())
-                .bind(code)
-                .bind(error.budget_id.as_str())
-                .bind(error.itemization_id.as_str())
-                .bind(error.message.as_str())
+                .bind(id(&error.field))
+                .bind(id(&code))
+                .bind(id(&error.budget_id))
+                .bind(id(&error.itemization_id))
+                .bind(
+                    validate::storable(&validate::truncated(
+                        &error.message,
+                        MAX_ERROR_MESSAGE_BYTES,
+                    ))
+                    .into_owned(),
+                )
                 .bind(i64::from(error.dropped))
                 .bind(now);
         }

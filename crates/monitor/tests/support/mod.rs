@@ -22,8 +22,8 @@ use triad_proto::v1::{self, Budget, ExpenseLineItem, Label, Outcome};
 /// Environment variable naming a PostgreSQL server for the tests.
 pub const POSTGRES_URL_ENV: &str = "TRIAD_TEST_POSTGRES_URL";
 
-/// Monday 2026-11-23T00:00:00Z.
-pub const MONDAY: i64 = 1_795_392_000_000;
+/// Monday 2025-11-24T00:00:00Z: in the past, as every accepted time is.
+pub const MONDAY: i64 = 1_763_942_400_000;
 pub const HOUR: i64 = 3_600_000;
 pub const DAY: i64 = 24 * HOUR;
 
@@ -33,12 +33,13 @@ pub enum Kind {
     Postgres,
 }
 
-/// What a scenario gets: a client of the running monitor and a pool on
-/// its database for plain SQL.
+/// What a scenario gets: a client of the running monitor, its HTTP port
+/// (the dashboard) and a pool on its database for plain SQL.
 #[derive(Clone)]
 pub struct Ctx {
     pub kind: Kind,
     pub endpoint: String,
+    pub http: std::net::SocketAddr,
     pub pool: AnyPool,
     /// The monitor's model repository, empty at start: a scenario writes
     /// `<models_dir>/<model>/<version>/profile.json` before the outcomes
@@ -158,6 +159,8 @@ where
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_addr = http.local_addr().unwrap();
     let models = tempfile::tempdir().unwrap();
     let config = MonitorConfig {
         addr,
@@ -171,7 +174,7 @@ where
     };
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        triad_monitor::serve(listener, None, config, async move {
+        triad_monitor::serve(listener, Some(http), config, async move {
             let _ = stopped.wait_for(|s| *s).await;
         })
         .await
@@ -183,6 +186,7 @@ where
     let ctx = Ctx {
         kind,
         endpoint,
+        http: http_addr,
         pool: pool.clone(),
         models_dir: models.path().to_owned(),
     };
@@ -208,6 +212,38 @@ where
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+/// `GET path` over HTTP/1.1: the status and the (de-chunked) body.
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.push_str(&tail[..size]);
+            rest = &tail[size + 2..];
+        }
+        out
+    } else {
+        body.to_owned()
+    };
+    (status, body)
 }
 
 /// Waits until `endpoint` answers SERVING.
