@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod backfill;
 mod bench;
+mod certs;
 mod featurize;
 mod labels;
 mod profile;
@@ -38,6 +39,10 @@ enum Command {
     /// Replay historical requests (JSONL) through a running scorer, at
     /// their original times, so the monitor has history on day one.
     Backfill(backfill::BackfillArgs),
+    /// Write a development certificate authority, server and client
+    /// certificates and random tokens, for mutual TLS and tokens on every
+    /// port (`triad up --secrets DIR`, docker-compose.yml, deploy/k8s/).
+    Certs(certs::CertsArgs),
     /// Measure requests per second and latency of the services over
     /// loopback (see docs/performance.md).
     Bench(bench::BenchArgs),
@@ -72,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Backfill(args) => tokio::runtime::Runtime::new()?.block_on(backfill::run(args)),
         Command::Labels(args) => tokio::runtime::Runtime::new()?.block_on(labels::run(args)),
         Command::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
+        Command::Certs(args) => certs::run(&args),
         Command::Featurize(args) => featurize::run(&args),
         Command::Profile(args) => profile::run(&args),
         Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),
