@@ -34,8 +34,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start every service in one process on its default port, check it
-    /// end to end with the seed request, and serve until ctrl-c.
-    Up(up::UpArgs),
+    /// end to end with the seed request, and serve until ctrl-c. Binds
+    /// 127.0.0.1 unless told otherwise; TLS and tokens as the services.
+    #[command(after_help = up::AFTER_HELP)]
+    Up(Box<up::UpArgs>),
     /// Replay historical requests (JSONL) through a running scorer, at
     /// their original times, so the monitor has history on day one.
     Backfill(backfill::BackfillArgs),
@@ -72,7 +74,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => {
             // Held until the services stop: dropping it flushes the last spans.
             let _telemetry = triad_telemetry::init("triad");
-            tokio::runtime::Runtime::new()?.block_on(up::run(args))
+            tokio::runtime::Runtime::new()?.block_on(up::run(*args))
         }
         Command::Backfill(args) => tokio::runtime::Runtime::new()?.block_on(backfill::run(args)),
         Command::Labels(args) => tokio::runtime::Runtime::new()?.block_on(labels::run(args)),
