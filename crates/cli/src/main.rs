@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod backfill;
 mod bench;
+mod certs;
 mod featurize;
 mod labels;
 mod profile;
@@ -33,11 +34,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start every service in one process on its default port, check it
-    /// end to end with the seed request, and serve until ctrl-c.
-    Up(up::UpArgs),
+    /// end to end with the seed request, and serve until ctrl-c. Binds
+    /// 127.0.0.1 unless told otherwise; TLS and tokens as the services.
+    #[command(after_help = up::AFTER_HELP)]
+    Up(Box<up::UpArgs>),
     /// Replay historical requests (JSONL) through a running scorer, at
     /// their original times, so the monitor has history on day one.
     Backfill(backfill::BackfillArgs),
+    /// Write a development certificate authority, server and client
+    /// certificates and random tokens, for mutual TLS and tokens on every
+    /// port (`triad up --secrets DIR`, docker-compose.yml, deploy/k8s/).
+    Certs(certs::CertsArgs),
     /// Measure requests per second and latency of the services over
     /// loopback (see docs/performance.md).
     Bench(bench::BenchArgs),
@@ -67,11 +74,12 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => {
             // Held until the services stop: dropping it flushes the last spans.
             let _telemetry = triad_telemetry::init("triad");
-            tokio::runtime::Runtime::new()?.block_on(up::run(args))
+            tokio::runtime::Runtime::new()?.block_on(up::run(*args))
         }
         Command::Backfill(args) => tokio::runtime::Runtime::new()?.block_on(backfill::run(args)),
         Command::Labels(args) => tokio::runtime::Runtime::new()?.block_on(labels::run(args)),
         Command::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
+        Command::Certs(args) => certs::run(&args),
         Command::Featurize(args) => featurize::run(&args),
         Command::Profile(args) => profile::run(&args),
         Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),

@@ -3,9 +3,19 @@
 //! repository with the seed's HTTP contract, and the monitor on a SQLite
 //! file with its HTTP dashboard — checks the chain end to end with the seed
 //! request, and prints ready-to-paste calls.
+//!
+//! **Secure by default where it is exposed.** Every port binds loopback
+//! (`127.0.0.1`) unless an address flag says otherwise. The services take
+//! the same TLS and token flags as their own binaries (`SecurityArgs`,
+//! `UpstreamTlsArgs`), or `--secrets DIR` for a set `triad certs` wrote;
+//! with TLS or tokens on, every port uses them and so do the services
+//! between themselves, the end-to-end check and the printed calls. A
+//! non-loopback address whose callers need neither a token nor a client
+//! certificate is refused unless `--insecure` says to serve it open anyway
+//! (and then warned about); tokens without TLS are warned about.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,26 +34,53 @@ use triad_features::{JsonLimits, parse_request};
 use triad_preprocess::PreprocessConfig;
 use triad_proto::v1::{self, scorer_client::ScorerClient};
 use triad_score::ScoreConfig;
+use triad_server::auth::TokenSource;
+use triad_server::security::UpstreamTlsArgs;
+use triad_server::tls::ClientTls;
+use triad_server::{Security, SecurityArgs};
+
+use crate::certs::files;
 
 /// The seed's example request, embedded so the check needs no files.
 pub const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
 
+/// Environment variable of `--secrets` (docker-compose.yml reads it too).
+pub const SECRETS_DIR_ENV: &str = "TRIAD_SECRETS_DIR";
+
+/// What `triad up --help` adds about its TLS flags.
+pub const AFTER_HELP: &str = "\
+Every port binds 127.0.0.1 unless an address flag says otherwise. A non-loopback \
+address is refused unless its callers must present a token (--token-file) or a \
+client certificate (--tls-client-ca), or --insecure is given.
+
+With TLS on, the services call each other (and the end-to-end check calls them) \
+over TLS: trusting --tls-ca, else --tls-client-ca; presenting --tls-client-cert, \
+else, with mutual TLS, --tls-cert. The certificate must name 127.0.0.1 (or the \
+address bound), as `triad certs` writes it.";
+
+/// `addr` (a service's default, `0.0.0.0:<port>`) on loopback: `triad up`'s
+/// default for that service.
+fn loopback(addr: &str) -> SocketAddr {
+    let addr: SocketAddr = addr.parse().expect("a service's default address parses");
+    (Ipv4Addr::LOCALHOST, addr.port()).into()
+}
+
 #[derive(Args)]
 pub struct UpArgs {
     /// gRPC address of the preprocess service.
-    #[arg(long, env = triad_preprocess::config::ADDR_ENV, default_value = triad_preprocess::config::DEFAULT_ADDR)]
+    #[arg(long, env = triad_preprocess::config::ADDR_ENV, default_value_t = loopback(triad_preprocess::config::DEFAULT_ADDR))]
     preprocess_addr: SocketAddr,
     /// gRPC address of the scorer (Scorer and the Open Inference Protocol).
-    #[arg(long, env = triad_score::config::env::ADDR, default_value = triad_score::config::DEFAULT_ADDR)]
+    #[arg(long, env = triad_score::config::env::ADDR, default_value_t = loopback(triad_score::config::DEFAULT_ADDR))]
     score_addr: SocketAddr,
     /// Address of the seed's HTTP contract.
-    #[arg(long, env = triad_score::config::env::HTTP_ADDR, default_value = triad_score::config::DEFAULT_HTTP_ADDR)]
+    #[arg(long, env = triad_score::config::env::HTTP_ADDR, default_value_t = loopback(triad_score::config::DEFAULT_HTTP_ADDR))]
     http_addr: SocketAddr,
     /// gRPC address of the monitor.
-    #[arg(long, env = triad_monitor::config::ADDR_ENV, default_value = triad_monitor::config::DEFAULT_ADDR)]
+    #[arg(long, env = triad_monitor::config::ADDR_ENV, default_value_t = loopback(triad_monitor::config::DEFAULT_ADDR))]
     monitor_addr: SocketAddr,
     /// HTTP address of the monitor: its dashboard, /metrics and /health.
-    #[arg(long, env = triad_monitor::config::HTTP_ADDR_ENV, default_value = triad_monitor::config::DEFAULT_HTTP_ADDR)]
+    #[arg(long, env = triad_monitor::config::HTTP_ADDR_ENV, default_value_t = loopback(triad_monitor::config::DEFAULT_HTTP_ADDR))]
     monitor_http_addr: SocketAddr,
     /// The monitor's database (SQLite file by default; `postgres://…` for
     /// PostgreSQL).
@@ -60,6 +97,226 @@ pub struct UpArgs {
     /// Stop after the end-to-end check instead of serving until ctrl-c.
     #[arg(long)]
     check_only: bool,
+    /// A directory `triad certs` wrote: mutual TLS with its certificates on
+    /// every port and between the services, and its tokens (one per
+    /// service, and the read-only one). Flags given explicitly win.
+    #[arg(long, env = SECRETS_DIR_ENV, help_heading = "TLS and tokens")]
+    secrets: Option<PathBuf>,
+    /// Serve a non-loopback address even though its callers need neither a
+    /// token nor a client certificate: anyone who can reach it may score
+    /// requests and read and write outcomes.
+    #[arg(long, help_heading = "TLS and tokens")]
+    insecure: bool,
+    #[command(flatten, next_help_heading = "TLS and tokens")]
+    security: SecurityArgs,
+    #[command(flatten, next_help_heading = "TLS and tokens")]
+    upstream_tls: UpstreamTlsArgs,
+}
+
+impl UpArgs {
+    /// Every address the services bind, in banner order.
+    fn addresses(&self) -> [SocketAddr; 5] {
+        [
+            self.preprocess_addr,
+            self.score_addr,
+            self.http_addr,
+            self.monitor_addr,
+            self.monitor_http_addr,
+        ]
+    }
+}
+
+/// The TLS and tokens of the three services `triad up` starts, and how
+/// they — and its own check, and the printed calls — reach each other.
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    preprocess: Security,
+    score: Security,
+    monitor: Security,
+    /// TLS towards the services; `None`: plain TCP.
+    client_tls: Option<ClientTls>,
+    /// The token callers of each service send.
+    preprocess_token: Option<TokenSource>,
+    score_token: Option<TokenSource>,
+    monitor_token: Option<TokenSource>,
+    /// The read-only token (dashboard, queries, `/metrics`).
+    read_token: Option<TokenSource>,
+}
+
+impl Settings {
+    /// The settings the flags, the environment and `--secrets` describe.
+    fn from_args(args: &UpArgs) -> anyhow::Result<Self> {
+        let mut server = args.security.clone();
+        let mut upstream = args.upstream_tls.clone();
+        let mut per_service = None;
+        if let Some(dir) = &args.secrets {
+            anyhow::ensure!(
+                dir.join(files::CA).is_file() && dir.join(files::SERVER_CERT).is_file(),
+                "--secrets {}: expected a directory `triad certs` wrote, with {} and {}",
+                dir.display(),
+                files::CA,
+                files::SERVER_CERT
+            );
+            if server.tls_cert.is_none() {
+                server.tls_cert = Some(dir.join(files::SERVER_CERT));
+                server.tls_key = Some(dir.join(files::SERVER_KEY));
+            }
+            server
+                .tls_client_ca
+                .get_or_insert_with(|| dir.join(files::CA));
+            upstream.tls_ca.get_or_insert_with(|| dir.join(files::CA));
+            if upstream.tls_client_cert.is_none() {
+                upstream.tls_client_cert = Some(dir.join(files::CLIENT_CERT));
+                upstream.tls_client_key = Some(dir.join(files::CLIENT_KEY));
+            }
+            if server.read_token_file.is_none()
+                && std::env::var_os(triad_server::security::env::READ_TOKEN).is_none()
+            {
+                server.read_token_file = existing(dir, files::READ_TOKEN);
+            }
+            per_service = Some(dir.clone());
+        }
+        let base = server.security();
+        let token = |name: &str| match (&base.auth.token, &per_service) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(dir)) => existing(dir, name).map(TokenSource::File),
+            (None, None) => None,
+        };
+        let (preprocess_token, score_token, monitor_token) = (
+            token(files::PREPROCESS_TOKEN),
+            token(files::SCORE_TOKEN),
+            token(files::MONITOR_TOKEN),
+        );
+        let service = |token: &Option<TokenSource>| {
+            let mut security = base.clone();
+            security.auth.token = token.clone();
+            security
+        };
+        let client_tls = base.tls.as_ref().map(|tls| {
+            let (cert, key) = match (&upstream.tls_client_cert, &upstream.tls_client_key) {
+                (Some(cert), Some(key)) => (Some(cert.clone()), Some(key.clone())),
+                // With mutual TLS, the services' own certificate (which
+                // carries the client usage too, as `triad certs` writes it).
+                _ if tls.client_ca.is_some() => (Some(tls.cert.clone()), Some(tls.key.clone())),
+                _ => (None, None),
+            };
+            ClientTls {
+                ca: upstream.tls_ca.clone().or_else(|| tls.client_ca.clone()),
+                cert,
+                key,
+                domain: None,
+            }
+        });
+        Ok(Self {
+            preprocess: service(&preprocess_token),
+            score: service(&score_token),
+            monitor: service(&monitor_token),
+            client_tls,
+            preprocess_token,
+            score_token,
+            monitor_token,
+            read_token: base.auth.read_token.clone(),
+        })
+    }
+
+    fn services(&self) -> [&Security; 3] {
+        [&self.preprocess, &self.score, &self.monitor]
+    }
+
+    /// True when every service's callers must prove who they are: a token
+    /// or a client certificate.
+    fn callers_authenticated(&self) -> bool {
+        self.services().iter().all(|security| {
+            security.auth.is_enabled()
+                || security
+                    .tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.client_ca.is_some())
+        })
+    }
+
+    fn is_tls(&self) -> bool {
+        self.client_tls.is_some()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.is_tls() { "https" } else { "http" }
+    }
+
+    /// The URL a client on this machine calls a service bound to `addr` at.
+    fn url(&self, addr: SocketAddr) -> String {
+        format!("{}://{}", self.scheme(), reach(addr))
+    }
+
+    /// One line saying what protects the ports.
+    fn describe(&self) -> String {
+        let tls = match &self.score.tls {
+            Some(tls) if tls.client_ca.is_some() => "mutual TLS",
+            Some(_) => "TLS",
+            None => "plain TCP",
+        };
+        let tokens = if self.score.auth.is_enabled() {
+            "bearer tokens"
+        } else {
+            "no tokens"
+        };
+        format!("{tls}, {tokens}")
+    }
+}
+
+/// `dir/name` when that file exists.
+fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
+    let path = dir.join(name);
+    path.is_file().then_some(path)
+}
+
+/// Where a client on this machine reaches a socket bound to `addr`: the
+/// loopback address of its family for an unspecified ("any") address.
+fn reach(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// The exposure rule: `Err` when a non-loopback address would be served to
+/// unauthenticated callers without `--insecure`; else what to warn about.
+fn exposure(
+    addresses: &[SocketAddr],
+    settings: &Settings,
+    insecure: bool,
+) -> anyhow::Result<Option<String>> {
+    let exposed: Vec<String> = addresses
+        .iter()
+        .filter(|addr| !addr.ip().is_loopback())
+        .map(ToString::to_string)
+        .collect();
+    if exposed.is_empty() {
+        return Ok(None);
+    }
+    let exposed = exposed.join(", ");
+    if !settings.callers_authenticated() {
+        anyhow::ensure!(
+            insecure,
+            "refusing to serve {exposed} with neither tokens nor client certificates: it is not \
+             a loopback address, so anyone who can reach it could score requests and read and \
+             write outcomes; run `triad certs --out DIR` and pass --secrets DIR (or --tls-cert, \
+             --tls-key, --tls-client-ca, --token-file), or pass --insecure to serve it open anyway"
+        );
+        return Ok(Some(format!(
+            "serving {exposed} with {} and no caller authentication (--insecure): anyone who can \
+             reach it can score requests and read and write outcomes",
+            settings.describe()
+        )));
+    }
+    if !settings.is_tls() {
+        return Ok(Some(format!(
+            "tokens travel in clear text on {exposed}: anyone who sees the traffic can replay \
+             them; add --tls-cert and --tls-key (or --secrets)"
+        )));
+    }
+    Ok(None)
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -68,6 +325,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "no model repository at {}: run from the repository root or pass --models-dir",
         args.models_dir.display()
     );
+    let settings = Settings::from_args(&args)?;
+    if let Some(warning) = exposure(&args.addresses(), &settings, args.insecure)? {
+        tracing::warn!("{warning}");
+    }
+    // Certificates and tokens first: a bad file fails here, naming it.
+    for security in settings.services() {
+        security.load(triad_monitor::READ_METHODS)?;
+    }
+    if let Some(tls) = &settings.client_tls {
+        tls.tonic_config()?;
+    }
+    for token in [
+        &settings.preprocess_token,
+        &settings.score_token,
+        &settings.monitor_token,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        token.first()?;
+    }
+
     // The scorer stops first, so that its outcome sender flushes into a
     // monitor that is still up; then the back-end services stop.
     let (stop, stopped) = watch::channel(false);
@@ -82,6 +361,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         listener,
         PreprocessConfig {
             addr: preprocess_addr,
+            security: settings.preprocess.clone(),
             ..PreprocessConfig::default()
         },
         until_stopped(stopped.clone()),
@@ -95,6 +375,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         addr: monitor_addr,
         http_addr: monitor_http_addr,
         models_dir: args.models_dir.clone(),
+        security: settings.monitor.clone(),
         ..triad_monitor::MonitorConfig::default()
     };
     monitor_config.store.database_url = args.database_url.clone();
@@ -114,9 +395,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ScoreConfig {
             addr: score_addr,
             http_addr: Some(http_addr),
-            preprocess: format!("http://127.0.0.1:{}", preprocess_addr.port()),
+            preprocess: settings.url(preprocess_addr),
             models_dir: args.models_dir.clone(),
-            monitor: Some(format!("http://127.0.0.1:{}", monitor_addr.port())),
+            monitor: Some(settings.url(monitor_addr)),
             spool: triad_score::config::SpoolConfig {
                 dir: Some(
                     args.spool_dir
@@ -125,20 +406,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 ),
                 ..triad_score::config::SpoolConfig::default()
             },
+            security: settings.score.clone(),
+            upstream_tls: settings.client_tls.clone().unwrap_or_default(),
+            preprocess_token: settings.preprocess_token.clone(),
+            monitor_token: settings.monitor_token.clone(),
             ..ScoreConfig::default()
         },
         until_stopped(front_stopped),
     ));
 
-    let check = check(preprocess_addr, score_addr, monitor_addr).await;
+    let bound = Bound {
+        preprocess: preprocess_addr,
+        score: score_addr,
+        http: http_addr,
+        monitor: monitor_addr,
+        monitor_http: monitor_http_addr,
+    };
+    let check = check(&bound, &settings).await;
     if check.is_ok() {
-        print_banner(
-            preprocess_addr,
-            score_addr,
-            http_addr,
-            monitor_addr,
-            monitor_http_addr,
-        );
+        print_banner(&bound, &settings);
         if !args.check_only {
             triad_server::shutdown_signal().await;
         }
@@ -152,30 +438,55 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     check
 }
 
-/// Waits for both services and scores the seed request through them.
-async fn check(
+/// The addresses the services listen on.
+struct Bound {
     preprocess: SocketAddr,
     score: SocketAddr,
+    http: SocketAddr,
     monitor: SocketAddr,
-) -> anyhow::Result<()> {
+    monitor_http: SocketAddr,
+}
+
+/// Waits for every service and scores the seed request through them, the
+/// way a caller would: over TLS and with the scorer's token when they are
+/// on.
+async fn check(bound: &Bound, settings: &Settings) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(5);
-    let monitor = format!("http://127.0.0.1:{}", monitor.port());
-    triad_server::healthcheck(&monitor, triad_monitor::SERVICE_NAME, timeout)
-        .await
-        .context("monitor did not become healthy")?;
-    let preprocess = format!("http://127.0.0.1:{}", preprocess.port());
-    let score = format!("http://127.0.0.1:{}", score.port());
-    triad_server::healthcheck(&preprocess, triad_preprocess::SERVICE_NAME, timeout)
-        .await
-        .context("preprocess did not become healthy")?;
-    triad_server::healthcheck(&score, triad_score::SERVICE_NAME, timeout)
-        .await
-        .context("scorer did not become healthy")?;
+    let hint = if settings.is_tls() {
+        " (does the certificate name 127.0.0.1, and do --tls-ca or --tls-client-ca hold the CA that signed it?)"
+    } else {
+        ""
+    };
+    for (addr, service, name) in [
+        (bound.monitor, triad_monitor::SERVICE_NAME, "monitor"),
+        (
+            bound.preprocess,
+            triad_preprocess::SERVICE_NAME,
+            "preprocess",
+        ),
+        (bound.score, triad_score::SERVICE_NAME, "scorer"),
+    ] {
+        let endpoint = settings.url(addr);
+        let healthy = match &settings.client_tls {
+            Some(tls) => {
+                triad_server::health::healthcheck_tls(&endpoint, service, timeout, tls).await
+            }
+            None => triad_server::healthcheck(&endpoint, service, timeout).await,
+        };
+        healthy.with_context(|| format!("{name} did not become healthy{hint}"))?;
+    }
     let request: v1::FeaturizeRequest = parse_request(SEED_REQUEST, &JsonLimits::default())?
         .request
         .into();
-    let response = ScorerClient::connect(score)
-        .await?
+    let channel = triad_server::client::connect(
+        &settings.url(bound.score),
+        &triad_server::ClientConfig {
+            tls: settings.client_tls.clone().unwrap_or_default(),
+            token: settings.score_token.clone(),
+            ..triad_server::ClientConfig::default()
+        },
+    )?;
+    let response = ScorerClient::new(channel)
         .score(v1::ScoreRequest {
             budgets: request.budgets,
             all_user_expense_lineitems: request.all_user_expense_lineitems,
@@ -226,34 +537,243 @@ fn data_dir(database_url: &str) -> PathBuf {
     }
 }
 
-fn print_banner(
-    preprocess: SocketAddr,
-    score: SocketAddr,
-    http: SocketAddr,
-    monitor: SocketAddr,
-    monitor_http: SocketAddr,
-) {
+fn print_banner(bound: &Bound, settings: &Settings) {
     say!();
     say!("triad is up (ctrl-c to stop)");
-    say!("  preprocess  grpc  {preprocess}");
-    say!("  score       grpc  {score}   (triad.v1.Scorer, inference.GRPCInferenceService)");
-    say!("  score       http  {http}    (POST /budget_expense_matcher/, GET /metrics)");
-    say!("  monitor     grpc  {monitor}   (triad.v1.Monitor; every outcome is stored)");
-    say!("  monitor     http  {monitor_http}    (dashboard, GET /metrics)");
+    say!("  preprocess  grpc  {}", bound.preprocess);
+    say!(
+        "  score       grpc  {}   (triad.v1.Scorer, inference.GRPCInferenceService)",
+        bound.score
+    );
+    say!(
+        "  score       http  {}    (POST /budget_expense_matcher/, GET /metrics)",
+        bound.http
+    );
+    say!(
+        "  monitor     grpc  {}   (triad.v1.Monitor; every outcome is stored)",
+        bound.monitor
+    );
+    say!(
+        "  monitor     http  {}    (dashboard, GET /metrics)",
+        bound.monitor_http
+    );
+    say!("security: {} on every port", settings.describe());
     say!();
-    say!("dashboard: http://127.0.0.1:{}/", monitor_http.port());
+    let calls = Calls(settings);
+    say!("dashboard: {}/", settings.url(bound.monitor_http));
+    if settings.read_token.is_some() {
+        say!(
+            "  (it asks for the read token: curl -s {}{}{}/)",
+            calls.curl_tls(),
+            calls.bearer(settings.read_token.as_ref()),
+            settings.url(bound.monitor_http)
+        );
+    }
     say!();
     say!("try:");
     say!(
-        "  curl -s -d @tests/fixtures/seed_request.json localhost:{}/budget_expense_matcher/",
-        http.port()
+        "  curl -s {}{}-d @tests/fixtures/seed_request.json {}/budget_expense_matcher/",
+        calls.curl_tls(),
+        calls.bearer(settings.score_token.as_ref()),
+        settings.url(bound.http)
     );
     say!(
-        "  grpcurl -plaintext -d @ localhost:{} triad.v1.Scorer/Score < tests/fixtures/seed_request.json",
-        score.port()
+        "  grpcurl {}{}-d @ {} triad.v1.Scorer/Score < tests/fixtures/seed_request.json",
+        calls.grpcurl_tls(),
+        calls.bearer(settings.score_token.as_ref()),
+        reach(bound.score)
     );
     say!(
-        "  grpcurl -plaintext -d @ localhost:{} triad.v1.Preprocess/Featurize < tests/fixtures/seed_request.json",
-        preprocess.port()
+        "  grpcurl {}{}-d @ {} triad.v1.Preprocess/Featurize < tests/fixtures/seed_request.json",
+        calls.grpcurl_tls(),
+        calls.bearer(settings.preprocess_token.as_ref()),
+        reach(bound.preprocess)
     );
+}
+
+/// The flags of the printed calls: whom curl and grpcurl trust, what they
+/// present, which token they send.
+struct Calls<'a>(&'a Settings);
+
+impl Calls<'_> {
+    fn curl_tls(&self) -> String {
+        let Some(tls) = &self.0.client_tls else {
+            return String::new();
+        };
+        let mut flags = String::new();
+        if let Some(ca) = &tls.ca {
+            flags += &format!("--cacert {} ", shell_word(ca));
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            flags += &format!("--cert {} --key {} ", shell_word(cert), shell_word(key));
+        }
+        flags
+    }
+
+    fn grpcurl_tls(&self) -> String {
+        let Some(tls) = &self.0.client_tls else {
+            return "-plaintext ".to_owned();
+        };
+        let mut flags = String::new();
+        if let Some(ca) = &tls.ca {
+            flags += &format!("-cacert {} ", shell_word(ca));
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            flags += &format!("-cert {} -key {} ", shell_word(cert), shell_word(key));
+        }
+        flags
+    }
+
+    /// The `authorization` header, reading the token where it is kept
+    /// (never printing it).
+    fn bearer(&self, token: Option<&TokenSource>) -> String {
+        match token {
+            Some(TokenSource::File(path)) => {
+                format!("-H \"authorization: Bearer $(cat {})\" ", shell_word(path))
+            }
+            Some(TokenSource::Env(var)) => format!("-H \"authorization: Bearer ${var}\" "),
+            Some(TokenSource::Value(_)) => "-H \"authorization: Bearer <token>\" ".to_owned(),
+            None => String::new(),
+        }
+    }
+}
+
+/// `path` as one shell word: as is when it needs no quoting, else in
+/// single quotes.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+
+    fn parse(args: &[&str]) -> UpArgs {
+        Cli::try_parse_from(std::iter::once("triad").chain(args.iter().copied()))
+            .unwrap()
+            .up
+    }
+
+    #[test]
+    fn every_port_binds_loopback_by_default() {
+        let args = parse(&[]);
+        assert_eq!(
+            args.addresses().map(|addr| addr.to_string()),
+            [
+                "127.0.0.1:50051",
+                "127.0.0.1:50052",
+                "127.0.0.1:8080",
+                "127.0.0.1:50053",
+                "127.0.0.1:8081"
+            ]
+        );
+        let settings = Settings::from_args(&args).unwrap();
+        assert!(!settings.is_tls() && !settings.callers_authenticated());
+        assert_eq!(exposure(&args.addresses(), &settings, false).unwrap(), None);
+    }
+
+    #[test]
+    fn an_exposed_address_needs_tokens_or_client_certificates_or_insecure() {
+        let exposed = parse(&["--http-addr", "0.0.0.0:8080"]);
+        let plain = Settings::from_args(&exposed).unwrap();
+        let refused = exposure(&exposed.addresses(), &plain, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("refusing to serve 0.0.0.0:8080") && refused.contains("--insecure"),
+            "{refused}"
+        );
+        let warning = exposure(&exposed.addresses(), &plain, true)
+            .unwrap()
+            .unwrap();
+        assert!(warning.contains("--insecure"), "{warning}");
+
+        let tokens_only = parse(&["--http-addr", "0.0.0.0:8080", "--token-file", "t"]);
+        let settings = Settings::from_args(&tokens_only).unwrap();
+        let warning = exposure(&tokens_only.addresses(), &settings, false)
+            .unwrap()
+            .unwrap();
+        assert!(warning.contains("clear text"), "{warning}");
+
+        let mutual = parse(&[
+            "--http-addr",
+            "0.0.0.0:8080",
+            "--tls-cert",
+            "s.pem",
+            "--tls-key",
+            "s.key",
+            "--tls-client-ca",
+            "ca.pem",
+        ]);
+        let settings = Settings::from_args(&mutual).unwrap();
+        assert_eq!(
+            exposure(&mutual.addresses(), &settings, false).unwrap(),
+            None
+        );
+        // TLS alone says nothing about who calls.
+        let server_tls = parse(&[
+            "--http-addr",
+            "0.0.0.0:8080",
+            "--tls-cert",
+            "s.pem",
+            "--tls-key",
+            "s.key",
+        ]);
+        let settings = Settings::from_args(&server_tls).unwrap();
+        assert!(exposure(&server_tls.addresses(), &settings, false).is_err());
+    }
+
+    #[test]
+    fn with_mutual_tls_the_services_call_each_other_with_the_ca_and_a_certificate() {
+        let args = parse(&[
+            "--tls-cert",
+            "s.pem",
+            "--tls-key",
+            "s.key",
+            "--tls-client-ca",
+            "ca.pem",
+            "--token-file",
+            "t",
+        ]);
+        let settings = Settings::from_args(&args).unwrap();
+        let tls = settings.client_tls.clone().unwrap();
+        assert_eq!(tls.ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(tls.cert, Some(PathBuf::from("s.pem")));
+        assert_eq!(tls.key, Some(PathBuf::from("s.key")));
+        assert_eq!(
+            settings.url("0.0.0.0:50051".parse().unwrap()),
+            "https://127.0.0.1:50051"
+        );
+        for token in [
+            &settings.preprocess_token,
+            &settings.score_token,
+            &settings.monitor_token,
+        ] {
+            assert_eq!(token, &Some(TokenSource::File("t".into())));
+        }
+        assert_eq!(settings.describe(), "mutual TLS, bearer tokens");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word(Path::new("a/b-c.pem")), "a/b-c.pem");
+        assert_eq!(shell_word(Path::new("my dir/it's")), r"'my dir/it'\''s'");
+    }
 }

@@ -2,16 +2,23 @@
 //! up` (every service in one process, on ephemeral loopback ports), the
 //! synthetic data set backfilled through the scorer at its original times,
 //! its labels uploaded, then precision and recall per day from the monitor
-//! — and the analyst's plain SQL view agreeing with them.
+//! — and the analyst's plain SQL view agreeing with them; the same chain
+//! with `triad certs`' mutual TLS and tokens on every port; and `triad up`
+//! refusing to expose an unauthenticated port.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use triad_proto::v1::monitor_client::MonitorClient;
+use triad_proto::v1::scorer_client::ScorerClient;
 use triad_proto::v1::{Bucket, QueryMetricsRequest};
+use triad_server::auth::TokenSource;
+use triad_server::tls::{ClientTls, TlsConfig};
 
 /// One HTTP/1.1 GET; the whole response, head and body.
 async fn http_get(addr: &str, path: &str) -> String {
@@ -43,36 +50,47 @@ fn triad(args: &[&str]) {
 struct Up {
     child: Child,
     addresses: Vec<(String, String)>,
+    /// What it printed up to its ready-to-paste calls.
+    banner: Vec<String>,
+}
+
+/// `triad up`'s arguments for ephemeral loopback ports (the seed
+/// contract's on `http_addr`), `database` and the repository's models.
+fn up_args(database: &Path, http_addr: &str) -> Command {
+    let mut command = Command::new(TRIAD);
+    command
+        .args([
+            "up",
+            "--preprocess-addr",
+            "127.0.0.1:0",
+            "--score-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--http-addr", http_addr, "--monitor-addr", "127.0.0.1:0"])
+        .args(["--monitor-http-addr", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("--models-dir")
+        .arg(repo().join("models"))
+        .env("RUST_LOG", "warn");
+    command
 }
 
 impl Up {
     fn start(database: &Path) -> Self {
-        let mut child = Command::new(TRIAD)
-            .args([
-                "up",
-                "--preprocess-addr",
-                "127.0.0.1:0",
-                "--score-addr",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--http-addr",
-                "127.0.0.1:0",
-                "--monitor-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--monitor-http-addr", "127.0.0.1:0"])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", database.display()))
-            .arg("--models-dir")
-            .arg(repo().join("models"))
-            .env("RUST_LOG", "warn")
+        Self::start_with(database, &[])
+    }
+
+    fn start_with(database: &Path, extra: &[&str]) -> Self {
+        let mut child = up_args(database, "127.0.0.1:0")
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         // The banner names every bound address: "  <service>  <proto>  <addr> ...".
         let mut addresses = Vec::new();
+        let mut banner = Vec::new();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let started = Instant::now();
         while let Some(Ok(line)) = lines.next() {
@@ -82,13 +100,23 @@ impl Up {
             {
                 addresses.push((format!("{service} {proto}"), addr.to_owned()));
             }
-            if line.starts_with("try:") || started.elapsed() > Duration::from_secs(60) {
+            let done = line.starts_with("try:");
+            banner.push(line);
+            if done || started.elapsed() > Duration::from_secs(60) {
                 break;
             }
         }
         // Keep reading whatever else it prints.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addresses }
+        Self {
+            child,
+            addresses,
+            banner,
+        }
+    }
+
+    fn socket(&self, what: &str) -> SocketAddr {
+        self.addr(what).parse().unwrap()
     }
 
     fn addr(&self, what: &str) -> String {
@@ -254,4 +282,304 @@ async fn backfilled_synthetic_data_and_labels_give_daily_precision_and_recall() 
     assert!(page.contains("travel_vendor_jaro_winkler"));
 
     up.stop();
+}
+
+/// The seed request as the gRPC `Score` call takes it.
+fn seed_score_request() -> triad_proto::v1::ScoreRequest {
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/seed_request.json")).unwrap();
+    let request: triad_proto::v1::FeaturizeRequest =
+        triad_features::parse_request(&text, &triad_features::JsonLimits::default())
+            .unwrap()
+            .request
+            .into();
+    triad_proto::v1::ScoreRequest {
+        budgets: request.budgets,
+        all_user_expense_lineitems: request.all_user_expense_lineitems,
+        ..triad_proto::v1::ScoreRequest::default()
+    }
+}
+
+/// `triad certs` writes a working mutual-TLS set, and `triad up --secrets`
+/// turns it and the tokens on for every port and every hop: its own
+/// end-to-end check passes, each service's `healthcheck` probe passes, and
+/// a caller gets through only with a client certificate of that CA and the
+/// right service's token — over gRPC, HTTP, `triad backfill` and `triad
+/// labels` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triad_certs_and_up_run_mutual_tls_and_tokens_on_every_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    let database = dir.path().join("monitor.db");
+    triad(&["certs", "--out", secrets.to_str().unwrap()]);
+    let file = |name: &str| secrets.join(name);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&secrets), 0o700);
+    for private in [
+        "server-key.pem",
+        "client-key.pem",
+        "score.token",
+        "preprocess.token",
+        "monitor.token",
+        "read.token",
+    ] {
+        assert_eq!(mode(&file(private)), 0o600, "{private}");
+    }
+    let token = |name: &str| {
+        std::fs::read_to_string(file(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert!(token("score.token").len() >= 32);
+    assert_ne!(token("score.token"), token("monitor.token"));
+    let again = Command::new(TRIAD)
+        .args(["certs", "--out", secrets.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "an existing set is not overwritten"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    // Its own end-to-end check passed (over mutual TLS, with the tokens):
+    // it printed the banner.
+    let up = Up::start_with(&database, &["--secrets", secrets.to_str().unwrap()]);
+    assert!(
+        up.banner
+            .iter()
+            .any(|line| line == "security: mutual TLS, bearer tokens on every port"),
+        "{:#?}",
+        up.banner
+    );
+    assert!(
+        up.banner
+            .iter()
+            .any(|line| line.contains("seed request: 1 pair(s)")),
+        "{:#?}",
+        up.banner
+    );
+
+    // What each service's `healthcheck` subcommand runs: the service's own
+    // certificate, pinned, presented as the client's.
+    let service_security = triad_server::Security {
+        tls: Some(
+            TlsConfig::new(file("server.pem"), file("server-key.pem"))
+                .with_client_ca(file("ca.pem")),
+        ),
+        ..triad_server::Security::default()
+    };
+    for (what, service) in [
+        ("preprocess grpc", "triad.v1.Preprocess"),
+        ("score grpc", "triad.v1.Scorer"),
+        ("monitor grpc", "triad.v1.Monitor"),
+    ] {
+        triad_server::check_local_with(up.socket(what), service, &service_security)
+            .await
+            .unwrap_or_else(|error| panic!("{what}: {error}"));
+    }
+
+    let client = ClientTls {
+        ca: Some(file("ca.pem")),
+        cert: Some(file("client.pem")),
+        key: Some(file("client-key.pem")),
+        domain: None,
+    };
+    let score = up.socket("score grpc");
+    let timeout = Duration::from_secs(3);
+    assert!(
+        triad_server::healthcheck(&format!("http://{score}"), "", timeout)
+            .await
+            .is_err(),
+        "plain TCP is refused"
+    );
+    let anonymous = ClientTls {
+        cert: None,
+        key: None,
+        ..client.clone()
+    };
+    assert!(
+        triad_server::health::healthcheck_tls(&format!("https://{score}"), "", timeout, &anonymous)
+            .await
+            .is_err(),
+        "TLS without a client certificate is refused"
+    );
+    let call = |token: Option<&str>| {
+        let channel = triad_server::client::connect(
+            &format!("https://{score}"),
+            &triad_server::ClientConfig {
+                tls: client.clone(),
+                token: token.map(|name| TokenSource::File(file(name))),
+                ..triad_server::ClientConfig::default()
+            },
+        )
+        .unwrap();
+        async move { ScorerClient::new(channel).score(seed_score_request()).await }
+    };
+    assert_eq!(
+        call(None).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        call(Some("monitor.token")).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated,
+        "another service's token is not the scorer's"
+    );
+    let scored = call(Some("score.token")).await.unwrap().into_inner();
+    assert_eq!(scored.keys.len(), 1);
+
+    // The seed's HTTP contract, over TLS, with the scorer's token.
+    let seed = std::fs::read_to_string(repo().join("tests/fixtures/seed_request.json")).unwrap();
+    let http = up.socket("score http");
+    let path = "/budget_expense_matcher/";
+    let refused = triad_server::test_util::https_request(http, &client, "POST", path, None, &seed)
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 401);
+    let answered = triad_server::test_util::https_request(
+        http,
+        &client,
+        "POST",
+        path,
+        Some(&token("score.token")),
+        &seed,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/seed_response.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&answered.body).unwrap(),
+        expected
+    );
+    // The dashboard with the read-only token.
+    let dashboard = triad_server::test_util::https_request(
+        up.socket("monitor http"),
+        &client,
+        "GET",
+        "/",
+        Some(&token("read.token")),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(dashboard.status, 200);
+
+    // `triad backfill` and `triad labels` with their TLS and token flags.
+    let synth = dir.path().join("synth");
+    triad(&["synth", "--users", "8", "--out", synth.to_str().unwrap()]);
+    let labels = synth.join("labels.csv");
+    let tls_flags = |token_name: &str| {
+        [
+            "--ca".to_owned(),
+            file("ca.pem").display().to_string(),
+            "--cert".to_owned(),
+            file("client.pem").display().to_string(),
+            "--key".to_owned(),
+            file("client-key.pem").display().to_string(),
+            "--token-file".to_owned(),
+            file(token_name).display().to_string(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let output = Command::new(TRIAD).args(&args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "triad {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let mut backfill = vec![
+        "backfill".to_owned(),
+        synth.join("requests.jsonl").display().to_string(),
+        "--scorer".to_owned(),
+        format!("https://{score}"),
+        "--times".to_owned(),
+        labels.display().to_string(),
+    ];
+    backfill.extend(tls_flags("score.token"));
+    run(backfill);
+    let mut upload = vec![
+        "labels".to_owned(),
+        labels.display().to_string(),
+        "--monitor".to_owned(),
+        format!("https://{}", up.addr("monitor grpc")),
+    ];
+    upload.extend(tls_flags("monitor.token"));
+    run(upload);
+
+    // Read back with the read-only token: every pair stored once and
+    // labelled — plus the seed request scored three times (the check, the
+    // gRPC call, the HTTP call).
+    let pairs = std::fs::read_to_string(&labels).unwrap().lines().count() as u64 - 1;
+    let channel = triad_server::client::connect(
+        &format!("https://{}", up.addr("monitor grpc")),
+        &triad_server::ClientConfig {
+            tls: client.clone(),
+            token: Some(TokenSource::File(file("read.token"))),
+            ..triad_server::ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let mut monitor = MonitorClient::new(channel);
+    let query = QueryMetricsRequest {
+        model: "budget_expense_matcher".into(),
+        bucket: Bucket::Day.into(),
+        ..QueryMetricsRequest::default()
+    };
+    let mut totals = (0, 0);
+    for _ in 0..600 {
+        let points = monitor
+            .query_metrics(query.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .points;
+        totals = points
+            .iter()
+            .fold((0, 0), |(c, l), p| (c + p.count, l + p.labelled));
+        if totals == (pairs + 3, pairs) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(totals, (pairs + 3, pairs));
+
+    up.stop();
+}
+
+/// A non-loopback address with neither tokens nor client certificates is
+/// refused, naming the way out; `--insecure` serves it anyway, warning.
+#[test]
+fn up_refuses_an_unauthenticated_exposed_port_unless_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("monitor.db");
+    let refused = up_args(&database, "0.0.0.0:0")
+        .arg("--check-only")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refusing to serve 0.0.0.0:0") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+
+    let insecure = up_args(&database, "0.0.0.0:0")
+        .args(["--check-only", "--insecure"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&insecure.stdout),
+        String::from_utf8_lossy(&insecure.stderr),
+    );
+    assert!(insecure.status.success(), "{stderr}");
+    assert!(stdout.contains("triad is up"), "{stdout}");
+    assert!(
+        stderr.contains("no caller authentication (--insecure)"),
+        "{stderr}"
+    );
 }
