@@ -18,6 +18,13 @@
 //! refresh, replicas that go away are dropped. An IP-literal endpoint is one
 //! connection.
 //!
+//! Each address is its own lazily-connecting channel, which connects when a
+//! call is sent to it and drives that connection to the end on its own
+//! task. (tonic's `balance_channel` starts connecting to every replica but
+//! only advances the connections while a call is being routed: a handshake
+//! left half-done for longer than the server's handshake deadline was closed
+//! by the server, and the next call sent to it failed.)
+//!
 //! **TLS and tokens.** An `https://` endpoint is reached over TLS: the
 //! server's certificate must chain to [`ClientConfig::tls`]'s CA (or the
 //! public web roots) and name the endpoint's host; a client certificate is
@@ -34,9 +41,15 @@ use std::time::Duration;
 
 use http::Uri;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
 use tonic::body::Body;
-use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+/// A replica behind a name appearing or going away.
+enum Change<K, V> {
+    Insert(K, V),
+    Remove(K),
+}
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
 
@@ -172,7 +185,7 @@ fn connect_resolved<F>(
 where
     F: Fn() -> LookupFuture + Send + 'static,
 {
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    let (changes, discovered) = mpsc::channel::<Change<SocketAddr, Endpoint>>(64);
     let settings = config.clone();
     let name = target.uri.clone();
     let scheme = target.uri.scheme_str().unwrap_or("http").to_owned();
@@ -203,11 +216,35 @@ where
         changes,
         config.dns_refresh,
     ));
-    finish(channel, config)
+    // Every replica a lazily-connecting channel, chosen by power of two
+    // choices over in-flight requests; the buffer makes the balancer
+    // cloneable and lets calls wait for the first resolution.
+    let discover = tokio_stream::wrappers::ReceiverStream::new(discovered).map(|change| {
+        Ok::<_, std::convert::Infallible>(match change {
+            Change::Insert(addr, endpoint) => {
+                tower::discover::Change::Insert(addr, endpoint.connect_lazy())
+            }
+            Change::Remove(addr) => tower::discover::Change::Remove(addr),
+        })
+    });
+    let balance = tower::balance::p2c::Balance::new(tower::load::PendingRequestsDiscover::new(
+        discover,
+        tower::load::CompleteOnResponse::default(),
+    ));
+    finish(tower::buffer::Buffer::new(balance, 1_024), config)
 }
 
 /// The shared layers on top of a (single or balanced) channel.
-fn finish(channel: Channel, config: &ClientConfig) -> Result<GrpcChannel, ClientError> {
+fn finish<S>(channel: S, config: &ClientConfig) -> Result<GrpcChannel, ClientError>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
     let timeout = config.timeout;
     let authorization = match &config.token {
         Some(source) => crate::auth::bearer_header(&source.first()?),
@@ -378,7 +415,8 @@ async fn resolve(
 }
 
 /// Retries of idempotent calls: only on `UNAVAILABLE` (the server never
-/// ran the call: connection refused or reset, replica draining), at most
+/// ran the call: connection refused or reset, replica draining) or a
+/// connection that broke below gRPC (no status came back), at most
 /// [`Retry::max_retries`] times per call, and only while the budget allows
 /// — retries may add at most a fifth to the call rate (plus ten a second),
 /// so a struggling server is not buried under retries.
@@ -415,7 +453,7 @@ impl Retry {
         loop {
             match call().await {
                 Err(status)
-                    if status.code() == tonic::Code::Unavailable
+                    if (status.code() == tonic::Code::Unavailable || broke_below_grpc(&status))
                         && retries < self.max_retries
                         && self.budget.withdraw() =>
                 {
@@ -426,4 +464,22 @@ impl Retry {
             }
         }
     }
+}
+
+/// A call that failed in the transport (a connection that broke before any
+/// gRPC status came back), not a status the server sent: as safe to retry
+/// for an idempotent call as `UNAVAILABLE`.
+fn broke_below_grpc(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    if status.code() != tonic::Code::Unknown {
+        return false;
+    }
+    let mut source = status.source();
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }

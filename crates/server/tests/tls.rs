@@ -348,3 +348,69 @@ async fn a_bad_certificate_file_fails_start_up_with_its_name() {
     let error = security.load(&[]).expect_err("a certificate is not a key");
     assert!(error.to_string().contains("private key"), "{error}");
 }
+
+#[tokio::test]
+async fn a_balanced_channel_idle_past_the_servers_handshake_deadline_still_calls_every_replica() {
+    // Sixteen mutual-TLS replicas behind one name, each closing a connection
+    // that has not finished its handshake within 300 ms. One call, then
+    // idle past the deadline, then calls again: none may fail (with
+    // tonic's balance_channel the replicas not chosen first were left
+    // half-way through their handshake, closed by the server, and the next
+    // call sent to one failed).
+    let pki = TestPki::new();
+    let secured = Security {
+        tls: Some(pki.mutual_tls()),
+        ..Security::default()
+    }
+    .load(&[])
+    .unwrap();
+    let limits = triad_server::ServerLimits {
+        handshake_timeout: Duration::from_millis(300),
+        ..triad_server::ServerLimits::default()
+    };
+    let mut replicas = Vec::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for _ in 0..16 {
+        let listener = triad_server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        replicas.push(listener.local_addr().unwrap());
+        let spec = ServiceSpec {
+            name: "replica",
+            routes: tonic::service::Routes::default(),
+            health_names: vec![],
+            descriptors: vec![],
+        };
+        let (secured, limits, mut stopped) = (secured.clone(), limits.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let _ = triad_server::serve_secured(listener, spec, &limits, &secured, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+        });
+    }
+    let list = replicas.clone();
+    let channel = triad_server::client::connect_with_lookup(
+        "https://localhost:1",
+        &triad_server::ClientConfig {
+            tls: pki.client_tls(),
+            ..triad_server::ClientConfig::default()
+        },
+        move || {
+            let list = list.clone();
+            Box::pin(async move { Ok(list) })
+        },
+    )
+    .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let check = tonic_health::pb::HealthCheckRequest::default();
+    health.check(check.clone()).await.expect("first call");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for call in 0..32 {
+        health
+            .check(check.clone())
+            .await
+            .unwrap_or_else(|status| panic!("call {call} after idling failed: {status}"));
+    }
+    let _ = stop.send(true);
+}
