@@ -46,6 +46,7 @@ pub mod env {
     pub const SPOOL_MAX_REQUEST_BYTES: &str = "TRIAD_SCORE_SPOOL_MAX_REQUEST_BYTES";
     pub const SPOOL_FSYNC: &str = "TRIAD_SCORE_SPOOL_FSYNC";
     pub const DRAIN_TIMEOUT_MS: &str = "TRIAD_SCORE_DRAIN_TIMEOUT_MS";
+    pub const MAX_REQUEST_BYTES: &str = "TRIAD_SCORE_MAX_REQUEST_BYTES";
 }
 
 /// Everything the scorer can be told.
@@ -89,6 +90,12 @@ pub struct ScoreConfig {
     pub payload_log: PayloadLogConfig,
     /// Where outcomes wait for the monitor.
     pub spool: SpoolConfig,
+    /// Most bytes one `Score` request may hold in the scorer, estimated
+    /// from its budgets and items before any work
+    /// ([`crate::engine::estimated_bytes`]); a larger request is refused
+    /// with `INVALID_ARGUMENT`. Default 48 MiB: about 160 000 pairs with
+    /// short ids.
+    pub max_request_bytes: usize,
 }
 
 impl Default for ScoreConfig {
@@ -115,6 +122,7 @@ impl Default for ScoreConfig {
             monitor_token: None,
             payload_log: PayloadLogConfig::default(),
             spool: SpoolConfig::default(),
+            max_request_bytes: crate::engine::DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }

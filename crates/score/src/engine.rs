@@ -26,6 +26,43 @@ const BLOCKING_THRESHOLD_ROWS: usize = 20_000;
 /// Most model names one request may list (before duplicates are dropped).
 pub const MAX_MODELS_PER_REQUEST: usize = 64;
 
+/// Default of [`Engine::with_max_request_bytes`]: 48 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 48 << 20;
+
+/// Bytes a scored pair costs the scorer besides its matrix row and its id
+/// bytes: two id strings' headers and allocation rounding, and its framing
+/// in the answer.
+const PAIR_OVERHEAD_BYTES: u128 = 96;
+/// Bytes a scored pair costs per model: the score and the decision, held
+/// and encoded in the answer.
+const PAIR_BYTES_PER_MODEL: u128 = 10;
+/// How many times a pair's id bytes are held at once: decoded from the
+/// matrix, encoded in the answer, written as JSON on the HTTP contract.
+const ID_COPIES: u128 = 3;
+
+/// What a request of `request`'s budgets and items, scored by `models`
+/// models over `n_cols` columns, holds in the scorer at most: every pair's
+/// matrix row, ids and scores, decoded and encoded. An upper bound,
+/// computed from the request before any work (every budget and item
+/// counted, as if each formed pairs), in the same units the
+/// per-request limit is given in.
+pub fn estimated_bytes(request: &FeaturizeRequest, n_cols: usize, models: usize) -> u128 {
+    let id_bound = triad_features::FeaturizerConfig::default().max_id_bytes;
+    let id_len = |id: &Option<String>| id.as_deref().map_or(0, |id| id.len().min(id_bound)) as u128;
+    let (n_budgets, n_items) = (
+        request.budgets.len() as u128,
+        request.all_user_expense_lineitems.len() as u128,
+    );
+    let budget_ids: u128 = request.budgets.iter().map(|b| id_len(&b.budget_id)).sum();
+    let item_ids: u128 = request
+        .all_user_expense_lineitems
+        .iter()
+        .map(|i| id_len(&i.itemization_id))
+        .sum();
+    let per_pair = 4 * n_cols as u128 + PAIR_OVERHEAD_BYTES + PAIR_BYTES_PER_MODEL * models as u128;
+    n_budgets * n_items * per_pair + ID_COPIES * (n_items * budget_ids + n_budgets * item_ids)
+}
+
 /// Where feature matrices come from.
 #[derive(Debug, Clone)]
 pub enum FeatureSource {
@@ -171,6 +208,7 @@ pub struct Engine {
     repository: Arc<Repository>,
     features: FeatureSource,
     outcomes: Option<OutcomePublisher>,
+    max_request_bytes: usize,
 }
 
 /// The model versions one request runs: (answering, shadow) per model.
@@ -182,7 +220,16 @@ impl Engine {
             repository,
             features,
             outcomes: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         }
+    }
+
+    /// Refuses (`INVALID_ARGUMENT`, before any work) a request whose
+    /// [`estimated_bytes`] pass `max`: what bounds the memory one caller
+    /// can take from the others.
+    pub fn with_max_request_bytes(mut self, max: usize) -> Self {
+        self.max_request_bytes = max;
+        self
     }
 
     /// Sends every outcome (shadow ones included) through `publisher`.
@@ -210,7 +257,23 @@ impl Engine {
         // before any work.
         selection.check()?;
         let models = self.repository.snapshot();
-        plan(&models, selection)?;
+        let plan = plan(&models, selection)?;
+        let runs = plan.len()
+            + plan
+                .iter()
+                .filter(|(_, _, shadow)| shadow.is_some())
+                .count();
+        let n_cols = self.repository.schema().feature_names.len();
+        let estimated = estimated_bytes(&request, n_cols, runs);
+        if estimated > self.max_request_bytes as u128 {
+            return Err(ScoreError::TooLarge {
+                budgets: request.budgets.len(),
+                items: request.all_user_expense_lineitems.len(),
+                estimated_mib: (estimated >> 20).min(u64::MAX as u128) as u64,
+                limit_mib: (self.max_request_bytes >> 20) as u64,
+            });
+        }
+        drop(plan);
         let inputs = self.outcomes.is_some().then(|| Arc::new(request.clone()));
         let matrix = self.features.featurize(request, &ids.request_id).await?;
         self.score_inner(matrix, selection, ids, inputs, started)

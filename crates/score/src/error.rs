@@ -32,6 +32,15 @@ pub enum ScoreError {
         version: String,
         loaded: Vec<String>,
     },
+    #[error(
+        "a request of {budgets} budgets x {items} line items would take about {estimated_mib} MiB in the scorer, more than its limit of {limit_mib} MiB per request; send fewer pairs per request"
+    )]
+    TooLarge {
+        budgets: usize,
+        items: usize,
+        estimated_mib: u64,
+        limit_mib: u64,
+    },
     #[error("expected at most {limit} model names or version pins in a request, got {count}")]
     TooManyModels { count: usize, limit: usize },
     #[error(transparent)]
@@ -72,9 +81,10 @@ impl From<ScoreError> for tonic::Status {
         let code = match &error {
             ScoreError::NoModels | ScoreError::SchemaMismatch { .. } => Code::FailedPrecondition,
             ScoreError::UnknownModel { .. } | ScoreError::UnknownVersion { .. } => Code::NotFound,
-            ScoreError::BadMatrix(_) | ScoreError::TooManyModels { .. } | ScoreError::Time(_) => {
-                Code::InvalidArgument
-            }
+            ScoreError::BadMatrix(_)
+            | ScoreError::TooManyModels { .. }
+            | ScoreError::TooLarge { .. }
+            | ScoreError::Time(_) => Code::InvalidArgument,
             ScoreError::Outcomes(Refused::TooLarge { .. }) => Code::InvalidArgument,
             ScoreError::Outcomes(_) => Code::Unavailable,
             // The caller's own mistakes pass through with preprocess's

@@ -8,6 +8,8 @@
 //! failed batch; malformed JSON is a 400 with a message saying what was
 //! expected.
 
+use std::borrow::Cow;
+
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -52,16 +54,19 @@ struct Options {
     verbose: bool,
 }
 
-/// One entry of the response list.
+/// One entry of the response list; a score entry borrows its ids from the
+/// scorer's response, so answering a large request copies no id.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
-pub enum Entry {
+pub enum Entry<'a> {
     Score {
         score: u8,
-        budget_id: String,
-        itemization_id: String,
+        #[serde(borrow)]
+        budget_id: Cow<'a, str>,
+        #[serde(borrow)]
+        itemization_id: Cow<'a, str>,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
-        detail: Option<Detail>,
+        detail: Option<Detail<'a>>,
     },
     Error {
         budget_id: Option<String>,
@@ -72,11 +77,13 @@ pub enum Entry {
 
 /// What `?verbose=true` adds to a score entry.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct Detail {
+pub struct Detail<'a> {
     pub probability: f32,
     pub threshold: f32,
-    pub model: String,
-    pub version: String,
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    #[serde(borrow)]
+    pub version: Cow<'a, str>,
 }
 
 /// A per-item error inside the response list.
@@ -89,6 +96,74 @@ pub struct EntryError {
     pub message: String,
     /// True when the item formed no pair at all.
     pub dropped: bool,
+}
+
+/// The seed contract's response list for a scored request: one entry per
+/// scored pair of the first model's results, then one per item error
+/// (`json_errors` are those the JSON reader found before scoring).
+/// Serializes straight from `response`: no entry is built per pair.
+pub struct SeedResponse<'a> {
+    response: &'a v1::ScoreResponse,
+    errors: Vec<Entry<'static>>,
+    verbose: bool,
+}
+
+impl<'a> SeedResponse<'a> {
+    pub fn new(
+        json_errors: Vec<v1::ItemError>,
+        response: &'a mut v1::ScoreResponse,
+        verbose: bool,
+    ) -> Self {
+        let errors = error_entries(json_errors, std::mem::take(&mut response.errors));
+        Self {
+            response,
+            errors,
+            verbose,
+        }
+    }
+
+    /// The score entries, in row order.
+    fn scores(&self) -> impl Iterator<Item = Entry<'_>> {
+        let result = self.response.results.first();
+        let verbose = self.verbose;
+        result.into_iter().flat_map(move |result| {
+            self.response
+                .keys
+                .iter()
+                .zip(&result.scores)
+                .zip(&result.matched)
+                .map(move |((key, probability), matched)| Entry::Score {
+                    score: u8::from(*matched),
+                    budget_id: Cow::Borrowed(&key.budget_id),
+                    itemization_id: Cow::Borrowed(&key.itemization_id),
+                    detail: verbose.then(|| Detail {
+                        probability: *probability,
+                        threshold: result.threshold,
+                        model: Cow::Borrowed(&result.model),
+                        version: Cow::Borrowed(&result.version),
+                    }),
+                })
+        })
+    }
+}
+
+impl Serialize for SeedResponse<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let rows = self
+            .response
+            .results
+            .first()
+            .map_or(0, |_| self.response.keys.len());
+        let mut seq = serializer.serialize_seq(Some(rows + self.errors.len()))?;
+        for entry in self.scores() {
+            seq.serialize_element(&entry)?;
+        }
+        for entry in &self.errors {
+            seq.serialize_element(entry)?;
+        }
+        seq.end()
+    }
 }
 
 async fn health(State(state): State<HttpState>) -> impl IntoResponse {
@@ -134,53 +209,46 @@ async fn score(
         Err(error) => return score_error_response(error),
     };
     let json_errors = parsed.errors.into_iter().map(Into::into).collect();
-    let entries = seed_entries(json_errors, response, options.verbose);
+    let mut response = response;
+    let seed = SeedResponse::new(json_errors, &mut response, options.verbose);
     state.payload.log("http", "output", request_id, || {
-        serde_json::to_value(&entries).ok()
+        serde_json::to_value(&seed).ok()
     });
-    (StatusCode::OK, Json(entries)).into_response()
+    match serde_json::to_vec(&seed) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode the seed response");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the response",
+            )
+        }
+    }
 }
 
-/// The seed contract's response list for a scored request: one entry per
-/// scored pair of the first model's results, then one per item error
-/// (`json_errors` are those the JSON reader found before scoring).
+/// The seed response list as entries (for `triad score`): see
+/// [`SeedResponse`].
 pub fn seed_entries(
     json_errors: Vec<v1::ItemError>,
-    response: v1::ScoreResponse,
+    mut response: v1::ScoreResponse,
     verbose: bool,
-) -> Vec<Entry> {
-    let mut entries = score_entries(&response, verbose);
-    entries.extend(error_entries(json_errors, response.errors));
-    entries
-}
-
-fn score_entries(response: &v1::ScoreResponse, verbose: bool) -> Vec<Entry> {
-    let Some(result) = response.results.first() else {
-        return Vec::new();
-    };
-    response
-        .keys
-        .iter()
-        .zip(&result.scores)
-        .zip(&result.matched)
-        .map(|((key, probability), matched)| Entry::Score {
-            score: u8::from(*matched),
-            budget_id: key.budget_id.clone(),
-            itemization_id: key.itemization_id.clone(),
-            detail: verbose.then(|| Detail {
-                probability: *probability,
-                threshold: result.threshold,
-                model: result.model.clone(),
-                version: result.version.clone(),
-            }),
-        })
-        .collect()
+) -> serde_json::Value {
+    let seed = SeedResponse::new(json_errors, &mut response, verbose);
+    serde_json::to_value(&seed).unwrap_or_default()
 }
 
 /// Errors of the JSON reader first; then the featurizer's, except those
 /// about items the JSON reader already dropped (their placeholders have no
 /// id, so the featurizer would report them again).
-fn error_entries(json: Vec<v1::ItemError>, featurizer: Vec<v1::ItemError>) -> Vec<Entry> {
+fn error_entries(json: Vec<v1::ItemError>, featurizer: Vec<v1::ItemError>) -> Vec<Entry<'static>> {
     let dropped: Vec<(String, u32)> = json
         .iter()
         .filter(|e| e.dropped)

@@ -87,7 +87,8 @@ pub async fn serve(
             ..triad_server::ClientConfig::default()
         },
     )?;
-    let mut engine = Engine::new(Arc::clone(&repository), features);
+    let mut engine = Engine::new(Arc::clone(&repository), features)
+        .with_max_request_bytes(config.max_request_bytes);
     let mut outcome_tasks = None;
     if let Some(monitor) = &config.monitor {
         let (publisher, tasks) = outcomes::OutcomePublisher::start(outcomes::OutcomeConfig {

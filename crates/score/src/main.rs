@@ -72,6 +72,11 @@ struct Cli {
     /// milliseconds; what is left stays in the spool for the next start.
     #[arg(long, env = env::DRAIN_TIMEOUT_MS, default_value_t = 5_000)]
     drain_timeout_ms: u64,
+    /// Most bytes one Score request may hold in the scorer, estimated from
+    /// its budgets and items before any work; a larger one is refused with
+    /// INVALID_ARGUMENT (default 48 MiB).
+    #[arg(long, env = env::MAX_REQUEST_BYTES)]
+    max_request_bytes: Option<usize>,
     /// How often to rescan the model repository, in milliseconds.
     #[arg(long, env = env::POLL_MS, default_value_t = 2_000)]
     poll_ms: u64,
@@ -157,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
         ..ScoreConfig::default()
     };
     cli.limits.apply(&mut config.server);
+    if let Some(max) = cli.max_request_bytes {
+        config.max_request_bytes = max;
+    }
     let grpc = triad_server::bind(config.addr).await?;
     let http = match config.http_addr {
         Some(addr) => Some(triad_server::bind(addr).await?),

@@ -214,9 +214,12 @@ async fn error_messages_quote_at_most_64_characters_of_a_callers_value() {
 
 #[tokio::test]
 async fn an_http_client_never_learns_an_internal_address() {
-    // Too many pairs for preprocess (its limit is 250 000): the 400 says so
-    // without naming where preprocess runs.
-    let stack = Stack::start(&shipped_models()).await;
+    // Too many pairs for preprocess (its limit is 250 000; the scorer's own
+    // bound lifted): the 400 says so without naming where preprocess runs.
+    let stack = Stack::start_with(&shipped_models(), |config| {
+        config.max_request_bytes = usize::MAX;
+    })
+    .await;
     let item = |i: usize| format!(r#"{{"itemization_id":"i{i}"}}"#);
     let budget = |i: usize| format!(r#"{{"budget_id":"b{i}"}}"#);
     let body = format!(
@@ -311,5 +314,43 @@ async fn score_matrix_checks_the_schema_behind_its_hash_and_never_panics() {
         })
         .await
         .unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_too_large_for_the_scorers_memory_bound_is_refused_before_any_work() {
+    // 500 budgets x 500 items with 128-byte ids: 250 000 pairs, about
+    // 250 MB of ids and rows, from a body of 140 kB.
+    let stack = Stack::start(&shipped_models()).await;
+    let id = |prefix: char, i: usize| format!("{prefix}{i:0>127}");
+    let request = v1::ScoreRequest {
+        budgets: (0..500)
+            .map(|i| v1::Budget {
+                budget_id: Some(id('b', i)),
+                ..v1::Budget::default()
+            })
+            .collect(),
+        all_user_expense_lineitems: (0..500)
+            .map(|i| v1::ExpenseLineItem {
+                itemization_id: Some(id('i', i)),
+                ..v1::ExpenseLineItem::default()
+            })
+            .collect(),
+        ..v1::ScoreRequest::default()
+    };
+    let status = score_error(&stack, request).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    assert!(
+        status.message().contains("500 budgets x 500 line items"),
+        "{status}"
+    );
+    assert!(status.message().contains("limit of 48 MiB"), "{status}");
+    assert_eq!(
+        stack
+            .preprocess_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "refused before featurizing"
+    );
     stack.stop().await;
 }
