@@ -232,6 +232,29 @@ proptest! {
         featurize_json(&body)?;
     }
 
+    /// The streaming reader reads exactly what the tree reader reads from
+    /// the same JSON: records, per-item errors and their order, and the
+    /// whole-request error, on request-shaped and arbitrary values, with
+    /// limits small enough to be hit.
+    #[test]
+    fn the_streaming_reader_reads_what_the_tree_reader_reads(
+        value in prop_oneof![request_value(), json_value()],
+        max_items in prop_oneof![Just(100_000usize), 0usize..4],
+    ) {
+        let limits = JsonLimits { max_budgets: max_items, max_line_items: max_items, ..limits() };
+        // The tree as the old reader built it: parsed from the same text
+        // (serde_json's float parsing may differ from `value` by an ulp).
+        let text = value.to_string();
+        let streamed = parse_request(&text, &limits);
+        let tree: Value = serde_json::from_str(&text).unwrap();
+        let tree = triad_features::json::from_value(tree, &limits);
+        match (streamed, tree) {
+            (Ok(streamed), Ok(tree)) => prop_assert_eq!(streamed, tree),
+            (Err(streamed), Err(tree)) => prop_assert_eq!(streamed.to_string(), tree.to_string()),
+            (streamed, tree) => prop_assert!(false, "streamed {:?}, tree {:?}", streamed, tree),
+        }
+    }
+
     /// Twin of `fuzz/fuzz_targets/records.rs`: arbitrary records straight
     /// into the featurizer, with small bounds so that they are hit.
     #[test]
@@ -322,18 +345,26 @@ fn brackets_inside_strings_do_not_count_towards_the_depth() {
 }
 
 #[test]
-fn serde_json_keeps_its_recursion_limit_as_a_second_bound() {
-    // With the pre-scan out of the way, serde_json refuses depth 129 itself
-    // (its `unbounded_depth` feature must stay off).
+fn without_the_pre_scan_deep_nesting_still_cannot_exhaust_the_stack() {
+    // The reader recurses only through its fixed shape (object, list,
+    // record, field); anything deeper is skipped by serde_json
+    // iteratively, so even a million levels read to an answer.
     let lax = JsonLimits {
         max_depth: usize::MAX,
+        max_body_bytes: usize::MAX,
         ..limits()
     };
-    let err = parse_request(&format!("{}{}", "[".repeat(200), "]".repeat(200)), &lax).unwrap_err();
-    assert!(
-        err.to_string().contains("recursion limit exceeded"),
-        "{err}"
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let err = parse_request(&deep(1_000_000), &lax).unwrap_err();
+    assert!(err.to_string().contains("got an array"), "{err}");
+    let body = format!(
+        r#"{{"budgets": [{}, {{"budget_id": {}}}], "all_user_expense_lineitems": []}}"#,
+        deep(1_000_000),
+        deep(1_000_000)
     );
+    let parsed = parse_request(&body, &lax).unwrap();
+    assert_eq!(parsed.request.budgets.len(), 2);
+    assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
 }
 
 #[test]
@@ -406,4 +437,31 @@ fn over_long_fields_are_per_item_errors() {
     assert!(matrix.errors[0].message.contains("at most 64 bytes"));
     assert_eq!(matrix.get(0, "missing_budget_price_budget"), Some(1.0));
     assert_eq!(matrix.get(0, "missing_vendor_name_expense"), Some(1.0));
+}
+
+#[test]
+fn a_repeated_key_reads_as_its_last_value_as_a_json_object_would() {
+    // What serde_json's own objects keep; the streaming reader must not
+    // keep anything (records or errors) of an earlier value.
+    let parsed = parse_request(
+        r#"{"budgets": [1, 2], "all_user_expense_lineitems": [],
+            "budgets": [{"budget_id": "x", "budget_id": [1], "actual_cost_budget": "9"}]}"#,
+        &limits(),
+    )
+    .unwrap();
+    assert_eq!(parsed.request.budgets.len(), 1);
+    assert_eq!(parsed.request.budgets[0].budget_id, None);
+    assert_eq!(
+        parsed.request.budgets[0].actual_cost_budget.as_deref(),
+        Some("9")
+    );
+    let errors: Vec<_> = parsed
+        .errors
+        .iter()
+        .map(|e| (e.index, e.field, e.code))
+        .collect();
+    assert_eq!(
+        errors,
+        [(0, Some("budget_id"), ItemErrorCode::InvalidValue)]
+    );
 }
