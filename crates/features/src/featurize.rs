@@ -22,7 +22,7 @@ use std::time::Instant;
 use crate::error::{ItemError, ItemErrorCode, ItemKind};
 use crate::matrix::FeatureMatrix;
 use crate::parse::{self, FieldError};
-use crate::record::{RawBudget, RawLineItem, RawRequest};
+use crate::record::{IdProblem, RawBudget, RawLineItem, RawRequest};
 use crate::schema::{FIRST_FLAG, FeatureSchema, N_BUDGET_FLAGS, N_FEATURES, N_ITEM_FLAGS};
 use crate::text::{
     NormalizedText, SimilarityProfile, StemCache, TextNormalizer, character_similarities, jaccard,
@@ -438,34 +438,40 @@ impl Featurizer {
             });
             None
         };
-        match id {
-            None => fail(
+        let Some(id) = id else {
+            return fail(
                 ItemErrorCode::MissingId,
                 format!("expected a non-empty `{field}`, got null; the item forms no row"),
                 None,
-            ),
-            Some(id) if id.trim().is_empty() => fail(
+            );
+        };
+        match crate::check_id(id, self.config.max_id_bytes) {
+            Err(IdProblem::Blank) => fail(
                 ItemErrorCode::MissingId,
                 format!(
                     "expected a non-empty `{field}`, got an empty string; the item forms no row"
                 ),
                 None,
             ),
-            Some(id) if id.len() > self.config.max_id_bytes => fail(
+            Err(IdProblem::TooLong { len }) => fail(
                 ItemErrorCode::ValueTooLong,
                 format!(
-                    "expected `{field}` of at most {} bytes, got {}; the item forms no row",
+                    "expected `{field}` of at most {} bytes, got {len}; the item forms no row",
                     self.config.max_id_bytes,
-                    id.len()
                 ),
                 None,
             ),
-            Some(id) if !seen.insert(id) => fail(
+            Err(IdProblem::Nul) => fail(
+                ItemErrorCode::InvalidValue,
+                format!("expected `{field}` without a NUL character; the item forms no row"),
+                None,
+            ),
+            Ok(()) if !seen.insert(id) => fail(
                 ItemErrorCode::DuplicateId,
                 format!("`{field}` {id:?} appears earlier in the request; this item forms no row"),
                 Some(id),
             ),
-            Some(id) => Some(id),
+            Ok(()) => Some(id),
         }
     }
 

@@ -25,5 +25,5 @@ pub use featurize::{
 };
 pub use json::{JsonLimits, JsonRequest, parse_request};
 pub use matrix::FeatureMatrix;
-pub use record::{FieldKind, RawBudget, RawLineItem, RawRequest, clip};
+pub use record::{FieldKind, IdProblem, RawBudget, RawLineItem, RawRequest, check_id, clip};
 pub use schema::{FEATURE_NAMES, FeatureSchema, MISSING_FLAG_FIELDS, N_FEATURES, feature_inputs};

@@ -64,6 +64,34 @@ pub const LINE_ITEM_FIELD_KINDS: [FieldKind; 8] = {
     [Id, Parsed, Text, Parsed, Text, Text, Text, Text]
 };
 
+/// Why an id cannot name an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdProblem {
+    /// Empty, or only whitespace.
+    Blank,
+    /// Longer than the bound, in bytes.
+    TooLong { len: usize },
+    /// Holds a NUL character (PostgreSQL cannot store one).
+    Nul,
+}
+
+/// The one rule an id must meet to name an item (a request's budget or
+/// line item, a caller's matrix key): not blank, at most `max_bytes`
+/// bytes, no NUL character. Every pair answered is then one the monitor
+/// can store, since it accepts every id this accepts (its own bound is
+/// larger), so no answered outcome is lost to an id.
+pub fn check_id(id: &str, max_bytes: usize) -> Result<(), IdProblem> {
+    if id.trim().is_empty() {
+        Err(IdProblem::Blank)
+    } else if id.len() > max_bytes {
+        Err(IdProblem::TooLong { len: id.len() })
+    } else if id.contains('\0') {
+        Err(IdProblem::Nul)
+    } else {
+        Ok(())
+    }
+}
+
 /// What ends a value [`clip`] cut: `…[cut from N bytes]`, so whoever reads
 /// a kept copy knows it is not the whole value.
 pub const CUT_MARKER: &str = "…[cut from ";

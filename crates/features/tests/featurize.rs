@@ -357,6 +357,46 @@ fn items_without_ids_or_with_duplicate_ids_are_dropped_alone() {
 }
 
 #[test]
+fn an_id_the_monitor_could_not_store_forms_no_row() {
+    // A NUL character: the monitor refuses it (PostgreSQL cannot store
+    // one), so a pair answered with it would be lost.
+    let budgets = vec![
+        seed_budget(),
+        RawBudget {
+            budget_id: some("nul\0inside"),
+            ..seed_budget()
+        },
+    ];
+    let items = vec![
+        RawLineItem {
+            itemization_id: some("\0"),
+            ..seed_item()
+        },
+        seed_item(),
+    ];
+    let matrix = Featurizer::default().featurize(&request(budgets, items));
+    assert_eq!(matrix.budget_ids, ["309366"]);
+    assert_eq!(matrix.item_ids, ["4659496"]);
+    let codes: Vec<_> = matrix
+        .errors
+        .iter()
+        .map(|e| (e.kind, e.index, e.code, e.dropped))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (ItemKind::Budget, 1, ItemErrorCode::InvalidValue, true),
+            (ItemKind::LineItem, 0, ItemErrorCode::InvalidValue, true),
+        ]
+    );
+    assert!(
+        matrix.errors[0].message.contains("NUL"),
+        "{:?}",
+        matrix.errors
+    );
+}
+
+#[test]
 fn json_errors_carry_through_and_dropped_items_are_skipped() {
     let body = r#"{"budgets":[null,{"budget_id":"1","budget_price_budget":"100"}],
                   "all_user_expense_lineitems":[{"itemization_id":"2","expensed_amount_itemization":{"v":1}}]}"#;

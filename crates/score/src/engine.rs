@@ -509,9 +509,10 @@ fn check_matrix<'m>(
     Ok(schema)
 }
 
-/// Checks a caller's row keys as the monitor will: every id non-empty and
-/// at most the featurizer's id bound, every pair once (the featurizer
-/// guarantees this for matrices it builds).
+/// Checks a caller's row keys by the featurizer's rule for ids
+/// ([`triad_features::check_id`]: what it accepts, the monitor stores) and
+/// every pair once (the featurizer guarantees both for matrices it
+/// builds).
 fn check_keys(keys: &[v1::PairKey]) -> Result<(), ScoreError> {
     let max = triad_features::FeaturizerConfig::default().max_id_bytes;
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
@@ -520,10 +521,17 @@ fn check_keys(keys: &[v1::PairKey]) -> Result<(), ScoreError> {
             ("budget_id", &key.budget_id),
             ("itemization_id", &key.itemization_id),
         ] {
-            if id.is_empty() || id.len() > max {
+            if let Err(problem) = triad_features::check_id(id, max) {
+                let expected = match problem {
+                    triad_features::IdProblem::Nul => "without a NUL character".to_owned(),
+                    triad_features::IdProblem::Blank
+                    | triad_features::IdProblem::TooLong { .. } => {
+                        format!("of 1 to {max} bytes, not blank")
+                    }
+                };
                 return Err(ScoreError::BadMatrix(format!(
-                    "key {row}: expected a {field} of 1 to {max} bytes, got {} bytes",
-                    id.len()
+                    "key {row}: expected a {field} {expected}, got {}",
+                    triad_server::quote(id)
                 )));
             }
         }

@@ -294,6 +294,10 @@ async fn score_matrix_checks_the_schema_behind_its_hash_and_never_panics() {
             budget_id: "b".repeat(129),
             itemization_id: "i".to_owned(),
         }],
+        vec![v1::PairKey {
+            budget_id: "b".to_owned(),
+            itemization_id: "nul\0inside".to_owned(),
+        }],
     ] {
         let mut matrix = good.clone();
         matrix.keys = keys;
