@@ -36,16 +36,42 @@ pub struct HttpState {
 }
 
 /// The router: the seed endpoint (with and without the trailing slash) and
-/// a liveness probe. A body over `limits.max_body_bytes` is a 413, read no
-/// further.
+/// a liveness probe. A body over `limits.max_body_bytes` is a 413: at once
+/// when its `Content-Length` says so, else as soon as reading passes the
+/// limit; it is read no further.
 pub fn router(state: HttpState) -> Router {
-    let body_limit = DefaultBodyLimit::max(state.limits.max_body_bytes);
+    let max_body_bytes = state.limits.max_body_bytes;
     Router::new()
         .route("/budget_expense_matcher/", post(score))
         .route("/budget_expense_matcher", post(score))
         .route("/health", get(health))
-        .layer(body_limit)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body_bytes,
+            refuse_announced_oversize,
+        ))
         .with_state(state)
+}
+
+/// A body whose `Content-Length` is over `max_body_bytes` is answered 413
+/// before any of it is read, so a caller cannot hold a request slot for
+/// the request timeout by announcing a large body and sending none.
+async fn refuse_announced_oversize(
+    State(max_body_bytes): State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > max_body_bytes as u64 => error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is {length} bytes; at most {max_body_bytes} are accepted"),
+        ),
+        _ => next.run(request).await,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

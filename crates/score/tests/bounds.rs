@@ -7,6 +7,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use support::{Stack, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,6 +63,29 @@ async fn an_oversized_body_is_a_413_and_the_server_keeps_serving() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_a_413_before_any_of_it_is_sent() {
+    let stack = Stack::start(&shipped_models()).await;
+    let mut stream = tokio::net::TcpStream::connect(stack.http_addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /budget_expense_matcher/ HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        DEFAULT_MAX_BODY_BYTES + 1
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // No byte of the body follows: the answer must not wait for one (it
+    // used to wait for the request timeout, holding a request slot).
+    let mut status = [0; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut status))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    assert_eq!(&status, b"HTTP/1.1 413");
     stack.stop().await;
 }
 
