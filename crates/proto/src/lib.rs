@@ -2,10 +2,12 @@
 //! generated from `proto/triad/v1` and from the Open Inference Protocol's
 //! `proto/inference`, plus the encoded file descriptor sets that the services
 //! publish through gRPC server reflection; [`convert`] maps between these
-//! wire types and `triad-features`' domain types.
+//! wire types and `triad-features`' domain types; [`shared::Shared`] sends
+//! a message from behind an `Arc`.
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod shared;
 pub mod time;
 
 /// The `triad.v1` package.

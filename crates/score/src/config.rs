@@ -93,8 +93,9 @@ pub struct ScoreConfig {
     /// Most bytes one `Score` request may hold in the scorer, estimated
     /// from its budgets and items before any work
     /// ([`crate::engine::estimated_bytes`]); a larger request is refused
-    /// with `INVALID_ARGUMENT`. Default 48 MiB: about 160 000 pairs with
-    /// short ids.
+    /// with `INVALID_ARGUMENT`. Default 56 MiB
+    /// ([`crate::engine::DEFAULT_MAX_REQUEST_BYTES`]): about 140 000 pairs
+    /// of one model with short ids.
     pub max_request_bytes: usize,
 }
 

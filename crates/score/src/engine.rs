@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prost::Message as _;
 use tracing::Instrument as _;
 use triad_features::Featurizer;
 use triad_proto::convert::matrix_to_proto;
-use triad_proto::v1::preprocess_client::PreprocessClient;
+use triad_proto::shared::Shared;
 use triad_proto::v1::{self, FeaturizeRequest};
 use triad_server::client::{self, ClientConfig, GrpcChannel, Retry};
 
@@ -20,31 +21,58 @@ use crate::model::LoadedModel;
 use crate::outcomes::{OutcomePublisher, ScoredRequest};
 use crate::repository::{ModelSet, Repository};
 
+/// The preprocess service's `Featurize` method.
+const FEATURIZE_PATH: &str = "/triad.v1.Preprocess/Featurize";
+
 /// Matrices with more rows than this are scored on the blocking pool.
 const BLOCKING_THRESHOLD_ROWS: usize = 20_000;
 
 /// Most model names one request may list (before duplicates are dropped).
 pub const MAX_MODELS_PER_REQUEST: usize = 64;
 
-/// Default of [`Engine::with_max_request_bytes`]: 48 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 48 << 20;
+/// Default of [`Engine::with_max_request_bytes`]: 56 MiB, so that with
+/// what [`estimated_bytes`] leaves out (the HTTP body and its parsing, the
+/// allocator's slack) one request raises the scorer's RSS by at most
+/// 64 MiB (`triad soak`, `docs/performance.md`).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 56 << 20;
 
-/// Bytes a scored pair costs the scorer besides its matrix row and its id
-/// bytes: two id strings' headers and allocation rounding, and its framing
-/// in the answer.
-const PAIR_OVERHEAD_BYTES: u128 = 96;
+// What one request costs the scorer, calibrated on release binaries with
+// `triad soak --heavy` (requests of up to 4 MiB built to allocate: one huge
+// field, 60 000 items, 400 x 400 small pairs, 200 x 200 pairs with every
+// field at its bound), each constant rounded up so the estimate stays above
+// every peak measured.
+
+/// Bytes a pair costs per matrix column: the row's floats, encoded in the
+/// preprocess answer and decoded.
+const PAIR_BYTES_PER_COLUMN: u128 = 8;
+/// Bytes a scored pair costs besides its row and its id bytes: two id
+/// strings' headers and allocation rounding, its framing in the preprocess
+/// answer, the scorer's answer and the seed's JSON.
+const PAIR_OVERHEAD_BYTES: u128 = 64;
 /// Bytes a scored pair costs per model: the score and the decision, held
 /// and encoded in the answer.
 const PAIR_BYTES_PER_MODEL: u128 = 10;
-/// How many times a pair's id bytes are held at once: decoded from the
-/// matrix, encoded in the answer, written as JSON on the HTTP contract.
-const ID_COPIES: u128 = 3;
+/// How many times a pair's id bytes are held at once: encoded in the
+/// preprocess answer and decoded, encoded in the answer, written as JSON
+/// on the HTTP contract (whose buffer grows by doubling), and the
+/// outcomes' copies in flight.
+const ID_COPIES: u128 = 7;
+/// Bytes each budget or line item costs besides its fields' bytes: the
+/// decoded record (nine optional strings) in the request and while it is
+/// converted, each string's allocation, the outcome writer's index, and,
+/// when the item is refused, its error in the preprocess answer and in the
+/// seed's JSON (80 000 items without ids measured 1.0 kB each).
+const ITEM_BYTES: u128 = 1_200;
+/// How many times the request's own bytes are held at once: the body or
+/// message, the decoded strings, the preprocess call's encoding and its
+/// transport buffers.
+const INPUT_COPIES: u128 = 8;
 
 /// What a request of `request`'s budgets and items, scored by `models`
-/// models over `n_cols` columns, holds in the scorer at most: every pair's
-/// matrix row, ids and scores, decoded and encoded. An upper bound,
-/// computed from the request before any work (every budget and item
-/// counted, as if each formed pairs), in the same units the
+/// models over `n_cols` columns, holds in the scorer at most: its inputs,
+/// and every pair's matrix row, ids and scores, decoded and encoded. An
+/// upper bound (every budget and item counted, as if each formed pairs),
+/// computed from the request before any work, in the same units the
 /// per-request limit is given in.
 pub fn estimated_bytes(request: &FeaturizeRequest, n_cols: usize, models: usize) -> u128 {
     let id_bound = triad_features::FeaturizerConfig::default().max_id_bytes;
@@ -59,8 +87,13 @@ pub fn estimated_bytes(request: &FeaturizeRequest, n_cols: usize, models: usize)
         .iter()
         .map(|i| id_len(&i.itemization_id))
         .sum();
-    let per_pair = 4 * n_cols as u128 + PAIR_OVERHEAD_BYTES + PAIR_BYTES_PER_MODEL * models as u128;
-    n_budgets * n_items * per_pair + ID_COPIES * (n_items * budget_ids + n_budgets * item_ids)
+    let per_pair = PAIR_BYTES_PER_COLUMN * n_cols as u128
+        + PAIR_OVERHEAD_BYTES
+        + PAIR_BYTES_PER_MODEL * models as u128;
+    let pairs =
+        n_budgets * n_items * per_pair + ID_COPIES * (n_items * budget_ids + n_budgets * item_ids);
+    let inputs = (n_budgets + n_items) * ITEM_BYTES + INPUT_COPIES * request.encoded_len() as u128;
+    pairs + inputs
 }
 
 /// Where feature matrices come from.
@@ -69,7 +102,7 @@ pub enum FeatureSource {
     /// The preprocess service, over gRPC, with a deadline on every call.
     Remote {
         endpoint: String,
-        client: PreprocessClient<GrpcChannel>,
+        client: tonic::client::Grpc<GrpcChannel>,
         retry: Retry,
     },
     /// The feature library, in this process (`triad score --local`).
@@ -107,7 +140,7 @@ impl FeatureSource {
                 ..base
             },
         )?;
-        let client = PreprocessClient::new(channel)
+        let client = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes);
         Ok(Self::Remote {
@@ -117,9 +150,11 @@ impl FeatureSource {
         })
     }
 
+    /// The matrix of `request`. It is shared, not copied: the scorer
+    /// keeps it for the outcomes' inputs while it is sent, maybe twice.
     async fn featurize(
         &self,
-        request: FeaturizeRequest,
+        request: Arc<FeaturizeRequest>,
         request_id: &str,
     ) -> Result<v1::FeatureMatrix, ScoreError> {
         match self {
@@ -141,13 +176,26 @@ impl FeatureSource {
                 // replica refused is retried (within the budget).
                 retry
                     .run(|| {
-                        let mut call = tonic::Request::new(request.clone());
+                        let mut call = tonic::Request::new(Shared(Arc::clone(&request)));
                         if let Some(id) = &id {
                             call.metadata_mut()
                                 .insert(triad_telemetry::REQUEST_ID_HEADER, id.clone());
                         }
                         let mut client = client.clone();
-                        async move { client.featurize(call).await }
+                        async move {
+                            client
+                                .ready()
+                                .await
+                                .map_err(|error| tonic::Status::from_error(Box::new(error)))?;
+                            let codec = tonic_prost::ProstCodec::<
+                                Shared<FeaturizeRequest>,
+                                v1::FeatureMatrix,
+                            >::default();
+                            let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                                FEATURIZE_PATH,
+                            );
+                            client.unary(call, path, codec).await
+                        }
                     })
                     .instrument(span)
                     .await
@@ -158,7 +206,7 @@ impl FeatureSource {
                     })
             }
             FeatureSource::Local(featurizer) => {
-                let matrix = featurizer.featurize(&request.into());
+                let matrix = featurizer.featurize(&Arc::unwrap_or_clone(request).into());
                 Ok(matrix_to_proto(matrix, request_id))
             }
         }
@@ -274,7 +322,8 @@ impl Engine {
             });
         }
         drop(plan);
-        let inputs = self.outcomes.is_some().then(|| Arc::new(request.clone()));
+        let request = Arc::new(request);
+        let inputs = self.outcomes.is_some().then(|| Arc::clone(&request));
         let matrix = self.features.featurize(request, &ids.request_id).await?;
         self.score_inner(matrix, selection, ids, inputs, started)
             .await

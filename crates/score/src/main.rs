@@ -74,7 +74,7 @@ struct Cli {
     drain_timeout_ms: u64,
     /// Most bytes one Score request may hold in the scorer, estimated from
     /// its budgets and items before any work; a larger one is refused with
-    /// INVALID_ARGUMENT (default 48 MiB).
+    /// INVALID_ARGUMENT (default 56 MiB).
     #[arg(long, env = env::MAX_REQUEST_BYTES)]
     max_request_bytes: Option<usize>,
     /// How often to rescan the model repository, in milliseconds.

@@ -372,7 +372,7 @@ async fn a_request_too_large_for_the_scorers_memory_bound_is_refused_before_any_
         status.message().contains("500 budgets x 500 line items"),
         "{status}"
     );
-    assert!(status.message().contains("limit of 48 MiB"), "{status}");
+    assert!(status.message().contains("limit of 56 MiB"), "{status}");
     assert_eq!(
         stack
             .preprocess_calls

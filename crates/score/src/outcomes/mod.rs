@@ -919,7 +919,7 @@ impl Encoder {
                     }),
                     None => &[][..],
                 };
-                record.push_outcome(&[&common, &own.encode_to_vec(), budget, item]);
+                record.push_outcome(&common, &own, budget, item);
             }
         }
         stage(&mut record, false)
@@ -963,16 +963,18 @@ impl RecordBuilder {
         self.payload.is_empty()
     }
 
-    /// Adds one outcome whose encoding is the concatenation of `parts` (a
-    /// protobuf message may arrive in any number of parts: the fields every
-    /// outcome of a model shares and each input are encoded once).
-    fn push_outcome(&mut self, parts: &[&[u8]]) {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
+    /// Adds one outcome: the encoded fields every outcome of its model
+    /// shares, its own fields, and its encoded inputs (a protobuf message
+    /// may arrive in any number of parts, so what is shared is encoded
+    /// once and copied).
+    fn push_outcome(&mut self, common: &[u8], own: &v1::Outcome, budget: &[u8], item: &[u8]) {
+        let len = common.len() + own.encoded_len() + budget.len() + item.len();
         self.payload.push(OUTCOMES_KEY);
         append_varint(len as u64, &mut self.payload);
-        for part in parts {
-            self.payload.extend_from_slice(part);
-        }
+        self.payload.extend_from_slice(common);
+        append(own, &mut self.payload);
+        self.payload.extend_from_slice(budget);
+        self.payload.extend_from_slice(item);
         self.outcomes += 1;
     }
 
