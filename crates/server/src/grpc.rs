@@ -161,10 +161,12 @@ pub async fn serve_secured(
     let router = server
         .layer(request_id::SetRequestIdLayer)
         .layer(metrics::GrpcMetricsLayer::new(methods))
-        .layer(TraceLayer::new_for_grpc().make_span_with(
-            // A child of the caller's `traceparent`, tagged with the service.
-            move |request: &http::Request<_>| request_id::make_service_span(name, request),
-        ))
+        .layer(
+            TraceLayer::new(caller_errors_are_not_failures()).make_span_with(
+                // A child of the caller's `traceparent`, tagged with the service.
+                move |request: &http::Request<_>| request_id::make_service_span(name, request),
+            ),
+        )
         // Refused calls are counted and traced, and never take capacity.
         .layer(auth::GrpcAuthLayer::new(secured.authorizer.clone()))
         .layer(overload::ShedLayer::new(limits.max_concurrent_requests))
@@ -185,6 +187,28 @@ pub async fn serve_secured(
         )
         .await?;
     Ok(())
+}
+
+/// How the trace layer classifies a call's answer: a status that says the
+/// caller was wrong (a bad argument, an unknown model, a missing token…)
+/// is the answer working as intended, logged at debug level with every
+/// other answer; only statuses that say the server failed (`INTERNAL`,
+/// `UNAVAILABLE`, `UNKNOWN`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`, …)
+/// are logged as errors. A caller cannot fill the error log.
+fn caller_errors_are_not_failures()
+-> tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures> {
+    use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
+    SharedClassifier::new(
+        GrpcErrorsAsFailures::new()
+            .with_success(GrpcCode::Cancelled)
+            .with_success(GrpcCode::InvalidArgument)
+            .with_success(GrpcCode::NotFound)
+            .with_success(GrpcCode::AlreadyExists)
+            .with_success(GrpcCode::PermissionDenied)
+            .with_success(GrpcCode::FailedPrecondition)
+            .with_success(GrpcCode::OutOfRange)
+            .with_success(GrpcCode::Unauthenticated),
+    )
 }
 
 #[cfg(test)]
