@@ -3,8 +3,10 @@
 //! ephemeral ports.
 //!
 //! Scenarios: `Score` with a 1×1 and a 50×200 request (through a real
-//! preprocess: two gRPC hops), and Open Inference Protocol `ModelInfer` with
-//! a 1×20 input (one hop, a logistic model over 20 features), each at 1 and
+//! preprocess: two gRPC hops), the seed request over the seed's HTTP
+//! contract (`POST /budget_expense_matcher/`, HTTP/1.1 keep-alive, one
+//! connection per caller), and Open Inference Protocol `ModelInfer` with a
+//! 1×20 input (one hop, a logistic model over 20 features), each at 1 and
 //! at N concurrent callers. Callers share a few HTTP/2 connections, as a
 //! real client pool would. Every scenario runs for a fixed time after a
 //! short warm-up; any failed request is counted and reported, never hidden.
@@ -21,6 +23,8 @@ use triad_proto::inference::grpc_inference_service_client::GrpcInferenceServiceC
 use triad_proto::inference::{InferTensorContents, ModelInferRequest, model_infer_request};
 use triad_proto::v1::{self, scorer_client::ScorerClient};
 use triad_score::ScoreConfig;
+
+use crate::http1::HttpConnection;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -77,12 +81,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ));
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let score_addr = grpc.local_addr()?;
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http_addr = http.local_addr()?;
     let scorer = tokio::spawn(triad_score::serve(
         grpc,
-        None,
+        Some(http),
         ScoreConfig {
             addr: score_addr,
-            http_addr: None,
+            http_addr: Some(http_addr),
+            http_model: args.model.clone(),
             preprocess: format!("http://{preprocess_addr}"),
             models_dir: repository.clone(),
             monitor: args.monitor.clone(),
@@ -129,6 +136,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await?;
             print_row(label, callers, &figures);
         }
+    }
+    let seed = Arc::new(crate::up::SEED_REQUEST.as_bytes().to_vec());
+    for callers in [1, args.callers] {
+        let mut connections = Vec::new();
+        for _ in 0..callers {
+            connections.push(Arc::new(tokio::sync::Mutex::new(
+                HttpConnection::open(http_addr).await?,
+            )));
+        }
+        let seed = Arc::clone(&seed);
+        let figures = load(&connections, callers, args.seconds, move |connection| {
+            let seed = Arc::clone(&seed);
+            async move {
+                let mut connection = connection.lock().await;
+                connection
+                    .post("/budget_expense_matcher/", &seed)
+                    .await
+                    .is_ok_and(|status| status == 200)
+            }
+        })
+        .await?;
+        print_row("HTTP seed request", callers, &figures);
     }
     let inference: Vec<_> = pool
         .iter()

@@ -12,9 +12,11 @@ mod backfill;
 mod bench;
 mod certs;
 mod featurize;
+mod http1;
 mod labels;
 mod profile;
 mod score;
+mod soak;
 mod synth;
 mod train;
 mod up;
@@ -60,6 +62,10 @@ enum Command {
     /// Score a seed-format JSON request with `budget_expense_matcher` and
     /// print the seed's response, against a running scorer or in-process.
     Score(score::ScoreArgs),
+    /// The hostile soak test: start the service binaries, send them valid
+    /// and hostile traffic, and check that every answered request's
+    /// outcomes were stored exactly once, within memory and metrics bounds.
+    Soak(soak::SoakArgs),
     /// Generate a reproducible synthetic data set (requests and labels),
     /// split by user into train and test.
     Synth(synth::SynthArgs),
@@ -83,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         Command::Featurize(args) => featurize::run(&args),
         Command::Profile(args) => profile::run(&args),
         Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),
+        Command::Soak(args) => tokio::runtime::Runtime::new()?.block_on(soak::run(args)),
         Command::Synth(args) => synth::run(&args),
         Command::Train(args) => train::run(&args),
     }
