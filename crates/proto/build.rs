@@ -42,6 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write("triad_descriptor.bin", triad_files)?;
     write("inference_descriptor.bin", inference_files)?;
     tonic_prost_build::configure()
+        // Prost's codec plus a bound on what a bulk message costs decoded.
+        .codec_path("crate::codec::BoundedCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -3,9 +3,12 @@
 //! `proto/inference`, plus the encoded file descriptor sets that the services
 //! publish through gRPC server reflection; [`convert`] maps between these
 //! wire types and `triad-features`' domain types; [`shared::Shared`] sends
-//! a message from behind an `Arc`.
+//! a message from behind an `Arc`; [`codec::BoundedCodec`], the codec of
+//! every generated client and server, refuses a bulk message that would
+//! cost too much once decoded.
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod convert;
 pub mod shared;
 pub mod time;

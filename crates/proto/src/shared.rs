@@ -1,6 +1,8 @@
 //! [`Shared`]: a message sent from behind an [`Arc`], so sending one
 //! request again (a retry) or keeping it while it is sent (the scorer keeps
-//! a request's inputs for its outcomes) costs no copy of it.
+//! a request's inputs for its outcomes) costs no copy of it; [`Encoded`]:
+//! bytes sent as a message, byte for byte (what a hostile caller sends,
+//! for tests and `triad soak`).
 
 use std::sync::Arc;
 
@@ -42,6 +44,36 @@ impl<M: Message + Clone> Message for Shared<M> {
 
     fn clear(&mut self) {
         Arc::make_mut(&mut self.0).clear();
+    }
+}
+
+/// Bytes already in protobuf's wire format, sent as they are: any
+/// message, well-formed or not, without building it first.
+#[derive(Debug, Default, Clone)]
+pub struct Encoded(pub Vec<u8>);
+
+impl Message for Encoded {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    /// Decoding skips every field: an `Encoded` is only ever sent.
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
     }
 }
 

@@ -346,6 +346,39 @@ async fn score_matrix_checks_the_schema_behind_its_hash_and_never_panics() {
 }
 
 #[tokio::test]
+async fn a_message_that_would_decode_to_far_more_than_its_size_is_refused_before_decoding() {
+    // 4 MiB of empty budgets (2 bytes each on the wire, 216 decoded): it
+    // used to be decoded whole, over 400 MB, before any check.
+    let stack = Stack::start(&shipped_models()).await;
+    let channel = tonic::transport::Endpoint::from_shared(stack.scorer_endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let wire = triad_proto::shared::Encoded([0x0a, 0x00].repeat(2 << 20));
+    let status = grpc
+        .unary(
+            tonic::Request::new(wire),
+            tonic::codegen::http::uri::PathAndQuery::from_static("/triad.v1.Scorer/Score"),
+            tonic_prost::ProstCodec::<triad_proto::shared::Encoded, v1::ScoreResponse>::default(),
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    assert!(status.message().contains("once decoded"), "{status}");
+    // The server is fine.
+    stack
+        .scorer()
+        .await
+        .score(support::seed_score_request())
+        .await
+        .unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn a_request_too_large_for_the_scorers_memory_bound_is_refused_before_any_work() {
     // 500 budgets x 500 items with 128-byte ids: 250 000 pairs, about
     // 250 MB of ids and rows, from a body of 140 kB.
