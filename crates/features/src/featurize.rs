@@ -461,9 +461,11 @@ impl Featurizer {
                 ),
                 None,
             ),
-            Err(IdProblem::Nul) => fail(
+            Err(IdProblem::Control) => fail(
                 ItemErrorCode::InvalidValue,
-                format!("expected `{field}` without a NUL character; the item forms no row"),
+                format!(
+                    "expected `{field}` without control characters (such as NUL); the item forms no row"
+                ),
                 None,
             ),
             Ok(()) if !seen.insert(id) => fail(

@@ -52,6 +52,31 @@ pub enum FieldKind {
     Text,
 }
 
+/// The seed's JSON key of each [`RawBudget`] field, in declaration order.
+pub const BUDGET_FIELDS: [&str; 9] = [
+    "budget_id",
+    "budget_price_budget",
+    "travel_vendor_receipts",
+    "purchase_vendor_receipts",
+    "budget_type_budget",
+    "generated_at_budget",
+    "start_datetime_trips",
+    "end_datetime_trips",
+    "actual_cost_budget",
+];
+
+/// The seed's JSON key of each [`RawLineItem`] field, in declaration order.
+pub const LINE_ITEM_FIELDS: [&str; 8] = [
+    "itemization_id",
+    "expensed_amount_itemization",
+    "expense_type_name_itemization",
+    "transaction_date_itemization",
+    "expense_category_itemization",
+    "vendor_name_expense",
+    "expense_type_name_expense",
+    "expense_category_expense",
+];
+
 /// The kind of each [`RawBudget`] field, in declaration order.
 pub const BUDGET_FIELD_KINDS: [FieldKind; 9] = {
     use FieldKind::{Id, Parsed, Text};
@@ -71,22 +96,25 @@ pub enum IdProblem {
     Blank,
     /// Longer than the bound, in bytes.
     TooLong { len: usize },
-    /// Holds a NUL character (PostgreSQL cannot store one).
-    Nul,
+    /// Holds a control character: NUL, which PostgreSQL cannot store, or
+    /// any other, which JSON answers and logs escape to six bytes each.
+    Control,
 }
 
 /// The one rule an id must meet to name an item (a request's budget or
 /// line item, a caller's matrix key): not blank, at most `max_bytes`
-/// bytes, no NUL character. Every pair answered is then one the monitor
-/// can store, since it accepts every id this accepts (its own bound is
-/// larger), so no answered outcome is lost to an id.
+/// bytes, no control character. Every pair answered is then one the
+/// monitor can store, since it accepts every id this accepts (its own
+/// bound is larger and it refuses only NUL), so no answered outcome is
+/// lost to an id; and an id costs at most twice its bytes in a JSON
+/// answer (only `"` and `\` are escaped).
 pub fn check_id(id: &str, max_bytes: usize) -> Result<(), IdProblem> {
     if id.trim().is_empty() {
         Err(IdProblem::Blank)
     } else if id.len() > max_bytes {
         Err(IdProblem::TooLong { len: id.len() })
-    } else if id.contains('\0') {
-        Err(IdProblem::Nul)
+    } else if id.chars().any(char::is_control) {
+        Err(IdProblem::Control)
     } else {
         Ok(())
     }

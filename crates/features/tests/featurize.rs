@@ -369,7 +369,8 @@ fn an_id_the_monitor_could_not_store_forms_no_row() {
     ];
     let items = vec![
         RawLineItem {
-            itemization_id: some("\0"),
+            // Any other control character: six bytes each in a JSON answer.
+            itemization_id: some("a\u{1}b"),
             ..seed_item()
         },
         seed_item(),

@@ -16,28 +16,7 @@ use triad_features::{
     RequestError, parse_request,
 };
 
-const BUDGET_FIELDS: [&str; 9] = [
-    "budget_id",
-    "budget_price_budget",
-    "travel_vendor_receipts",
-    "purchase_vendor_receipts",
-    "budget_type_budget",
-    "generated_at_budget",
-    "start_datetime_trips",
-    "end_datetime_trips",
-    "actual_cost_budget",
-];
-
-const ITEM_FIELDS: [&str; 8] = [
-    "itemization_id",
-    "expensed_amount_itemization",
-    "expense_type_name_itemization",
-    "transaction_date_itemization",
-    "expense_category_itemization",
-    "vendor_name_expense",
-    "expense_type_name_expense",
-    "expense_category_expense",
-];
+use triad_features::record::{BUDGET_FIELDS, LINE_ITEM_FIELDS as ITEM_FIELDS};
 
 const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
 
@@ -464,4 +443,28 @@ fn a_repeated_key_reads_as_its_last_value_as_a_json_object_would() {
         errors,
         [(0, Some("budget_id"), ItemErrorCode::InvalidValue)]
     );
+}
+
+#[test]
+fn an_items_errors_repeat_at_most_128_bytes_of_its_id() {
+    // Eight bad fields and a 1 MB id: the id used to be copied into each
+    // of the eight errors, and from there into the answer.
+    let fields: String = BUDGET_FIELDS[1..]
+        .iter()
+        .map(|field| format!(r#", "{field}": true"#))
+        .collect();
+    let body = format!(
+        r#"{{"budgets": [{{"budget_id": "{}"{fields}}}], "all_user_expense_lineitems": []}}"#,
+        "i".repeat(1_000_000)
+    );
+    let parsed = parse_request(&body, &limits()).unwrap();
+    assert_eq!(parsed.errors.len(), 8);
+    for error in &parsed.errors {
+        let id = error.id.as_deref().unwrap();
+        assert!(
+            id.len() < 200 && id.starts_with("iii"),
+            "{} bytes",
+            id.len()
+        );
+    }
 }

@@ -572,7 +572,7 @@ fn check_keys(keys: &[v1::PairKey]) -> Result<(), ScoreError> {
         ] {
             if let Err(problem) = triad_features::check_id(id, max) {
                 let expected = match problem {
-                    triad_features::IdProblem::Nul => "without a NUL character".to_owned(),
+                    triad_features::IdProblem::Control => "without control characters".to_owned(),
                     triad_features::IdProblem::Blank
                     | triad_features::IdProblem::TooLong { .. } => {
                         format!("of 1 to {max} bytes, not blank")

@@ -187,7 +187,7 @@ impl FieldReader<'_> {
                 self.errors.push(ItemError {
                     kind: self.kind,
                     index: self.index,
-                    id: self.id.clone(),
+                    id: self.id.as_deref().map(error_id),
                     field: Some(field),
                     code: ItemErrorCode::InvalidValue,
                     message: format!(
@@ -200,6 +200,16 @@ impl FieldReader<'_> {
             }
         }
     }
+}
+
+/// Most of an item's id that one of its errors repeats (the featurizer's
+/// bound on ids): an item with many bad fields and a huge id must not
+/// copy the id once per error, into the answer too.
+const ERROR_ID_BYTES: usize = 128;
+
+/// The id an error of an item repeats: cut to [`ERROR_ID_BYTES`], marked.
+fn error_id(id: &str) -> String {
+    crate::clip(id, ERROR_ID_BYTES).into_owned()
 }
 
 fn malformed(kind: ItemKind, index: usize, value: &Value) -> ItemError {

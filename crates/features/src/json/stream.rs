@@ -2,17 +2,22 @@
 //! serde visitors: no JSON tree is built, so what a body costs is what its
 //! records cost (a value no record keeps is skipped as it is read).
 //!
-//! It reads exactly what [`super::from_value`] reads from a tree, errors
-//! and their order included (a property test checks it): the outer object's
-//! two lists (the last of a repeated key wins; any other key is skipped),
+//! It reads what [`super::from_value`] reads from a tree, errors and their
+//! order included (a property test checks it): the outer object's two
+//! lists (the last of a repeated key wins; any other key is skipped),
 //! budgets and line items in order, an item that is not an object kept as
-//! an empty placeholder with its error, a field that is an array, an object
-//! or a boolean reported per item (in the record's field order, with the
-//! item's id), numbers read as their JSON text. Whole-request problems
-//! (not an object, a missing key, a list that is not an array or is too
-//! long) are only decided once the body has been read, in the order the
-//! tree reader checks them, so a syntax error anywhere still wins; past a
-//! list's limit its elements are counted, not kept.
+//! an empty placeholder with its error, a field that is an array, an
+//! object or a boolean reported per item (in the record's field order,
+//! with the item's id), numbers read as their JSON text. Whole-request
+//! problems (not an object, a missing key, a list that is not an array or
+//! is too long) are only decided once the body has been read, in the order
+//! the tree reader checks them, so a syntax error anywhere still wins;
+//! past a list's limit its elements are counted, not kept.
+//!
+//! One difference: a value it skips (an unknown key, elements past a
+//! list's limit, the contents of a wrong-typed field) is checked for its
+//! syntax only, not for lone UTF-16 surrogates or numbers beyond `f64`,
+//! which the tree reader refused; this one ignores them with the value.
 
 use std::fmt;
 
@@ -34,17 +39,7 @@ trait Record: Default {
 
 impl Record for RawBudget {
     const KIND: ItemKind = ItemKind::Budget;
-    const FIELDS: &'static [&'static str] = &[
-        "budget_id",
-        "budget_price_budget",
-        "travel_vendor_receipts",
-        "purchase_vendor_receipts",
-        "budget_type_budget",
-        "generated_at_budget",
-        "start_datetime_trips",
-        "end_datetime_trips",
-        "actual_cost_budget",
-    ];
+    const FIELDS: &'static [&'static str] = &crate::record::BUDGET_FIELDS;
 
     fn from_fields(values: Vec<Option<String>>) -> Self {
         let mut values = values.into_iter();
@@ -65,16 +60,7 @@ impl Record for RawBudget {
 
 impl Record for RawLineItem {
     const KIND: ItemKind = ItemKind::LineItem;
-    const FIELDS: &'static [&'static str] = &[
-        "itemization_id",
-        "expensed_amount_itemization",
-        "expense_type_name_itemization",
-        "transaction_date_itemization",
-        "expense_category_itemization",
-        "vendor_name_expense",
-        "expense_type_name_expense",
-        "expense_category_expense",
-    ];
+    const FIELDS: &'static [&'static str] = &crate::record::LINE_ITEM_FIELDS;
 
     fn from_fields(values: Vec<Option<String>>) -> Self {
         let mut values = values.into_iter();
@@ -178,12 +164,16 @@ impl<'de> Visitor<'de> for &mut RequestReader<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<TopKey>()? {
+            // A repeated key's earlier list is dropped before the next is
+            // read: never two lists in memory at once.
             match key {
                 TopKey::Budgets => {
+                    self.budgets = None;
                     self.budgets =
                         Some(map.next_value_seed(ListSeed::new(self.limits.max_budgets))?);
                 }
                 TopKey::Items => {
+                    self.items = None;
                     self.items =
                         Some(map.next_value_seed(ListSeed::new(self.limits.max_line_items))?);
                 }
@@ -425,7 +415,7 @@ impl<'de, T: Record> Visitor<'de> for RecordSeed<'_, T> {
                     self.errors.push(ItemError {
                         kind: T::KIND,
                         index: self.index as u32,
-                        id: id.clone(),
+                        id: id.as_deref().map(super::error_id),
                         field: Some(T::FIELDS[at]),
                         code: ItemErrorCode::InvalidValue,
                         message: format!("expected a string, a number or null, got {got}"),
