@@ -275,7 +275,9 @@ pub fn seed_entries(
 /// about items the JSON reader already dropped (their placeholders have no
 /// id, so the featurizer would report them again).
 fn error_entries(json: Vec<v1::ItemError>, featurizer: Vec<v1::ItemError>) -> Vec<Entry<'static>> {
-    let dropped: Vec<(String, u32)> = json
+    // A set: a request may hold 100 000 dropped items and as many
+    // featurizer errors, and a scan per error would be quadratic.
+    let dropped: std::collections::HashSet<(String, u32)> = json
         .iter()
         .filter(|e| e.dropped)
         .map(|e| (e.item_kind.clone(), e.index))
