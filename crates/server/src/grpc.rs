@@ -190,11 +190,13 @@ pub async fn serve_secured(
 }
 
 /// How the trace layer classifies a call's answer: a status that says the
-/// caller was wrong (a bad argument, an unknown model, a missing token…)
-/// is the answer working as intended, logged at debug level with every
-/// other answer; only statuses that say the server failed (`INTERNAL`,
-/// `UNAVAILABLE`, `UNKNOWN`, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`, …)
-/// are logged as errors. A caller cannot fill the error log.
+/// caller was wrong (a bad argument, an unknown model or method, a missing
+/// token…) and a call shed under load (`triad_grpc_server_shed_total`
+/// counts it) are the answer working as intended, logged at debug level with every other
+/// answer; only statuses that say the server failed (`INTERNAL`,
+/// `UNAVAILABLE`, `UNKNOWN`, `DEADLINE_EXCEEDED`, …) are logged as
+/// errors. A caller cannot fill the error log, save with bytes that are
+/// not protobuf (which tonic answers `INTERNAL`).
 fn caller_errors_are_not_failures()
 -> tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures> {
     use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
@@ -207,7 +209,12 @@ fn caller_errors_are_not_failures()
             .with_success(GrpcCode::PermissionDenied)
             .with_success(GrpcCode::FailedPrecondition)
             .with_success(GrpcCode::OutOfRange)
-            .with_success(GrpcCode::Unauthenticated),
+            .with_success(GrpcCode::Unimplemented)
+            .with_success(GrpcCode::Unauthenticated)
+            // Load shedding: counted by the shed layer's own metric; a
+            // line per refused call would flood the log exactly when the
+            // server is busiest.
+            .with_success(GrpcCode::ResourceExhausted),
     )
 }
 
