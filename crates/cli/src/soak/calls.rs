@@ -82,6 +82,37 @@ impl Ctx {
     ) -> Result<v1::ScoreResponse, tonic::Status> {
         let call = grpc_call(request, Some(&self.token), caller_id);
         let response = self.scorer.clone().score(call).await?.into_inner();
+        self.record(&response).await;
+        Ok(response)
+    }
+
+    /// `Score` with a body already encoded (`bytes`, sent as they are);
+    /// an answer goes in the ledger.
+    pub(super) async fn score_encoded(
+        &self,
+        bytes: Vec<u8>,
+        caller_id: &str,
+    ) -> Result<v1::ScoreResponse, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.score_channel.clone())
+            .max_decoding_message_size(256 << 20);
+        grpc.ready()
+            .await
+            .map_err(|error| tonic::Status::unknown(error.to_string()))?;
+        let call = grpc_call(
+            triad_proto::shared::Encoded(bytes),
+            Some(&self.token),
+            Some(caller_id),
+        );
+        let codec =
+            tonic_prost::ProstCodec::<triad_proto::shared::Encoded, v1::ScoreResponse>::default();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/triad.v1.Scorer/Score");
+        let response = grpc.unary(call, path, codec).await?.into_inner();
+        self.record(&response).await;
+        Ok(response)
+    }
+
+    /// Puts an answered `Score` in the ledger.
+    async fn record(&self, response: &v1::ScoreResponse) {
         let outcomes = response.results.iter().map(|r| r.scores.len() as u64).sum();
         let mut ledger = self.ledger.lock().await;
         if ledger
@@ -91,7 +122,6 @@ impl Ctx {
         {
             ledger.repeated_ids.push(response.request_id.clone());
         }
-        Ok(response)
     }
 
     /// The seed's HTTP contract with the scorer's token and `correlation`
@@ -150,7 +180,7 @@ impl Ctx {
         let pid = fleet.score.pid();
         let correlation = format!("{MARK}-alone-{}", shape.name.replace(' ', "-"));
         let body = match &shape.raw_body {
-            Some(body) => body.clone().into_bytes(),
+            Some(body) => body.clone(),
             None => seed_json(&shape.request),
         };
         let request = score_request(&shape.request, shape.models);
@@ -177,7 +207,13 @@ impl Ctx {
                 Stored::Correlation(correlation),
             )
         } else {
-            match tokio::time::timeout(CALL_TIMEOUT, self.score(request, Some(&correlation)))
+            let call = async {
+                match &shape.raw_body {
+                    Some(body) => self.score_encoded(body.clone(), &correlation).await,
+                    None => self.score(request, Some(&correlation)).await,
+                }
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, call)
                 .await
                 .context("no answer in time")?
             {
@@ -196,18 +232,20 @@ impl Ctx {
                 ),
             }
         };
-        if outcomes > 0 {
-            self.wait_stored(&stored, outcomes).await?;
+        let stored = if outcomes > 0 {
+            self.wait_stored(&stored, outcomes).await?
         } else {
             tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            0
+        };
         let peak = proc_status_kib(pid, "VmHWM")?;
         let answered = outcomes > 0 || label == "HTTP 200" || label == "OK";
-        let expected = match shape.expect {
-            Expect::Answered => answered,
-            Expect::Refused => !answered,
-            Expect::Either => true,
-        };
+        let expected = stored == outcomes
+            && match shape.expect {
+                Expect::Answered => answered,
+                Expect::Refused => !answered,
+                Expect::Either => true,
+            };
         Ok((
             Answer {
                 label,

@@ -200,10 +200,12 @@ async fn soak(args: &SoakArgs, fleet: &Fleet, report: &mut Report) -> anyhow::Re
         let (answer, growth) = ctx.measure(fleet, &shape).await?;
         // What the scorer's admission check estimates the request holds.
         let request = match &shape.raw_body {
-            Some(body) => triad_features::parse_request(body, &Default::default())
+            Some(body) if !shape.grpc => std::str::from_utf8(body)
+                .ok()
+                .and_then(|body| triad_features::parse_request(body, &Default::default()).ok())
                 .map(|parsed| parsed.request)
                 .unwrap_or_default(),
-            None => shape.request.clone(),
+            _ => shape.request.clone(),
         };
         let estimate = triad_score::engine::estimated_bytes(
             &request.into(),

@@ -7,8 +7,9 @@ use super::*;
 pub(super) struct Shape {
     pub(super) name: &'static str,
     pub(super) request: RawRequest,
-    /// The body sent instead of `request`'s JSON (over HTTP).
-    pub(super) raw_body: Option<String>,
+    /// The body sent instead of `request`: JSON over HTTP, or protobuf's
+    /// wire format with `grpc`.
+    pub(super) raw_body: Option<Vec<u8>>,
     /// The models it runs; the seed's HTTP contract when only [`MODEL`]
     /// and not `grpc`.
     pub(super) models: &'static [&'static str],
@@ -104,11 +105,63 @@ pub(super) fn memory_shapes() -> Vec<Shape> {
         "{{\"budgets\": [], \"all_user_expense_lineitems\": [{}{{}}]}}",
         "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7},".repeat(80_000)
     );
+    // One budget whose 1 MB id each of its eight bad fields' errors would
+    // repeat; 48 000 budgets that are not objects (an error each, matched
+    // against the reader's own); 146 x 146 pairs of 128 control characters
+    // per id (six bytes each in a JSON answer).
+    let bad_fields: String = triad_features::record::BUDGET_FIELDS[1..]
+        .iter()
+        .map(|field| format!(r#", "{field}": true"#))
+        .collect();
+    let huge_id = format!(
+        r#"{{"budgets": [{{"budget_id": "{}"{bad_fields}}}], "all_user_expense_lineitems": []}}"#,
+        "i".repeat(1_000_000)
+    );
+    let zeros = format!(
+        r#"{{"budgets": [{}0], "all_user_expense_lineitems": []}}"#,
+        "0,".repeat(47_999)
+    );
+    let mut control_ids = small_pairs(146, 146);
+    for (i, budget) in control_ids.budgets.iter_mut().enumerate() {
+        budget.budget_id = Some(format!("{i:\u{1}>128}"));
+    }
     vec![
+        Shape {
+            name: "4 MiB of empty budgets (gRPC)",
+            request: RawRequest::default(),
+            raw_body: Some([0x0a, 0x00].repeat(2 << 20)),
+            models: &[MODEL],
+            grpc: true,
+            expect: Expect::Refused,
+        },
+        Shape {
+            name: "a 1 MB id and eight bad fields",
+            request: RawRequest::default(),
+            raw_body: Some(huge_id.into_bytes()),
+            models: &[MODEL],
+            grpc: false,
+            expect: Expect::Answered,
+        },
+        Shape {
+            name: "48 000 budgets that are not objects",
+            request: RawRequest::default(),
+            raw_body: Some(zeros.into_bytes()),
+            models: &[MODEL],
+            grpc: false,
+            expect: Expect::Either,
+        },
+        Shape {
+            name: "146 x 146 pairs, control-character ids",
+            request: control_ids,
+            raw_body: None,
+            models: &[MODEL],
+            grpc: false,
+            expect: Expect::Either,
+        },
         Shape {
             name: "2 000 000 numbers as items",
             request: RawRequest::default(),
-            raw_body: Some(numbers),
+            raw_body: Some(numbers.into_bytes()),
             models: &[MODEL],
             grpc: false,
             expect: Expect::Refused,
@@ -116,7 +169,7 @@ pub(super) fn memory_shapes() -> Vec<Shape> {
         Shape {
             name: "80 000 items of unknown fields",
             request: RawRequest::default(),
-            raw_body: Some(unknown_fields),
+            raw_body: Some(unknown_fields.into_bytes()),
             models: &[MODEL],
             grpc: false,
             expect: Expect::Either,
