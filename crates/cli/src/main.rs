@@ -1,7 +1,6 @@
 //! `triad`: the command a data scientist uses day to day — run every
 //! service in one process (`up`) and featurize files exactly as the service
 //! does (`featurize`).
-#![forbid(unsafe_code)]
 
 /// mimalloc: measurably faster than the system allocator on the request
 /// path (docs/performance.md).

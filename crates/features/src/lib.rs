@@ -8,7 +8,6 @@
 //! form a row becomes an [`ItemError`], and every other pair is still built.
 //! `docs/features.md` defines every feature. The caller bounds a request's
 //! time with [`Featurizer::featurize_until`] and an [`Interrupt`].
-#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod featurize;

@@ -8,7 +8,6 @@
 //! `daily_precision_recall` and `mistakes` views, `docs/monitoring.md`).
 //! One bad outcome, label or event never fails a batch: it is rejected
 //! next to what was stored.
-#![forbid(unsafe_code)]
 
 pub mod buckets;
 pub mod config;

@@ -5,7 +5,6 @@
 //! A bad item never fails the request: it comes back as a per-item error
 //! beside the rows of every good pair. Whole-request failures are limited to
 //! what the caller can fix: too many pairs, or a malformed stream.
-#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;

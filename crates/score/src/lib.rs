@@ -6,7 +6,6 @@
 //! Only this crate knows about models: how they load ([`model`]), which
 //! version serves ([`repository`]), and how a request is scored
 //! ([`engine`]).
-#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod engine;

@@ -135,7 +135,7 @@ fn pelt(values: &[f64], pen: f64, exact_only: bool) -> Vec<usize> {
                 });
             }
         }
-        let exact_of = |sub: &mut Sub, cost: &mut CostL2| -> f64 {
+        let exact_of = |sub: &mut Sub, cost: &mut CostL2<'_>| -> f64 {
             if let Some(v) = sub.exact {
                 return v;
             }

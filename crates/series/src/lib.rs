@@ -4,7 +4,6 @@
 //! against a named Python reference (pandas, numpy, statsmodels, ruptures,
 //! scipy). Pure computation: no I/O, no async. `docs/monitoring.md` holds the
 //! precise definitions.
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod anomaly;

@@ -20,7 +20,6 @@
 //!
 //! The generation process and the `matched` rule are documented in
 //! [`mod@generate`], the `out_of_policy` rule in [`policy`].
-#![forbid(unsafe_code)]
 
 mod catalog;
 pub mod config;

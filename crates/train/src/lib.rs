@@ -4,7 +4,6 @@
 //! served kernel is one dot product. Also evaluates a model on held-out
 //! pairs and writes a model version directory (`model.json`, `model.toml`,
 //! the model card `README.md`).
-#![forbid(unsafe_code)]
 
 pub mod dataset;
 pub mod fit;

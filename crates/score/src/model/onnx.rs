@@ -498,7 +498,7 @@ impl Op for TreeEnsembleSums {
 impl EvalOp for TreeEnsembleSums {
     tract_onnx::tract_core::op_out_of_plan!();
 
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn eval(&self, _ctx: &EvalContext<'_>, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let [input] = &*inputs else {
             bail!("expected 1 input, got {}", inputs.len());
         };
