@@ -9,26 +9,22 @@ use triad_proto::v1::{Budget, ExpenseLineItem, Outcome};
 /// are never missing.
 pub const INPUT_FIELDS: [&str; 15] = triad_features::MISSING_FLAG_FIELDS;
 
-/// Every seed field name, as `null_rate` reports them.
-pub const SEED_FIELDS: [&str; 17] = [
-    "budget_id",
-    "budget_price_budget",
-    "travel_vendor_receipts",
-    "purchase_vendor_receipts",
-    "budget_type_budget",
-    "generated_at_budget",
-    "start_datetime_trips",
-    "end_datetime_trips",
-    "actual_cost_budget",
-    "itemization_id",
-    "expensed_amount_itemization",
-    "expense_type_name_itemization",
-    "transaction_date_itemization",
-    "expense_category_itemization",
-    "vendor_name_expense",
-    "expense_type_name_expense",
-    "expense_category_expense",
-];
+/// Every seed field name, as `null_rate` reports them: the budget's, then
+/// the line item's, as `triad_features::record` names them.
+pub const SEED_FIELDS: [&str; 17] = {
+    use triad_features::record::{BUDGET_FIELDS, LINE_ITEM_FIELDS};
+    let mut fields = [""; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()];
+    let mut i = 0;
+    while i < fields.len() {
+        fields[i] = if i < BUDGET_FIELDS.len() {
+            BUDGET_FIELDS[i]
+        } else {
+            LINE_ITEM_FIELDS[i - BUDGET_FIELDS.len()]
+        };
+        i += 1;
+    }
+    fields
+};
 
 /// The outcome's raw input values in [`INPUT_FIELDS`] order (`None` when
 /// the side or the field is absent).
