@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use triad_proto::v1::{AnomaliesResponse, AnomalyPoint, DerivedSeries, MetricPoint};
 use triad_series::{
-    DEFAULT_ANOMALY_K, default_penalty, ewma, ewma_anomalies, piecewise_constant, robust_trend,
-    rolling_median, trend_line,
+    ConfusionCounts, DEFAULT_ANOMALY_K, default_penalty, ewma, ewma_anomalies, piecewise_constant,
+    robust_trend, rolling_median, trend_line,
 };
 
 use crate::error::MonitorError;
@@ -71,11 +71,11 @@ fn unsigned(n: i64) -> u64 {
 
 /// The point of one bucket.
 pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
-    let precision = ratio(c.tp, c.tp + c.fp);
-    let recall = ratio(c.tp, c.tp + c.fn_);
-    let f1 = match (precision, recall) {
-        (Some(_), Some(_)) => ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn_),
-        _ => None,
+    let confusion = ConfusionCounts {
+        true_positives: unsigned(c.tp),
+        false_positives: unsigned(c.fp),
+        false_negatives: unsigned(c.fn_),
+        true_negatives: unsigned(c.tn),
     };
     let mut null_rate = HashMap::new();
     if c.outcomes > 0 {
@@ -94,13 +94,13 @@ pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         predicted_positive: unsigned(c.predicted_positive),
         labelled: unsigned(c.labelled),
         labelled_share: ratio(c.labelled, c.outcomes).unwrap_or(0.0),
-        true_positives: unsigned(c.tp),
-        false_positives: unsigned(c.fp),
-        false_negatives: unsigned(c.fn_),
-        true_negatives: unsigned(c.tn),
-        precision,
-        recall,
-        f1,
+        true_positives: confusion.true_positives,
+        false_positives: confusion.false_positives,
+        false_negatives: confusion.false_negatives,
+        true_negatives: confusion.true_negatives,
+        precision: confusion.precision(),
+        recall: confusion.recall(),
+        f1: confusion.f1(),
         mean_score: if c.outcomes > 0 {
             c.score_sum / c.outcomes as f64
         } else {

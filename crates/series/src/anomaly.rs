@@ -1,5 +1,6 @@
 //! EWMA anomaly flags: points far from the average of the points before
-//! them, measured in robust standard deviations.
+//! them, measured in robust standard deviations; and the band that rule
+//! draws around the average.
 
 use crate::error::{Result, SeriesError};
 use crate::numeric::median;
@@ -45,6 +46,38 @@ pub(crate) fn robust_sigma(values: &[f64]) -> f64 {
     MEAN_AD_TO_SIGMA * deviations.iter().sum::<f64>() / deviations.len() as f64
 }
 
+/// The residuals of the EWMA rule, `r_t = x_t - e_{t-1}` for `t >= span`
+/// where both are finite, with their median and robust standard deviation.
+struct Residuals {
+    /// `(t, r_t)` in index order.
+    points: Vec<(usize, f64)>,
+    /// Median of the residuals.
+    center: f64,
+    /// [`robust_sigma`] of the residuals, finite and positive.
+    sigma: f64,
+}
+
+impl Residuals {
+    /// The residuals of `values` against `smooth`, their EWMA of span
+    /// `span`; `None` when their `sigma` is 0 or not finite (then nothing
+    /// is flagged).
+    fn of(values: &[f64], smooth: &[f64], span: usize) -> Option<Self> {
+        let points: Vec<(usize, f64)> = (span.max(1)..values.len())
+            .filter(|&t| values[t].is_finite() && smooth[t - 1].is_finite())
+            .map(|t| (t, values[t] - smooth[t - 1]))
+            .filter(|(_, r)| r.is_finite())
+            .collect();
+        let only: Vec<f64> = points.iter().map(|&(_, r)| r).collect();
+        let center = median(&only);
+        let sigma = robust_sigma(&only);
+        (sigma != 0.0 && sigma.is_finite()).then_some(Self {
+            points,
+            center,
+            sigma,
+        })
+    }
+}
+
 /// Points whose distance from the EWMA exceeds `k` robust standard
 /// deviations ([`DEFAULT_ANOMALY_K`] is the usual `k`).
 ///
@@ -81,18 +114,15 @@ pub fn ewma_anomalies(values: &[f64], span: usize, k: f64) -> Result<Vec<Anomaly
         return Err(SeriesError::InvalidThreshold(k));
     }
     let smooth = ewma(values, span)?;
-    let residuals: Vec<(usize, f64)> = (span..values.len())
-        .filter(|&t| values[t].is_finite() && smooth[t - 1].is_finite())
-        .map(|t| (t, values[t] - smooth[t - 1]))
-        .filter(|(_, r)| r.is_finite())
-        .collect();
-    let only: Vec<f64> = residuals.iter().map(|&(_, r)| r).collect();
-    let center = median(&only);
-    let sigma = robust_sigma(&only);
-    if sigma == 0.0 || !sigma.is_finite() {
+    let Some(Residuals {
+        points,
+        center,
+        sigma,
+    }) = Residuals::of(values, &smooth, span)
+    else {
         return Ok(Vec::new());
-    }
-    Ok(residuals
+    };
+    Ok(points
         .into_iter()
         .filter(|(_, r)| (r - center).abs() > k * sigma)
         .map(|(t, r)| Anomaly {
@@ -103,6 +133,34 @@ pub fn ewma_anomalies(values: &[f64], span: usize, k: f64) -> Result<Vec<Anomaly
             score: (r - center).abs() / sigma,
         })
         .collect())
+}
+
+/// The band of the rule of [`ewma_anomalies`], as `(lower, upper)` per
+/// point, for `values` and `ewma = ewma(values, span)` (or the same series
+/// computed elsewhere): at point `t`, after the `span` warm-up points and
+/// where the EWMA before it is finite, `ewma[t-1] + m ± k σ`, with `m` and
+/// `σ` the residuals' median and robust standard deviation. A finite value
+/// outside its band is exactly a point [`ewma_anomalies`] flags with the
+/// same `span` and `k`. NaN where undefined, everywhere when `σ` is 0
+/// (nothing is flagged then) or when `ewma` is not as long as `values`.
+pub fn ewma_band(values: &[f64], ewma: &[f64], span: usize, k: f64) -> (Vec<f64>, Vec<f64>) {
+    let n = values.len();
+    let mut lower = vec![f64::NAN; n];
+    let mut upper = vec![f64::NAN; n];
+    if ewma.len() != n {
+        return (lower, upper);
+    }
+    let Some(Residuals { center, sigma, .. }) = Residuals::of(values, ewma, span) else {
+        return (lower, upper);
+    };
+    for t in span.max(1)..n {
+        let e = ewma[t - 1];
+        if e.is_finite() {
+            lower[t] = e + center - k * sigma;
+            upper[t] = e + center + k * sigma;
+        }
+    }
+    (lower, upper)
 }
 
 #[cfg(test)]
@@ -232,6 +290,38 @@ mod tests {
             ewma_anomalies(&[1.0], 0, 3.0),
             Err(SeriesError::InvalidSpan(0))
         );
+    }
+
+    #[test]
+    fn points_outside_the_band_are_the_flagged_ones() {
+        let span = 5;
+        let mut values: Vec<f64> = (0..40)
+            .map(|i| 0.8 + 0.02 * (i as f64 * 0.9).sin() + 0.01 * (i as f64 * 2.3).cos())
+            .collect();
+        values[25] = 0.4;
+        values[12] = f64::NAN;
+        let smooth = ewma(&values, span).unwrap();
+        let (lower, upper) = ewma_band(&values, &smooth, span, DEFAULT_ANOMALY_K);
+        let outside: Vec<usize> = (0..values.len())
+            .filter(|&t| {
+                values[t].is_finite()
+                    && lower[t].is_finite()
+                    && (values[t] < lower[t] || values[t] > upper[t])
+            })
+            .collect();
+        let flagged = indices(&values, span, DEFAULT_ANOMALY_K);
+        assert!(flagged.contains(&25), "{flagged:?}");
+        assert_eq!(outside, flagged);
+        assert!(lower[..span].iter().all(|v| v.is_nan()));
+        assert!(lower[span].is_finite());
+    }
+
+    #[test]
+    fn a_constant_series_has_no_band() {
+        let values = [0.5; 10];
+        let smooth = ewma(&values, 5).unwrap();
+        let (lower, _) = ewma_band(&values, &smooth, 5, DEFAULT_ANOMALY_K);
+        assert!(lower.iter().all(|v| v.is_nan()));
     }
 
     #[test]

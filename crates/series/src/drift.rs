@@ -4,7 +4,7 @@
 
 use crate::error::{Result, SeriesError};
 use crate::ks::{exact_two_sided, gcd, kolmogn_sf};
-use crate::numeric::{np_std, np_sum, quantile_sorted, sorted_finite};
+use crate::numeric::{Lerp, np_std, np_sum, quantile, sorted_finite};
 
 /// Floor applied to each bin's share in the PSI so empty bins stay finite.
 pub const PSI_EPSILON: f64 = 1e-4;
@@ -41,7 +41,7 @@ pub fn reference_deciles(reference: &[f64]) -> Result<[f64; 9]> {
 fn deciles(sorted: &[f64]) -> [f64; 9] {
     let mut edges = [0.0; 9];
     for (k, e) in edges.iter_mut().enumerate() {
-        *e = quantile_sorted(sorted, (k + 1) as f64 / 10.0);
+        *e = quantile(sorted, (k + 1) as f64 / 10.0, Lerp::Numpy);
     }
     edges
 }

@@ -1,6 +1,7 @@
 //! Small numeric kernels that reproduce numpy's floating-point behaviour
 //! closely enough for bit-for-bit agreement where the statistics need it
-//! (segment costs compared for ties, quantile bin edges).
+//! (segment costs compared for ties, quantile bin edges), and the one
+//! median and quantile of the workspace.
 
 use std::cmp::Ordering;
 
@@ -85,16 +86,33 @@ pub(crate) fn median_sorted(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Median of an unsorted slice (NaN if empty).
-pub(crate) fn median(values: &[f64]) -> f64 {
+/// The median of `values`, in any order, as `np.median`: the middle value
+/// after sorting, or the mean of the two middle values; NaN when empty.
+/// Callers that want only finite values filter them first.
+pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(cmp_f64);
     median_sorted(&v)
 }
 
-/// `np.quantile(sorted, q)` with the default `linear` method (Hyndman and
-/// Fan type 7), including numpy's two-sided interpolation formula.
-pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+/// How [`quantile`] interpolates at fraction `t` between the two closest
+/// ranks `a <= b`. Both are the same linear rule (Hyndman and Fan type 7);
+/// they round differently, so for some `t >= 0.5` they differ in the last
+/// bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lerp {
+    /// numpy's: `a + (b - a) t` below `t = 0.5`, `b - (b - a) (1 - t)` from
+    /// there on, bit for bit `np.quantile(values, q)` (`method="linear"`).
+    Numpy,
+    /// `a + (b - a) t` for every `t`: what the monitor's business-event
+    /// summaries (`QueryEvents`' median and 90th percentile) answer.
+    FromLower,
+}
+
+/// The `q` quantile (`0 <= q <= 1`) of ascending `sorted` values by linear
+/// interpolation between the closest ranks, at position `(n - 1) q`; `q`
+/// outside `[0, 1]` gives the first or last value, an empty slice NaN.
+pub fn quantile(sorted: &[f64], q: f64, lerp: Lerp) -> f64 {
     let n = sorted.len();
     if n == 0 {
         return f64::NAN;
@@ -111,10 +129,9 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     let i = previous as usize;
     let (a, b) = (sorted[i], sorted[i + 1]);
     let diff = b - a;
-    if gamma >= 0.5 {
-        b - diff * (1.0 - gamma)
-    } else {
-        a + diff * gamma
+    match lerp {
+        Lerp::Numpy if gamma >= 0.5 => b - diff * (1.0 - gamma),
+        Lerp::Numpy | Lerp::FromLower => a + diff * gamma,
     }
 }
 
@@ -165,12 +182,41 @@ mod tests {
     #[test]
     fn quantile_matches_numpy_linear() {
         let s = [1.0, 2.0, 4.0, 8.0];
-        assert_eq!(quantile_sorted(&s, 0.5), 3.0);
-        assert_eq!(quantile_sorted(&s, 1.0), 8.0);
-        assert_eq!(quantile_sorted(&s, 0.0), 1.0);
-        assert!((quantile_sorted(&s, 0.1) - 1.3).abs() < 1e-15);
-        assert_eq!(quantile_sorted(&[5.0], 0.3), 5.0);
-        assert!(quantile_sorted(&[], 0.3).is_nan());
+        assert_eq!(quantile(&s, 0.5, Lerp::Numpy), 3.0);
+        assert_eq!(quantile(&s, 1.0, Lerp::Numpy), 8.0);
+        assert_eq!(quantile(&s, 0.0, Lerp::Numpy), 1.0);
+        assert!((quantile(&s, 0.1, Lerp::Numpy) - 1.3).abs() < 1e-15);
+        assert_eq!(quantile(&[5.0], 0.3, Lerp::Numpy), 5.0);
+        assert!(quantile(&[], 0.3, Lerp::Numpy).is_nan());
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let q = |sorted: &[f64], q| quantile(sorted, q, Lerp::FromLower);
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(q(&v, 0.5), 3.0);
+        // numpy.quantile([1, 2, 3, 4, 10], 0.9) == 7.6
+        assert!((q(&v, 0.9) - 7.6).abs() < 1e-12);
+        assert_eq!(q(&[5.0], 0.9), 5.0);
+        assert!(q(&[], 0.5).is_nan());
+        assert_eq!(q(&[1.0, 2.0], 0.5), 1.5);
+    }
+
+    #[test]
+    fn the_two_interpolations_differ_only_in_rounding() {
+        // numpy's rounding and the plain one part in the last bits here.
+        let v = [11.9, 29.6];
+        let (numpy, from_lower) = (
+            quantile(&v, 0.9, Lerp::Numpy),
+            quantile(&v, 0.9, Lerp::FromLower),
+        );
+        assert_ne!(numpy, from_lower);
+        assert!((numpy - from_lower).abs() < 1e-14);
+        // Below t = 0.5 they are one formula.
+        assert_eq!(
+            quantile(&v, 0.3, Lerp::Numpy),
+            quantile(&v, 0.3, Lerp::FromLower)
+        );
     }
 
     #[test]

@@ -264,65 +264,6 @@ impl ModelView {
     }
 }
 
-/// The median of `values` (NaN when empty).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// The band of the EWMA anomaly rule (`docs/monitoring.md`, "Anomalies"),
-/// as `(lower, upper)` per point: at point `t`, after the `span` warm-up
-/// points and where the EWMA before it is defined,
-/// `ewma[t-1] + m ± k σ`, where `m` is the median of the residuals
-/// `r = x[t] - ewma[t-1]` and `σ` their robust standard deviation
-/// (1.4826 × MAD, or 1.2533 × mean absolute deviation when the MAD is 0).
-/// A defined value outside its band is exactly a flagged point. NaN where
-/// undefined, and everywhere when `σ` is 0 (nothing is flagged then).
-pub fn ewma_band(values: &[f64], ewma: &[f64], span: usize, k: f64) -> (Vec<f64>, Vec<f64>) {
-    let n = values.len();
-    let mut lower = vec![f64::NAN; n];
-    let mut upper = vec![f64::NAN; n];
-    if ewma.len() != n {
-        return (lower, upper);
-    }
-    let before = |t: usize| {
-        (t >= span.max(1))
-            .then(|| ewma[t - 1])
-            .filter(|e| e.is_finite())
-    };
-    let residuals: Vec<f64> = (0..n)
-        .filter(|&t| values[t].is_finite())
-        .filter_map(|t| before(t).map(|e| values[t] - e))
-        .filter(|r| r.is_finite())
-        .collect();
-    let center = median(&residuals);
-    let deviations: Vec<f64> = residuals.iter().map(|r| (r - center).abs()).collect();
-    let mad = median(&deviations);
-    let sigma = if mad > 0.0 {
-        triad_series::MAD_TO_SIGMA * mad
-    } else if deviations.is_empty() {
-        0.0
-    } else {
-        triad_series::MEAN_AD_TO_SIGMA * deviations.iter().sum::<f64>() / deviations.len() as f64
-    };
-    if !(sigma.is_finite() && sigma > 0.0) {
-        return (lower, upper);
-    }
-    for t in 0..n {
-        if let Some(e) = before(t) {
-            lower[t] = e + center - k * sigma;
-            upper[t] = e + center + k * sigma;
-        }
-    }
-    (lower, upper)
-}
-
 async fn index(State(store): State<Store>) -> Result<Html<String>, PageError> {
     let now = now_ms();
     let (models, recent) = tokio::try_join!(
@@ -518,34 +459,6 @@ mod tests {
     }
 
     #[test]
-    fn points_outside_the_band_are_the_flagged_ones() {
-        let mut values: Vec<f64> = (0..40)
-            .map(|i| 0.8 + 0.02 * (i as f64 * 0.9).sin() + 0.01 * (i as f64 * 2.3).cos())
-            .collect();
-        values[25] = 0.4;
-        values[12] = f64::NAN;
-        let ewma = triad_series::ewma(&values, ANOMALY_SPAN).unwrap();
-        let (lower, upper) = ewma_band(&values, &ewma, ANOMALY_SPAN, BAND_K);
-        let outside: Vec<usize> = (0..values.len())
-            .filter(|&t| {
-                values[t].is_finite()
-                    && lower[t].is_finite()
-                    && (values[t] < lower[t] || values[t] > upper[t])
-            })
-            .collect();
-        let flagged: Vec<usize> =
-            triad_series::ewma_anomalies(&values, ANOMALY_SPAN, DEFAULT_ANOMALY_K)
-                .unwrap()
-                .iter()
-                .map(|a| a.index)
-                .collect();
-        assert!(flagged.contains(&25), "{flagged:?}");
-        assert_eq!(outside, flagged);
-        assert!(lower[..ANOMALY_SPAN].iter().all(|v| v.is_nan()));
-        assert!(lower[ANOMALY_SPAN].is_finite());
-    }
-
-    #[test]
     fn errors_map_to_http_statuses() {
         let status = |e: MonitorError| PageError::from(e).status;
         assert_eq!(
@@ -565,13 +478,5 @@ mod tests {
             status(MonitorError::Corrupt("x".into())),
             StatusCode::INTERNAL_SERVER_ERROR
         );
-    }
-
-    #[test]
-    fn a_constant_series_has_no_band() {
-        let values = [0.5; 10];
-        let ewma = triad_series::ewma(&values, ANOMALY_SPAN).unwrap();
-        let (lower, _) = ewma_band(&values, &ewma, ANOMALY_SPAN, BAND_K);
-        assert!(lower.iter().all(|v| v.is_nan()));
     }
 }

@@ -10,6 +10,7 @@ use std::fmt::Write;
 
 use axum::http::StatusCode;
 use triad_proto::v1::{FeatureDrift, MetricPoint, Mistake};
+use triad_series::ConfusionCounts;
 
 use super::svg::{self, Band, BarChart, Bars, Histogram, LineChart, Series};
 use super::{BAND_K, ModelView, PageQuery, width_name};
@@ -386,11 +387,11 @@ fn summary(view: &ModelView) -> String {
         sum(|p| p.false_negatives),
         sum(|p| p.true_negatives),
     );
-    let confusion = Confusion {
-        outcomes: count as i64,
-        tp: tp as i64,
-        fp: fp as i64,
-        fn_: fn_ as i64,
+    let confusion = ConfusionCounts {
+        true_positives: tp,
+        false_positives: fp,
+        false_negatives: fn_,
+        true_negatives: tn,
     };
     let content = format!(
         "<table class=\"summary\"><thead><tr><th class=\"num\">outcomes</th>\
@@ -457,7 +458,7 @@ fn precision_recall(view: &ModelView) -> String {
             continue;
         }
         let ewma = view.ewma(metric, &realized);
-        let (lower, upper) = super::ewma_band(&realized, &ewma, ANOMALY_SPAN, BAND_K);
+        let (lower, upper) = triad_series::ewma_band(&realized, &ewma, ANOMALY_SPAN, BAND_K);
         let flags = view.anomalies(metric);
         let (x_labels, x_titles) = bucket_labels(view);
         let realized_name = format!("{metric} (realized, from labels)");

@@ -8,24 +8,11 @@ use triad_proto::v1::{
     EventPoint, QueryEventsRequest, QueryEventsResponse, RecordEventsRequest, RecordEventsResponse,
     Rejection,
 };
+use triad_series::{Lerp, quantile};
 
 use super::{Store, sql, validate};
 use crate::buckets::{Range, Width, day_or_ms, now_ms};
 use crate::error::MonitorError;
-
-/// The `q` quantile of sorted `values` by linear interpolation between
-/// closest ranks (numpy's default `linear` method); NaN when empty.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n => {
-            let pos = q * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = pos.ceil() as usize;
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-        }
-    }
-}
 
 /// When `event` happened (0: `now`), or why it cannot be stored.
 fn check(event: &triad_proto::v1::Event, now: i64) -> Result<i64, String> {
@@ -140,27 +127,11 @@ impl Store {
                 EventPoint {
                     bucket_start_ms: start,
                     count: durations.len() as u64,
-                    median_ms: quantile(&durations, 0.5),
-                    p90_ms: quantile(&durations, 0.9),
+                    median_ms: quantile(&durations, 0.5, Lerp::FromLower),
+                    p90_ms: quantile(&durations, 0.9, Lerp::FromLower),
                 }
             })
             .collect();
         Ok(QueryEventsResponse { points })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_like_numpy() {
-        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
-        assert_eq!(quantile(&v, 0.5), 3.0);
-        // numpy.quantile([1, 2, 3, 4, 10], 0.9) == 7.6
-        assert!((quantile(&v, 0.9) - 7.6).abs() < 1e-12);
-        assert_eq!(quantile(&[5.0], 0.9), 5.0);
-        assert!(quantile(&[], 0.5).is_nan());
-        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);
     }
 }

@@ -3,6 +3,7 @@
 //! from the hourly counters only.
 
 use sqlx::Any;
+use triad_series::ConfusionCounts;
 
 use super::{Store, sql};
 use crate::error::MonitorError;
@@ -60,12 +61,24 @@ pub struct Confusion {
 impl Confusion {
     /// `tp / (tp + fp)`, `None` with no labelled positive prediction.
     pub fn precision(&self) -> Option<f64> {
-        (self.tp + self.fp > 0).then(|| self.tp as f64 / (self.tp + self.fp) as f64)
+        self.counts().precision()
     }
 
     /// `tp / (tp + fn)`, `None` with no labelled positive.
     pub fn recall(&self) -> Option<f64> {
-        (self.tp + self.fn_ > 0).then(|| self.tp as f64 / (self.tp + self.fn_) as f64)
+        self.counts().recall()
+    }
+
+    /// The cells as [`ConfusionCounts`]; true negatives are not summed
+    /// here, so they are 0.
+    fn counts(&self) -> ConfusionCounts {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        ConfusionCounts {
+            true_positives: count(self.tp),
+            false_positives: count(self.fp),
+            false_negatives: count(self.fn_),
+            true_negatives: 0,
+        }
     }
 }
 

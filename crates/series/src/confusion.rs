@@ -1,0 +1,114 @@
+//! Confusion counts of a binary classifier and the ratios drawn from them,
+//! with one rule for a ratio whose denominator is 0: it is undefined
+//! (`None`), never 0 or NaN, so a caller shows "no value" rather than a
+//! made-up one.
+
+/// How a classifier's predictions compare with the labels: one count per
+/// cell of the 2 × 2 confusion matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConfusionCounts {
+    /// Predicted positive, labelled positive.
+    pub true_positives: u64,
+    /// Predicted positive, labelled negative.
+    pub false_positives: u64,
+    /// Predicted negative, labelled positive.
+    pub false_negatives: u64,
+    /// Predicted negative, labelled negative.
+    pub true_negatives: u64,
+}
+
+impl ConfusionCounts {
+    /// Adds one labelled prediction to its cell.
+    pub fn record(&mut self, predicted: bool, label: bool) {
+        match (predicted, label) {
+            (true, true) => self.true_positives += 1,
+            (true, false) => self.false_positives += 1,
+            (false, true) => self.false_negatives += 1,
+            (false, false) => self.true_negatives += 1,
+        }
+    }
+
+    /// Labelled positives, `TP + FN`.
+    pub fn positives(&self) -> u64 {
+        self.true_positives + self.false_negatives
+    }
+
+    /// `TP / (TP + FP)`; `None` when nothing labelled was predicted
+    /// positive.
+    pub fn precision(&self) -> Option<f64> {
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
+    }
+
+    /// `TP / (TP + FN)`; `None` when there is no labelled positive.
+    pub fn recall(&self) -> Option<f64> {
+        ratio(self.true_positives, self.positives())
+    }
+
+    /// The harmonic mean of precision and recall, computed as
+    /// `2 TP / (2 TP + FP + FN)`; `None` when either is undefined.
+    pub fn f1(&self) -> Option<f64> {
+        self.precision()?;
+        self.recall()?;
+        ratio(
+            2 * self.true_positives,
+            2 * self.true_positives + self.false_positives + self.false_negatives,
+        )
+    }
+}
+
+/// `numerator / denominator`, `None` when the denominator is 0.
+fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(tp: u64, fp: u64, fn_: u64, tn: u64) -> ConfusionCounts {
+        ConfusionCounts {
+            true_positives: tp,
+            false_positives: fp,
+            false_negatives: fn_,
+            true_negatives: tn,
+        }
+    }
+
+    #[test]
+    fn ratios_of_the_cells() {
+        let c = counts(3, 1, 2, 4);
+        assert_eq!(c.precision(), Some(0.75));
+        assert_eq!(c.recall(), Some(0.6));
+        assert_eq!(c.f1(), Some(6.0 / 9.0));
+        assert_eq!(c.positives(), 5);
+    }
+
+    #[test]
+    fn a_zero_denominator_is_undefined() {
+        assert_eq!(ConfusionCounts::default().precision(), None);
+        assert_eq!(ConfusionCounts::default().recall(), None);
+        assert_eq!(ConfusionCounts::default().f1(), None);
+        // Nothing predicted positive: precision and F1 are undefined,
+        // recall is 0.
+        let c = counts(0, 0, 3, 5);
+        assert_eq!((c.precision(), c.recall(), c.f1()), (None, Some(0.0), None));
+        // No labelled positive: recall and F1 are undefined.
+        let c = counts(0, 2, 0, 5);
+        assert_eq!((c.precision(), c.recall(), c.f1()), (Some(0.0), None, None));
+        // Both defined and 0: F1 is 0, not undefined.
+        assert_eq!(counts(0, 1, 1, 0).f1(), Some(0.0));
+    }
+
+    #[test]
+    fn record_fills_the_cells() {
+        let mut c = ConfusionCounts::default();
+        for (predicted, label) in [(true, true), (true, false), (false, true), (false, false)] {
+            c.record(predicted, label);
+        }
+        c.record(true, true);
+        assert_eq!(c, counts(2, 1, 1, 1));
+    }
+}
