@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use triad_features::Featurizer;
 use triad_train::dataset::{self, Target};
-use triad_train::{FitConfig, Metrics, ModelCard, fit_logistic, write_model_version};
+use triad_train::evaluation::ratio_text;
+use triad_train::{Evaluation, FitConfig, ModelCard, fit_logistic, write_model_version};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -61,8 +62,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let score = |m: &dataset::LabelledMatrix| -> Vec<f64> {
         (0..m.n_rows()).map(|r| fit.predict_row(m.row(r))).collect()
     };
-    let test_metrics = Metrics::at(&score(&test), &test.labels, args.threshold);
-    let train_metrics = Metrics::at(&score(&train), &train.labels, args.threshold);
+    let test_evaluation = Evaluation::at(&score(&test), &test.labels, args.threshold);
+    let train_evaluation = Evaluation::at(&score(&train), &train.labels, args.threshold);
     let card = ModelCard {
         name: args.name.clone(),
         version: args.version.clone(),
@@ -79,19 +80,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             data = args.data.display(),
             seed = triad_synth::SynthConfig::default().seed,
         ),
-        test: test_metrics,
-        train: train_metrics,
+        test: test_evaluation,
+        train: train_evaluation,
         train_rows: train.n_rows(),
         test_rows: test.n_rows(),
     };
     let dir = write_model_version(&args.models_dir, &fit, featurizer.schema(), &card)?;
     crate::profile::write_profile(&dir, &args.data, Target::Matched)?;
     eprintln!(
-        "wrote {}: held-out precision {:.4}, recall {:.4}, F1 {:.4} ({} Newton steps)",
+        "wrote {}: held-out precision {}, recall {}, F1 {} ({} Newton steps)",
         dir.display(),
-        test_metrics.precision(),
-        test_metrics.recall(),
-        test_metrics.f1(),
+        ratio_text(test_evaluation.counts.precision()),
+        ratio_text(test_evaluation.counts.recall()),
+        ratio_text(test_evaluation.counts.f1()),
         fit.iterations
     );
     Ok(())

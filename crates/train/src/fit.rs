@@ -6,6 +6,8 @@
 //! standardization is folded into the weights: `w = β / σ` and
 //! `b = β₀ − Σ β μ / σ`, so serving needs no scaler.
 
+use triad_series::median;
+
 /// Fitting settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitConfig {
@@ -92,8 +94,22 @@ pub fn fit_logistic(
         return Err(FitError::OneClass(false));
     }
 
+    // The median of each column's finite values, or 0 when there are none.
     let impute: Vec<f64> = (0..cols)
-        .map(|c| median(x.iter().skip(c).step_by(cols).map(|&v| f64::from(v))))
+        .map(|c| {
+            let finite: Vec<f64> = x
+                .iter()
+                .skip(c)
+                .step_by(cols)
+                .map(|&v| f64::from(v))
+                .filter(|v| v.is_finite())
+                .collect();
+            if finite.is_empty() {
+                0.0
+            } else {
+                median(&finite)
+            }
+        })
         .collect();
     // Standardized design matrix with a leading column of ones.
     let value = |r: usize, c: usize| {
@@ -174,21 +190,6 @@ pub fn fit_logistic(
         impute,
         iterations,
     })
-}
-
-/// Median of the finite values, or 0 when there are none.
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
-    if finite.is_empty() {
-        return 0.0;
-    }
-    finite.sort_by(f64::total_cmp);
-    let n = finite.len();
-    if n % 2 == 1 {
-        finite[n / 2]
-    } else {
-        (finite[n / 2 - 1] + finite[n / 2]) / 2.0
-    }
 }
 
 /// Solves `a x = b` for a symmetric positive-definite `a` (`n × n`,

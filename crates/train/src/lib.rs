@@ -6,11 +6,11 @@
 //! the model card `README.md`).
 
 pub mod dataset;
+pub mod evaluation;
 pub mod fit;
-pub mod metrics;
 pub mod write;
 
 pub use dataset::{LabelledMatrix, Target};
+pub use evaluation::Evaluation;
 pub use fit::{FitConfig, FitError, LogisticFit, fit_logistic};
-pub use metrics::Metrics;
 pub use write::{ModelCard, write_model_version};

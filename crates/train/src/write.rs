@@ -8,36 +8,52 @@ use triad_features::FeatureSchema;
 use triad_score::model::logistic::{LogisticFile, MODEL_FILE};
 use triad_score::model::{META_FILE, ModelKind, ModelMeta, SchemaRef};
 
+use crate::evaluation::{Evaluation, ratio_text};
 use crate::fit::LogisticFit;
-use crate::metrics::Metrics;
 
 /// What the model card says beyond the numbers.
 #[derive(Debug, Clone)]
 pub struct ModelCard {
+    /// Model name: the repository directory it is written to.
     pub name: String,
+    /// Version directory name; an existing one is replaced.
     pub version: String,
+    /// One line that says what the model answers.
     pub description: String,
     /// The business question, in a sentence or two.
     pub business_question: String,
     /// How the training data was made, as commands.
     pub data: String,
-    /// Held-out metrics.
-    pub test: Metrics,
-    pub train: Metrics,
+    /// The evaluation on the held-out test split; its threshold is the
+    /// model's.
+    pub test: Evaluation,
+    /// The evaluation on the training split, at the same threshold.
+    pub train: Evaluation,
+    /// Pairs in the training split.
     pub train_rows: usize,
+    /// Pairs in the held-out test split.
     pub test_rows: usize,
 }
 
 /// Failures writing a model version.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// A file or directory cannot be written.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// What was being written.
         path: PathBuf,
+        /// The failure.
         source: std::io::Error,
     },
+    /// A file's contents cannot be serialized.
     #[error("cannot encode {what}: {message}")]
-    Encode { what: &'static str, message: String },
+    Encode {
+        /// The file: `model.json` or `model.toml`.
+        what: &'static str,
+        /// Why the encoder refused.
+        message: String,
+    },
 }
 
 /// Writes `<models_dir>/<name>/<version>/` for a fitted logistic model. The
@@ -80,16 +96,18 @@ pub fn write_model_version(
     let path = temp_dir.join(MODEL_FILE);
     std::fs::write(&path, json + "\n").map_err(io(&path))?;
 
+    // An undefined ratio (zero denominator) is left out: TOML has no null.
+    let test = &card.test.counts;
     let metrics: BTreeMap<String, f64> = [
-        ("precision", card.test.precision()),
-        ("recall", card.test.recall()),
-        ("f1", card.test.f1()),
-        ("support", card.test.support() as f64),
-        ("test_rows", card.test_rows as f64),
-        ("train_rows", card.train_rows as f64),
+        ("precision", test.precision()),
+        ("recall", test.recall()),
+        ("f1", test.f1()),
+        ("support", Some(test.positives() as f64)),
+        ("test_rows", Some(card.test_rows as f64)),
+        ("train_rows", Some(card.train_rows as f64)),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), (v * 1e6).round() / 1e6))
+    .filter_map(|(k, v)| Some((k.to_owned(), (v? * 1e6).round() / 1e6)))
     .collect();
     let meta = ModelMeta {
         kind: ModelKind::Logistic,
@@ -145,8 +163,8 @@ fn card_markdown(card: &ModelCard, fit: &LogisticFit, schema: &FeatureSchema) ->
          ## Data\n\n{data}\n\n\
          ## Metrics\n\n\
          | split | rows | precision | recall | F1 | positives |\n|---|---|---|---|---|---|\n\
-         | held-out test | {test_rows} | {tp:.4} | {tr:.4} | {tf:.4} | {ts} |\n\
-         | train | {train_rows} | {rp:.4} | {rr:.4} | {rf:.4} | {rs} |\n\n\
+         | held-out test | {test_rows} | {tp} | {tr} | {tf} | {ts} |\n\
+         | train | {train_rows} | {rp} | {rr} | {rf} | {rs} |\n\n\
          Metrics of interest: **precision** (a false match attaches an expense to the wrong \
          budget and hides a real overspend) and **recall** (a missed match leaves an expense for \
          a person to reconcile). The business metric to watch beside them is the median time \
@@ -175,14 +193,67 @@ fn card_markdown(card: &ModelCard, fit: &LogisticFit, schema: &FeatureSchema) ->
         threshold = test.threshold,
         data = card.data,
         test_rows = card.test_rows,
-        tp = test.precision(),
-        tr = test.recall(),
-        tf = test.f1(),
-        ts = test.support(),
+        tp = ratio_text(test.counts.precision()),
+        tr = ratio_text(test.counts.recall()),
+        tf = ratio_text(test.counts.f1()),
+        ts = test.counts.positives(),
         train_rows = card.train_rows,
-        rp = train.precision(),
-        rr = train.recall(),
-        rf = train.f1(),
-        rs = train.support(),
+        rp = ratio_text(train.counts.precision()),
+        rr = ratio_text(train.counts.recall()),
+        rf = ratio_text(train.counts.f1()),
+        rs = train.counts.positives(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use triad_features::Featurizer;
+    use triad_series::ConfusionCounts;
+
+    use super::*;
+
+    #[test]
+    fn an_undefined_ratio_is_left_out_of_the_metrics_and_named_on_the_card() {
+        let schema = Featurizer::default().schema();
+        let n = schema.feature_names.len();
+        let fit = LogisticFit {
+            intercept: -1.0,
+            weights: vec![0.0; n],
+            impute: vec![0.0; n],
+            iterations: 1,
+        };
+        // Nothing predicted positive: precision and F1 are undefined.
+        let never_positive = Evaluation {
+            threshold: 0.5,
+            counts: ConfusionCounts {
+                true_positives: 0,
+                false_positives: 0,
+                false_negatives: 3,
+                true_negatives: 7,
+            },
+        };
+        let card = ModelCard {
+            name: "m".into(),
+            version: "1".into(),
+            description: "d".into(),
+            business_question: "q".into(),
+            data: "data".into(),
+            test: never_positive,
+            train: never_positive,
+            train_rows: 10,
+            test_rows: 10,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_model_version(dir.path(), &fit, schema, &card).unwrap();
+        let meta: ModelMeta =
+            toml::from_str(&std::fs::read_to_string(written.join(META_FILE)).unwrap()).unwrap();
+        let keys: Vec<&str> = meta.metrics.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["recall", "support", "test_rows", "train_rows"]);
+        assert_eq!(meta.metrics["recall"], 0.0);
+        let readme = std::fs::read_to_string(written.join("README.md")).unwrap();
+        assert!(
+            readme.contains("| held-out test | 10 | undefined | 0.0000 | undefined | 3 |"),
+            "{readme}"
+        );
+    }
 }
