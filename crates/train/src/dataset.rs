@@ -28,17 +28,26 @@ struct LabelRow {
 /// Ground truth of one pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Label {
+    /// The line item pays for the budget.
     pub matched: bool,
+    /// The line item breaks the travel policy (meaningful when matched).
     pub out_of_policy: bool,
 }
 
 /// Failures reading training data.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    /// The labels CSV cannot be read or a row does not fit [`Label`].
     #[error("labels csv: {0}")]
     Csv(#[from] csv::Error),
+    /// A JSONL line is not a seed-format request.
     #[error("request on line {line}: {message}")]
-    Request { line: usize, message: String },
+    Request {
+        /// 1-based line number in the JSONL.
+        line: usize,
+        /// Why the request was refused.
+        message: String,
+    },
 }
 
 /// Reads a labels CSV (`budget_id,itemization_id,matched,out_of_policy,…`).
@@ -62,16 +71,21 @@ pub fn read_labels(reader: impl Read) -> Result<HashMap<(String, String), Label>
 pub struct LabelledMatrix {
     /// Row-major, `n_cols` columns of the feature schema.
     pub values: Vec<f32>,
+    /// Columns per row: the feature schema's width.
     pub n_cols: usize,
+    /// The target of each row.
     pub labels: Vec<bool>,
+    /// `(budget_id, itemization_id)` of each row.
     pub keys: Vec<(String, String)>,
 }
 
 impl LabelledMatrix {
+    /// Number of pairs.
     pub fn n_rows(&self) -> usize {
         self.labels.len()
     }
 
+    /// The features of row `r`; panics when `r >= n_rows()`.
     pub fn row(&self, r: usize) -> &[f32] {
         &self.values[r * self.n_cols..(r + 1) * self.n_cols]
     }

@@ -32,15 +32,23 @@ impl Default for FitConfig {
 /// Why a fit failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FitError {
+    /// The matrix is not `rows × cols` values, `rows` the number of labels.
     #[error("expected {expected} values ({rows} rows x {cols} columns), got {got}")]
     Shape {
+        /// Rows: the number of labels.
         rows: usize,
+        /// Columns asked for.
         cols: usize,
+        /// `rows × cols`.
         expected: usize,
+        /// Values given.
         got: usize,
     },
+    /// Every label is this one (or there is none: `false`), so there is
+    /// nothing to separate.
     #[error("expected both classes among the labels, got only {0}")]
     OneClass(bool),
+    /// Newton's system could not be solved at this step (1-based).
     #[error("the Newton system is singular at iteration {0}")]
     Singular(usize),
 }
@@ -48,7 +56,9 @@ pub enum FitError {
 /// A fitted model in raw feature space.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticFit {
+    /// The log-odds of a row whose features are all 0.
     pub intercept: f64,
+    /// Log-odds per raw unit of each column, in column order.
     pub weights: Vec<f64>,
     /// Training median of each column, used in place of NaN.
     pub impute: Vec<f64>,

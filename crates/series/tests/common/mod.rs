@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 /// Parses `tests/fixtures/<name>`.
-pub fn load(name: &str) -> Value {
+pub(crate) fn load(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("fixtures")
@@ -16,7 +16,7 @@ pub fn load(name: &str) -> Value {
 }
 
 /// One fixture float: a number, null for NaN, or "inf" / "-inf".
-pub fn num(v: &Value) -> f64 {
+pub(crate) fn num(v: &Value) -> f64 {
     match v {
         Value::Null => f64::NAN,
         Value::String(s) if s == "inf" => f64::INFINITY,
@@ -27,7 +27,7 @@ pub fn num(v: &Value) -> f64 {
 }
 
 /// A fixture array of floats.
-pub fn nums(v: &Value) -> Vec<f64> {
+pub(crate) fn nums(v: &Value) -> Vec<f64> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
@@ -38,7 +38,7 @@ pub fn nums(v: &Value) -> Vec<f64> {
 /// `|actual - expected| <= tol * max(1, |expected|)`, with NaN matching NaN
 /// and infinities matching themselves. Returns the scaled error (0 when
 /// both are the same non-finite value, infinity on a NaN/finite mismatch).
-pub fn scaled_error(actual: f64, expected: f64) -> f64 {
+pub(crate) fn scaled_error(actual: f64, expected: f64) -> f64 {
     if expected.is_nan() || actual.is_nan() {
         return if expected.is_nan() && actual.is_nan() {
             0.0
@@ -57,7 +57,7 @@ pub fn scaled_error(actual: f64, expected: f64) -> f64 {
 }
 
 /// Asserts [`scaled_error`] is within `tol`.
-pub fn assert_close(actual: f64, expected: f64, tol: f64, what: &str) {
+pub(crate) fn assert_close(actual: f64, expected: f64, tol: f64, what: &str) {
     let err = scaled_error(actual, expected);
     assert!(
         err <= tol,
@@ -66,7 +66,7 @@ pub fn assert_close(actual: f64, expected: f64, tol: f64, what: &str) {
 }
 
 /// Asserts two series agree element-wise within `tol`.
-pub fn assert_all_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
+pub(crate) fn assert_all_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         assert_close(a, e, tol, &format!("{what}[{i}]"));
