@@ -19,7 +19,7 @@ use triad_telemetry::RequestIds;
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
 use crate::outcomes::{OutcomePublisher, ScoredRequest};
-use crate::repository::{ModelSet, Repository};
+use crate::repository::{LookupError, ModelSet, Repository};
 
 /// The preprocess service's `Featurize` method.
 const FEATURIZE_PATH: &str = "/triad.v1.Preprocess/Featurize";
@@ -460,8 +460,8 @@ impl Engine {
     }
 }
 
-/// Resolves the selection against the served models: each model named
-/// once, in the order first named.
+/// Resolves the selection against the served models, each name with
+/// [`ModelSet::resolve`]: each model named once, in the order first named.
 fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
     if models.models.is_empty() {
         return Err(ScoreError::NoModels);
@@ -478,34 +478,19 @@ fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
     };
     for pinned in selection.versions.keys() {
         if !names.contains(&pinned) {
-            return Err(ScoreError::UnknownModel {
+            return Err(LookupError::UnknownModel {
                 name: pinned.clone(),
                 served: names.iter().map(|n| (*n).clone()).collect(),
-            });
+            }
+            .into());
         }
     }
     names
         .into_iter()
         .map(|name| {
-            let served = models
-                .models
-                .get(name)
-                .ok_or_else(|| ScoreError::UnknownModel {
-                    name: name.clone(),
-                    served: models.models.keys().cloned().collect(),
-                })?;
-            let model =
-                match selection.versions.get(name) {
-                    None => Arc::clone(&served.serving),
-                    Some(version) => served.version(version).cloned().ok_or_else(|| {
-                        ScoreError::UnknownVersion {
-                            model: name.clone(),
-                            version: version.clone(),
-                            loaded: served.versions.keys().map(u64::to_string).collect(),
-                        }
-                    })?,
-                };
-            Ok((model, name.clone(), served.shadow.clone()))
+            let pinned = selection.versions.get(name).map(String::as_str);
+            let (served, model) = models.resolve(name, pinned)?;
+            Ok((Arc::clone(model), name.clone(), served.shadow.clone()))
         })
         .collect()
 }

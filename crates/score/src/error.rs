@@ -1,10 +1,11 @@
 //! Whole-request failures of the scorer, and their one mapping to gRPC
 //! status codes (HTTP maps from the status code, in [`crate::http`]).
 
-use triad_server::{quote, quote_list};
+use triad_server::quote;
 
 use crate::model::ModelError;
 use crate::outcomes::Refused;
+use crate::repository::LookupError;
 
 /// Why a scoring request failed as a whole. Per-item problems are never
 /// this: they travel in the response beside the good rows. Messages quote
@@ -15,23 +16,8 @@ use crate::outcomes::Refused;
 pub enum ScoreError {
     #[error("this scorer serves no models")]
     NoModels,
-    #[error(
-        "no model named {}; this scorer serves {}",
-        quote(name),
-        quote_list(served.iter().map(String::as_str), 16)
-    )]
-    UnknownModel { name: String, served: Vec<String> },
-    #[error(
-        "model {} has no loaded version {}; loaded versions are {}",
-        quote(model),
-        quote(version),
-        quote_list(loaded.iter().map(String::as_str), 16)
-    )]
-    UnknownVersion {
-        model: String,
-        version: String,
-        loaded: Vec<String>,
-    },
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
     #[error(
         "a request of {budgets} budgets x {items} line items would take about {estimated_mib} MiB in the scorer, more than its limit of {limit_mib} MiB per request; send fewer pairs per request"
     )]
@@ -80,7 +66,7 @@ impl From<ScoreError> for tonic::Status {
         use tonic::Code;
         let code = match &error {
             ScoreError::NoModels | ScoreError::SchemaMismatch { .. } => Code::FailedPrecondition,
-            ScoreError::UnknownModel { .. } | ScoreError::UnknownVersion { .. } => Code::NotFound,
+            ScoreError::Lookup(_) => Code::NotFound,
             ScoreError::BadMatrix(_)
             | ScoreError::TooManyModels { .. }
             | ScoreError::TooLarge { .. }

@@ -37,7 +37,9 @@
 //! shape of the wrong rank at most its first [`MAX_ECHO_DIMS`] dimensions,
 //! so an error is never larger than a few hundred bytes whatever was sent.
 //!
-//! An unknown model or version is `NOT_FOUND`; an empty version means the
+//! Models and versions are looked up as `Score` looks them up
+//! ([`ModelSet::resolve`](crate::repository::ModelSet::resolve)): an
+//! unknown model or version is `NOT_FOUND`; an empty version means the
 //! serving one. Outputs come back in `contents` (`fp32_contents`,
 //! `bool_contents`) unless the request sent its input as
 //! `raw_input_contents`: then, as Triton does, they come back in
@@ -59,7 +61,7 @@ use triad_proto::inference::{
 };
 
 use crate::model::{LoadedModel, ModelError, ModelKind};
-use crate::repository::{ModelSet, Repository, ServedModel};
+use crate::repository::{LookupError, Repository};
 
 pub use triad_proto::inference::grpc_inference_service_server::{
     GrpcInferenceServiceServer, SERVICE_NAME,
@@ -96,14 +98,8 @@ pub fn platform(kind: ModelKind) -> &'static str {
 /// one place, below.
 #[derive(Debug, thiserror::Error)]
 pub enum OipError {
-    #[error("no model named {name:?}; this server serves {served:?}")]
-    UnknownModel { name: String, served: Vec<String> },
-    #[error("model {model:?} has no loaded version {version:?}; loaded versions are {loaded:?}")]
-    UnknownVersion {
-        model: String,
-        version: String,
-        loaded: Vec<String>,
-    },
+    #[error("{}", lookup_message(.0))]
+    Lookup(#[from] LookupError),
     #[error("input {input:?}: {message}")]
     BadInput { input: String, message: String },
     #[error("invalid inference request: {0}")]
@@ -122,7 +118,7 @@ impl From<OipError> for Status {
     fn from(error: OipError) -> Self {
         use tonic::Code;
         let code = match &error {
-            OipError::UnknownModel { .. } | OipError::UnknownVersion { .. } => Code::NotFound,
+            OipError::Lookup(_) => Code::NotFound,
             OipError::BadInput { .. } | OipError::BadRequest(_) => Code::InvalidArgument,
             OipError::Model { .. } | OipError::Task(_) => Code::Internal,
         };
@@ -230,30 +226,32 @@ fn echo_shape(shape: &[i64]) -> String {
     }
 }
 
-/// The model version `version` (empty: the serving one) of model `name`.
-fn resolve<'a>(
-    models: &'a ModelSet,
-    name: &str,
-    version: &str,
-) -> Result<(&'a ServedModel, &'a Arc<LoadedModel>), OipError> {
-    let served = models
-        .models
-        .get(name)
-        .ok_or_else(|| OipError::UnknownModel {
-            name: echo(name),
-            served: models.models.keys().cloned().collect(),
-        })?;
-    if version.is_empty() {
-        return Ok((served, &served.serving));
+/// The version a V2 request names: an empty one means the serving one.
+fn requested_version(version: &str) -> Option<&str> {
+    (!version.is_empty()).then_some(version)
+}
+
+/// This protocol's wording of a failed lookup, as it has always been: the
+/// scorer's words, but "this server", names cut by [`echo`] and lists
+/// whole.
+fn lookup_message(error: &LookupError) -> String {
+    match error {
+        LookupError::UnknownModel { name, served } => {
+            format!(
+                "no model named {:?}; this server serves {served:?}",
+                echo(name)
+            )
+        }
+        LookupError::UnknownVersion {
+            model,
+            version,
+            loaded,
+        } => format!(
+            "model {:?} has no loaded version {:?}; loaded versions are {loaded:?}",
+            echo(model),
+            echo(version)
+        ),
     }
-    let model = served
-        .version(version)
-        .ok_or_else(|| OipError::UnknownVersion {
-            model: echo(name),
-            version: echo(version),
-            loaded: served.versions.keys().map(u64::to_string).collect(),
-        })?;
-    Ok((served, model))
 }
 
 /// The outputs asked for, in order; every output when none are.
@@ -504,7 +502,10 @@ fn outputs(
 impl InferenceService {
     async fn infer(&self, mut request: ModelInferRequest) -> Result<ModelInferResponse, OipError> {
         let models = self.repository.snapshot();
-        let (_, model) = resolve(&models, &request.model_name, &request.model_version)?;
+        let (_, model) = models.resolve(
+            &request.model_name,
+            requested_version(&request.model_version),
+        )?;
         let model = Arc::clone(model);
         let wanted = requested_outputs(&request)?;
         let rows = read_input(
@@ -567,7 +568,9 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let request = request.into_inner();
         let models = self.repository.snapshot();
-        let ready = resolve(&models, &request.name, &request.version).is_ok();
+        let ready = models
+            .resolve(&request.name, requested_version(&request.version))
+            .is_ok();
         Ok(Response::new(ModelReadyResponse { ready }))
     }
 
@@ -588,7 +591,9 @@ impl GrpcInferenceService for InferenceService {
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let request = request.into_inner();
         let models = self.repository.snapshot();
-        let (served, model) = resolve(&models, &request.name, &request.version)?;
+        let (served, model) = models
+            .resolve(&request.name, requested_version(&request.version))
+            .map_err(OipError::from)?;
         let tensor = |name: &str, datatype: &str, shape: Vec<i64>| TensorMetadata {
             name: name.to_owned(),
             datatype: datatype.to_owned(),
@@ -622,6 +627,7 @@ impl GrpcInferenceService for InferenceService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repository::ModelSet;
     use triad_proto::inference::model_infer_request::InferRequestedOutputTensor;
 
     fn features(n: usize) -> Vec<String> {
@@ -794,8 +800,30 @@ mod tests {
         assert!(message.len() < 300, "{} bytes", message.len());
 
         let models = ModelSet::default();
-        let message = resolve(&models, &long, "").unwrap_err().to_string();
+        let message = OipError::from(models.resolve(&long, None).unwrap_err()).to_string();
         assert!(message.len() < 300, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn lookups_keep_this_protocols_wording() {
+        let model = OipError::from(LookupError::UnknownModel {
+            name: "x".to_owned(),
+            served: vec!["a".to_owned()],
+        });
+        assert_eq!(
+            model.to_string(),
+            "no model named \"x\"; this server serves [\"a\"]"
+        );
+        let version = OipError::from(LookupError::UnknownVersion {
+            model: "a".to_owned(),
+            version: "9".to_owned(),
+            loaded: vec!["1".to_owned(), "2".to_owned()],
+        });
+        assert_eq!(
+            version.to_string(),
+            "model \"a\" has no loaded version \"9\"; loaded versions are [\"1\", \"2\"]"
+        );
+        assert_eq!(Status::from(version).code(), tonic::Code::NotFound);
     }
 
     #[test]

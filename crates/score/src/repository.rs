@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 use triad_features::FeatureSchema;
+use triad_server::{quote, quote_list};
 
 use crate::model::LoadedModel;
 
@@ -65,6 +66,74 @@ impl ServedModel {
 #[derive(Debug, Clone, Default)]
 pub struct ModelSet {
     pub models: BTreeMap<String, ServedModel>,
+}
+
+impl ModelSet {
+    /// The served model `name` and its loaded version `version`, or its
+    /// serving version when `version` is `None`: the one model and version
+    /// lookup of every front door (`Score` and the seed's HTTP contract
+    /// through [`crate::engine`], the Open Inference Protocol in
+    /// [`crate::oip`]).
+    pub fn resolve(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(&ServedModel, &Arc<LoadedModel>), LookupError> {
+        let served = self
+            .models
+            .get(name)
+            .ok_or_else(|| LookupError::UnknownModel {
+                name: name.to_owned(),
+                served: self.models.keys().cloned().collect(),
+            })?;
+        let Some(version) = version else {
+            return Ok((served, &served.serving));
+        };
+        let model = served
+            .version(version)
+            .ok_or_else(|| LookupError::UnknownVersion {
+                model: name.to_owned(),
+                version: version.to_owned(),
+                loaded: served.versions.keys().map(u64::to_string).collect(),
+            })?;
+        Ok((served, model))
+    }
+}
+
+/// A model or version a caller asked for that is not served: `NOT_FOUND`
+/// at every front door. The messages are the scorer's (`Score` and the
+/// seed's HTTP contract); the Open Inference Protocol words the same
+/// errors its own way ([`crate::oip::OipError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No served model has this name.
+    #[error(
+        "no model named {}; this scorer serves {}",
+        quote(name),
+        quote_list(served.iter().map(String::as_str), 16)
+    )]
+    UnknownModel {
+        /// The name asked for, whole (messages quote it bounded).
+        name: String,
+        /// The names it was looked for among: every served model, or the
+        /// ones a request selected when it pins a version of another.
+        served: Vec<String>,
+    },
+    /// The model is served but has no loaded version of this name.
+    #[error(
+        "model {} has no loaded version {}; loaded versions are {}",
+        quote(model),
+        quote(version),
+        quote_list(loaded.iter().map(String::as_str), 16)
+    )]
+    UnknownVersion {
+        /// The model's name.
+        model: String,
+        /// The version asked for, whole (messages quote it bounded).
+        version: String,
+        /// The model's loaded versions, lowest first.
+        loaded: Vec<String>,
+    },
 }
 
 /// Failures opening the repository itself (one bad model never is one).
