@@ -18,14 +18,12 @@ use triad_telemetry::RequestIds;
 
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
+use crate::offload;
 use crate::outcomes::{OutcomePublisher, ScoredRequest};
 use crate::repository::{LookupError, ModelSet, Repository};
 
 /// The preprocess service's `Featurize` method.
 const FEATURIZE_PATH: &str = "/triad.v1.Preprocess/Featurize";
-
-/// Matrices with more rows than this are scored on the blocking pool.
-const BLOCKING_THRESHOLD_ROWS: usize = 20_000;
 
 /// Most model names one request may list (before duplicates are dropped).
 pub const MAX_MODELS_PER_REQUEST: usize = 64;
@@ -369,17 +367,11 @@ impl Engine {
         let keys = Arc::new(matrix.keys);
         let errors = Arc::new(matrix.errors);
         let values = Arc::new(matrix.values);
-        let results = if n_rows > BLOCKING_THRESHOLD_ROWS {
-            let values = Arc::clone(&values);
-            let plan = plan.clone();
-            let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || {
-                span.in_scope(|| run_plan(&plan, &values, n_rows, n_cols))
-            })
-            .await??
-        } else {
-            run_plan(&plan, &values, n_rows, n_cols)?
-        };
+        let results = offload::run(values.len(), {
+            let (plan, values) = (plan.clone(), Arc::clone(&values));
+            move || run_plan(&plan, &values, n_rows, n_cols)
+        })
+        .await??;
         let scored = self.outcomes.as_ref().map(|_| ScoredRequest {
             request_id: ids.request_id.clone(),
             correlation_id: ids.correlation_id.clone(),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod model;
+mod offload;
 pub mod oip;
 pub mod outcomes;
 pub mod payload;

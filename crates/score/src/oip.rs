@@ -61,6 +61,7 @@ use triad_proto::inference::{
 };
 
 use crate::model::{LoadedModel, ModelError, ModelKind};
+use crate::offload;
 use crate::repository::{LookupError, Repository};
 
 pub use triad_proto::inference::grpc_inference_service_server::{
@@ -83,8 +84,6 @@ const FP32_BYTES: usize = size_of::<f32>();
 pub const MAX_ECHO_CHARS: usize = 64;
 /// Most dimensions of a client's shape echoed in an error message.
 pub const MAX_ECHO_DIMS: usize = 8;
-/// Inputs with more values than this are scored on the blocking pool.
-const BLOCKING_THRESHOLD_VALUES: usize = 1 << 20;
 
 /// The V2 platform name of a model kind.
 pub fn platform(kind: ModelKind) -> &'static str {
@@ -515,16 +514,11 @@ impl InferenceService {
             self.max_rows,
         )?;
         let name = request.model_name.clone();
-        let (scores, rows) = if rows.values.len() > BLOCKING_THRESHOLD_VALUES {
-            let model = Arc::clone(&model);
-            let name = name.clone();
-            tokio::task::spawn_blocking(move || {
-                predict(&model, &name, &rows).map(|scores| (scores, rows))
-            })
-            .await??
-        } else {
-            (predict(&model, &name, &rows)?, rows)
-        };
+        let (scores, rows) = offload::run(rows.values.len(), {
+            let (model, name) = (Arc::clone(&model), name.clone());
+            move || predict(&model, &name, &rows).map(|scores| (scores, rows))
+        })
+        .await??;
         tracing::info!(
             model = name,
             version = model.version,
