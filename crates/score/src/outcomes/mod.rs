@@ -127,11 +127,17 @@ const BLOCKING_GROUP_OUTCOMES: u64 = 2_000;
 /// Failures starting the publisher.
 #[derive(Debug, thiserror::Error)]
 pub enum OutcomeError {
+    /// The channel to the monitor cannot be set up (its endpoint, TLS
+    /// settings or token).
     #[error(transparent)]
     Endpoint(#[from] client::ClientError),
+    /// Opening the spool failed (a directory that cannot be read or
+    /// written, or one in use by another process).
     #[error("cannot open the outcome spool: {0}")]
     Spool(#[from] SpoolError),
-    #[error("the outcome spool's opening task failed: {0}")]
+    /// The blocking task opening the spool panicked or was cancelled
+    /// before it finished.
+    #[error("opening the outcome spool did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
 
@@ -1776,5 +1782,18 @@ mod tests {
         );
         // Live traffic (no time of its own) always gets the fresh id.
         assert_eq!(request_identity(&ids, None, &request), "fresh");
+    }
+
+    #[tokio::test]
+    async fn a_spool_opening_task_that_panics_says_so() {
+        let panicked = tokio::task::spawn_blocking(|| panic!("disk gone"))
+            .await
+            .unwrap_err();
+        let message = OutcomeError::from(panicked).to_string();
+        assert!(
+            message.starts_with("opening the outcome spool did not finish: task "),
+            "{message}"
+        );
+        assert!(message.contains("panicked"), "{message}");
     }
 }
