@@ -1,6 +1,10 @@
-//! The scoring engine shared by every front door (gRPC `Scorer`, the seed's
-//! HTTP contract, `triad score --local`): featurize once, then score the one
-//! matrix with every model asked for.
+//! The scoring engine behind the front doors that take requests (gRPC
+//! `Scorer`, the seed's HTTP contract, `triad score --local`): featurize
+//! once, then score the one matrix with every model asked for, and record
+//! the outcomes. The Open Inference Protocol ([`crate::oip`]) takes feature
+//! rows instead: it shares the model lookup
+//! ([`ModelSet::resolve`]) and the offload rule (`crate::offload`), not
+//! this engine.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Payload logging: one debug line with each request's input and one with
-//! its output, on every front door (the seed HTTP contract and
-//! `triad.v1.Scorer`), under the `triad_score::payload` target, so
+//! its output, on the front doors that take requests (the seed HTTP
+//! contract and `triad.v1.Scorer`; not the Open Inference Protocol's
+//! feature rows), under the `triad_score::payload` target, so
 //! `RUST_LOG=info,triad_score::payload=debug` turns it on.
 //!
 //! Inputs hold personal expense data, so fields are redacted by name
