@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use serde::Deserialize;
 use triad_features::FeatureSchema;
 use triad_score::model::logistic::LogisticModel;
@@ -185,5 +185,11 @@ fn logistic(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, onnx_tract, logistic);
-criterion_main!(benches);
+// What `criterion_group!` and `criterion_main!` expand to, written out:
+// the group function they generate is `pub` and has no doc.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    onnx_tract(&mut criterion);
+    logistic(&mut criterion);
+    Criterion::default().configure_from_args().final_summary();
+}

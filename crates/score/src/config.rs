@@ -22,30 +22,68 @@ pub const DEFAULT_MODELS_DIR: &str = "models";
 /// The model the seed's HTTP contract answers with.
 pub const DEFAULT_HTTP_MODEL: &str = "budget_expense_matcher";
 
-/// Environment variable names, one per setting.
+/// Environment variable names, one per setting; the `triad-score` binary
+/// reads each as the default of the flag of the same name.
 pub mod env {
+    /// Where to listen for gRPC ([`ScoreConfig::addr`](super::ScoreConfig::addr)).
     pub const ADDR: &str = "TRIAD_SCORE_ADDR";
+    /// Where to serve the seed's HTTP contract, or `off`
+    /// ([`ScoreConfig::http_addr`](super::ScoreConfig::http_addr)).
     pub const HTTP_ADDR: &str = "TRIAD_SCORE_HTTP_ADDR";
+    /// The preprocess service's URL
+    /// ([`ScoreConfig::preprocess`](super::ScoreConfig::preprocess)).
     pub const PREPROCESS: &str = "TRIAD_PREPROCESS_URL";
+    /// Deadline of each preprocess call, in milliseconds
+    /// ([`ScoreConfig::preprocess_timeout`](super::ScoreConfig::preprocess_timeout)).
     pub const PREPROCESS_TIMEOUT_MS: &str = "TRIAD_PREPROCESS_TIMEOUT_MS";
+    /// Root of the model repository
+    /// ([`ScoreConfig::models_dir`](super::ScoreConfig::models_dir)).
     pub const MODELS_DIR: &str = "TRIAD_MODELS_DIR";
+    /// The models to serve, comma-separated
+    /// ([`ScoreConfig::models`](super::ScoreConfig::models)).
     pub const MODELS: &str = "TRIAD_MODELS";
+    /// Version pins, `model=version`, comma-separated
+    /// ([`ScoreConfig::pins`](super::ScoreConfig::pins)).
     pub const PINS: &str = "TRIAD_MODEL_PINS";
+    /// How often the repository is rescanned, in milliseconds
+    /// ([`ScoreConfig::poll_interval`](super::ScoreConfig::poll_interval)).
     pub const POLL_MS: &str = "TRIAD_MODELS_POLL_MS";
+    /// The monitor's gRPC URL
+    /// ([`ScoreConfig::monitor`](super::ScoreConfig::monitor)).
     pub const MONITOR: &str = "TRIAD_MONITOR_URL";
+    /// File whose first line is the token sent to preprocess
+    /// ([`ScoreConfig::preprocess_token`](super::ScoreConfig::preprocess_token)).
     pub const PREPROCESS_TOKEN_FILE: &str = "TRIAD_PREPROCESS_TOKEN_FILE";
     /// The preprocess token itself, when no file is given.
     pub const PREPROCESS_TOKEN: &str = "TRIAD_PREPROCESS_TOKEN";
+    /// File whose first line is the token sent to the monitor
+    /// ([`ScoreConfig::monitor_token`](super::ScoreConfig::monitor_token)).
     pub const MONITOR_TOKEN_FILE: &str = "TRIAD_MONITOR_TOKEN_FILE";
     /// The monitor's write token itself, when no file is given.
     pub const MONITOR_TOKEN: &str = "TRIAD_MONITOR_TOKEN";
+    /// Payload logging on or off
+    /// ([`PayloadLogConfig::enabled`](crate::payload::PayloadLogConfig::enabled)).
     pub const PAYLOAD_LOG: &str = "TRIAD_SCORE_PAYLOAD_LOG";
+    /// Fields payload logging redacts, comma-separated
+    /// ([`PayloadLogConfig::redact`](crate::payload::PayloadLogConfig::redact)).
     pub const REDACT: &str = "TRIAD_SCORE_REDACT";
+    /// Directory of the outcome spool, or `off`
+    /// ([`SpoolConfig::dir`](super::SpoolConfig::dir)).
     pub const SPOOL_DIR: &str = "TRIAD_SCORE_SPOOL_DIR";
+    /// Most bytes the outcome spool may hold
+    /// ([`SpoolConfig::max_bytes`](super::SpoolConfig::max_bytes)).
     pub const SPOOL_MAX_BYTES: &str = "TRIAD_SCORE_SPOOL_MAX_BYTES";
+    /// Most bytes one request's outcomes may take in the spool
+    /// ([`SpoolConfig::max_request_bytes`](super::SpoolConfig::max_request_bytes)).
     pub const SPOOL_MAX_REQUEST_BYTES: &str = "TRIAD_SCORE_SPOOL_MAX_REQUEST_BYTES";
+    /// `fsync` the spool before answering
+    /// ([`SpoolConfig::fsync`](super::SpoolConfig::fsync)).
     pub const SPOOL_FSYNC: &str = "TRIAD_SCORE_SPOOL_FSYNC";
+    /// How long shutdown spends sending the spool, in milliseconds
+    /// ([`SpoolConfig::drain_timeout`](super::SpoolConfig::drain_timeout)).
     pub const DRAIN_TIMEOUT_MS: &str = "TRIAD_SCORE_DRAIN_TIMEOUT_MS";
+    /// Most bytes one `Score` request may hold in the scorer
+    /// ([`ScoreConfig::max_request_bytes`](super::ScoreConfig::max_request_bytes)).
     pub const MAX_REQUEST_BYTES: &str = "TRIAD_SCORE_MAX_REQUEST_BYTES";
 }
 

@@ -103,8 +103,12 @@ pub fn estimated_bytes(request: &FeaturizeRequest, n_cols: usize, models: usize)
 pub enum FeatureSource {
     /// The preprocess service, over gRPC, with a deadline on every call.
     Remote {
+        /// The service's URL, for the log and error messages (never for
+        /// callers).
         endpoint: String,
+        /// A client over a lazily-connecting channel to `endpoint`.
         client: tonic::client::Grpc<GrpcChannel>,
+        /// How a refused `Featurize` call (idempotent) is retried.
         retry: Retry,
     },
     /// The feature library, in this process (`triad score --local`).
@@ -265,6 +269,9 @@ pub struct Engine {
 type Plan = Vec<(Arc<LoadedModel>, String, Option<Arc<LoadedModel>>)>;
 
 impl Engine {
+    /// Scores the models of `repository` on matrices from `features`,
+    /// with the default per-request bound
+    /// ([`DEFAULT_MAX_REQUEST_BYTES`]) and no outcomes recorded.
     pub fn new(repository: Arc<Repository>, features: FeatureSource) -> Self {
         Self {
             repository,

@@ -27,9 +27,11 @@ use crate::payload::PayloadLog;
 /// State of the HTTP front door.
 #[derive(Debug, Clone)]
 pub struct HttpState {
+    /// What scores each request (the same engine as `Score`'s).
     pub engine: Engine,
     /// The model whose decisions the seed contract returns.
     pub model: String,
+    /// Bounds on the body and on the JSON reader.
     pub limits: JsonLimits,
     /// Logging of each request's input and output, redacted.
     pub payload: PayloadLog,
@@ -85,18 +87,30 @@ struct Options {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Entry<'a> {
+    /// A scored pair.
     Score {
+        /// The model's decision: 1 when the score reaches its threshold,
+        /// else 0.
         score: u8,
+        /// The pair's budget.
         #[serde(borrow)]
         budget_id: Cow<'a, str>,
+        /// The pair's line item.
         #[serde(borrow)]
         itemization_id: Cow<'a, str>,
+        /// With `?verbose=true`: the probability and the model behind the
+        /// decision.
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         detail: Option<Detail<'a>>,
     },
+    /// An item the request could not use whole.
     Error {
+        /// The budget's id, when the error is about a budget that has one.
         budget_id: Option<String>,
+        /// The line item's id, when the error is about a line item that
+        /// has one.
         itemization_id: Option<String>,
+        /// What was wrong.
         error: EntryError,
     },
 }
@@ -104,10 +118,14 @@ pub enum Entry<'a> {
 /// What `?verbose=true` adds to a score entry.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Detail<'a> {
+    /// The model's probability that the pair matches, in 0..=1.
     pub probability: f32,
+    /// The model version's threshold: `score` is 1 at or above it.
     pub threshold: f32,
+    /// The model's name.
     #[serde(borrow)]
     pub model: Cow<'a, str>,
+    /// The model version that scored.
     #[serde(borrow)]
     pub version: Cow<'a, str>,
 }
@@ -115,10 +133,15 @@ pub struct Detail<'a> {
 /// A per-item error inside the response list.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct EntryError {
+    /// `budget` or `expense_line_item`.
     pub item_kind: String,
+    /// Zero-based position of the item in its input list.
     pub index: u32,
+    /// The input field at fault; `None` for the whole item.
     pub field: Option<String>,
+    /// The error code without its prefix, e.g. `INVALID_VALUE`.
     pub code: String,
+    /// What was expected and what came.
     pub message: String,
     /// True when the item formed no pair at all.
     pub dropped: bool,
@@ -135,6 +158,8 @@ pub struct SeedResponse<'a> {
 }
 
 impl<'a> SeedResponse<'a> {
+    /// The list for `response`, taking its item errors (after
+    /// `json_errors`); `verbose` adds each score's [`Detail`].
     pub fn new(
         json_errors: Vec<v1::ItemError>,
         response: &'a mut v1::ScoreResponse,

@@ -38,16 +38,23 @@ pub const SERVICE_NAME: &str = "triad.v1.Scorer";
 /// Failures starting or running the scorer.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The model repository cannot be read.
     #[error(transparent)]
     Repository(#[from] repository::RepositoryError),
+    /// The channel to preprocess cannot be set up.
     #[error(transparent)]
     Endpoint(#[from] triad_server::client::ClientError),
+    /// The outcome publisher cannot start.
     #[error(transparent)]
     Outcomes(#[from] outcomes::OutcomeError),
+    /// The gRPC server (or its security settings) failed.
     #[error(transparent)]
     Server(#[from] triad_server::ServerError),
+    /// The HTTP server failed.
     #[error("http server failed: {0}")]
     Http(std::io::Error),
+    /// A task of the scorer (opening or watching the repository, serving
+    /// HTTP) panicked or was cancelled.
     #[error("model repository task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -97,18 +97,35 @@ pub fn platform(kind: ModelKind) -> &'static str {
 /// one place, below.
 #[derive(Debug, thiserror::Error)]
 pub enum OipError {
+    /// The model or version asked for is not served (`NOT_FOUND`), worded
+    /// as this protocol always has.
     #[error("{}", lookup_message(.0))]
     Lookup(#[from] LookupError),
+    /// The input tensor does not match the model (`INVALID_ARGUMENT`).
     #[error("input {input:?}: {message}")]
-    BadInput { input: String, message: String },
+    BadInput {
+        /// The input's name as sent, cut to [`MAX_ECHO_CHARS`]
+        /// characters.
+        input: String,
+        /// What was expected and what came.
+        message: String,
+    },
+    /// The request as a whole is malformed: its inputs or outputs
+    /// (`INVALID_ARGUMENT`).
     #[error("invalid inference request: {0}")]
     BadRequest(String),
+    /// The model failed on the rows (`INTERNAL`).
     #[error("model {model:?} version {version} failed: {source}")]
     Model {
+        /// The model's name as requested.
         model: String,
+        /// The version that ran.
         version: String,
+        /// What the model reported.
         source: Box<ModelError>,
     },
+    /// The blocking task scoring a large input panicked or was cancelled
+    /// (`INTERNAL`).
     #[error("inference task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -66,6 +66,7 @@ impl Default for PayloadLog {
 }
 
 impl PayloadLog {
+    /// Logging as `config` says, its redaction patterns parsed once.
     pub fn new(config: &PayloadLogConfig) -> Self {
         Self {
             enabled: config.enabled,

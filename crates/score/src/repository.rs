@@ -45,10 +45,15 @@ pub struct ServingPolicy {
 /// One model as served right now.
 #[derive(Debug, Clone)]
 pub struct ServedModel {
+    /// The model's directory name, which callers ask for.
     pub name: String,
     /// Every loaded version, by number.
     pub versions: BTreeMap<u64, Arc<LoadedModel>>,
+    /// The version that answers when a request pins none: the highest
+    /// loaded, or the pinned one.
     pub serving: Arc<LoadedModel>,
+    /// The version scored in the serving one's shadow, never answered;
+    /// never the serving version itself.
     pub shadow: Option<Arc<LoadedModel>>,
 }
 
@@ -65,6 +70,7 @@ impl ServedModel {
 /// An immutable snapshot of every served model.
 #[derive(Debug, Clone, Default)]
 pub struct ModelSet {
+    /// Every model with at least one loaded version, by name.
     pub models: BTreeMap<String, ServedModel>,
 }
 
@@ -139,9 +145,13 @@ pub enum LookupError {
 /// Failures opening the repository itself (one bad model never is one).
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
+    /// A directory of the repository cannot be listed (its root, when
+    /// opening or reloading fails).
     #[error("cannot read model repository {path}: {source}")]
     Root {
+        /// The directory.
         path: PathBuf,
+        /// What the OS answered.
         source: std::io::Error,
     },
 }

@@ -16,6 +16,7 @@ pub const MODEL_FILE: &str = "model.json";
 /// Contents of `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticFile {
+    /// The log-odds of a row whose every weighted input is 0.
     pub intercept: f64,
     /// Weight of each feature, by name. Features the model reads but does
     /// not list here weigh 0.

@@ -38,14 +38,20 @@ impl ModelKind {
 /// The feature schema a model was trained on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaRef {
+    /// The schema's name, e.g. `budget_expense_pairs`.
     pub name: String,
+    /// The schema's version.
     pub version: String,
+    /// The hash of its name, version and column names
+    /// ([`triad_features::schema::schema_hash`]): what must equal the running
+    /// schema's for the model to load.
     pub hash: String,
 }
 
 /// Contents of `model.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
+    /// How the model computes its score, and so which file holds it.
     pub kind: ModelKind,
     /// One line on what the model answers.
     #[serde(default)]
@@ -57,6 +63,7 @@ pub struct ModelMeta {
     pub trained_at: String,
     /// The matrix columns the model reads, in its input order.
     pub features: Vec<String>,
+    /// The feature schema the model was trained on.
     pub schema: SchemaRef,
     /// Held-out metrics (precision, recall, ...).
     #[serde(default)]
@@ -66,28 +73,53 @@ pub struct ModelMeta {
 /// Why a model version could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// A file of the version cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
+    /// A file of the version is not what it should be.
     #[error("invalid {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What was expected and what came.
+        message: String,
+    },
+    /// The model was trained on another feature schema than the running one.
     #[error(
         "model was trained on feature schema {model_hash} ({model_schema}), but the running preprocess produces {running_hash} ({running_schema})"
     )]
     SchemaMismatch {
+        /// The hash the model names.
         model_hash: String,
+        /// The schema the model names, as `<name> v<version>`.
         model_schema: String,
+        /// The running schema's hash.
         running_hash: String,
+        /// The running schema, as `<name> v<version>`.
         running_schema: String,
     },
+    /// The model reads a column the feature schema does not have.
     #[error("model reads feature {0:?}, which the feature schema does not have")]
     UnknownFeature(String),
+    /// The model's kind is not compiled into this build.
     #[error("{kind} models are not supported by this build")]
-    Unsupported { kind: &'static str },
+    Unsupported {
+        /// The kind, as `model.toml` names it.
+        kind: &'static str,
+    },
+    /// The model failed while scoring.
     #[error("model failed on a batch of {rows} rows: {message}")]
-    Run { rows: usize, message: String },
+    Run {
+        /// Rows in the batch.
+        rows: usize,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// A loaded model: scores rows laid out in the model's own input order.
@@ -101,8 +133,11 @@ pub trait Model: Send + Sync {
 /// A model version ready to serve: its metadata, the model, and where its
 /// inputs sit in the feature matrix.
 pub struct LoadedModel {
+    /// The version's directory name, e.g. `"2"`.
     pub version: String,
+    /// Its `model.toml`.
     pub meta: ModelMeta,
+    /// The model, ready to score rows in [`ModelMeta::features`] order.
     pub model: Box<dyn Model>,
     /// Matrix column of each model input.
     pub columns: Vec<usize>,

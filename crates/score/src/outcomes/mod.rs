@@ -184,16 +184,24 @@ impl DropReason {
 /// refused, not answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
+    /// The spool holds its maximum: the monitor is behind.
     #[error(
         "the outcome spool is full (the monitor is behind): the request's outcomes cannot be recorded; retry later"
     )]
     SpoolFull,
+    /// The request alone would take more than its share of the spool.
     #[error(
         "the request's outcomes would take more than the {limit}-byte limit of one request in the outcome spool; send fewer pairs per request"
     )]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The most bytes one request's outcomes may take.
+        limit: u64,
+    },
+    /// A write or `fsync` of the spool failed (or the writer stopped
+    /// after one).
     #[error("the outcome spool cannot be written; retry later")]
     Failed,
+    /// The publisher is closed: the scorer is shutting down.
     #[error("the scorer is shutting down; retry on another replica")]
     Closed,
 }
@@ -385,12 +393,18 @@ pub struct ScoredRequest {
     pub request_id: String,
     /// The caller's id of the request (empty: none).
     pub correlation_id: String,
+    /// When the request happened, in milliseconds since the epoch: now,
+    /// or a backfill's own time.
     pub scored_at_ms: i64,
+    /// Time from receiving the request to its scores, in milliseconds.
     pub latency_ms: f32,
+    /// The hash of the matrix's feature schema.
     pub schema_hash: String,
+    /// The pair of each matrix row.
     pub keys: Arc<Vec<v1::PairKey>>,
     /// The matrix, row-major, `n_cols` wide.
     pub values: Arc<Vec<f32>>,
+    /// Columns of the matrix.
     pub n_cols: usize,
     /// One entry per model run, each lined up with `keys`.
     pub results: Vec<v1::ModelScores>,
@@ -462,11 +476,14 @@ pub struct SpoolRecord {
     /// W3C `traceparent` of the producing request (empty: none).
     #[prost(string, tag = "1")]
     pub traceparent: String,
+    /// Some of the request's outcomes: a record holds about 256 KiB of
+    /// them, a larger request spans several records.
     #[prost(message, repeated, tag = "2")]
     pub outcomes: Vec<v1::Outcome>,
     /// Some of the request's per-item errors, with its id.
     #[prost(message, repeated, tag = "3")]
     pub errors: Vec<v1::ItemError>,
+    /// The scorer's id of the request the errors belong to.
     #[prost(string, tag = "4")]
     pub request_id: String,
 }

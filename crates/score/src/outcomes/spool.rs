@@ -68,19 +68,34 @@ const LOCK_FILE: &str = "LOCK";
 /// Failures of the spool.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    /// A file system operation on the spool failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
+        /// What was being done, as a verb: `create`, `open`, `write`, ….
         action: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// What the OS answered.
         #[source]
         source: io::Error,
     },
+    /// Another process holds the spool directory's lock.
     #[error("the spool {} is in use by another process", .0.display())]
     Locked(PathBuf),
+    /// The record would take the segments past the maximum size.
     #[error(
         "the spool is full: it holds {held} bytes, a {record}-byte record would pass the {max}-byte limit"
     )]
-    Full { held: u64, record: u64, max: u64 },
+    Full {
+        /// Bytes the segments hold, with what the batch staged before.
+        held: u64,
+        /// Bytes of the refused records, headers included.
+        record: u64,
+        /// The most the segments may hold.
+        max: u64,
+    },
+    /// The batch is refused because an earlier write of it failed (and was
+    /// rolled back).
     #[error("an earlier write of this batch failed; the batch was rolled back")]
     Poisoned,
 }
@@ -128,7 +143,9 @@ impl SpoolOptions {
 /// A place in the log: a segment and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Position {
+    /// The segment's number (its file name).
     pub segment: u64,
+    /// Bytes from the segment's start.
     pub offset: u64,
 }
 
@@ -148,6 +165,8 @@ pub struct Recovered {
 pub struct Record {
     /// Outcomes the record holds, as its writer counted them.
     pub outcomes: u64,
+    /// The bytes the writer framed (the caller's encoding), checksum
+    /// verified.
     pub payload: Vec<u8>,
     /// Where the next record starts: acknowledge this to mark the record
     /// delivered.
@@ -322,7 +341,10 @@ fn segment_path(dir: &Path, id: u64) -> PathBuf {
 /// Sizes of the spool, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
+    /// Bytes the segments hold, acknowledged records included until their
+    /// segment is deleted.
     pub bytes: u64,
+    /// Segment files (or in-memory segments).
     pub segments: u64,
     /// Outcomes written and not yet acknowledged.
     pub pending_outcomes: u64,
