@@ -106,12 +106,6 @@ pub enum ModelError {
     /// The model reads a column the feature schema does not have.
     #[error("model reads feature {0:?}, which the feature schema does not have")]
     UnknownFeature(String),
-    /// The model's kind is not compiled into this build.
-    #[error("{kind} models are not supported by this build")]
-    Unsupported {
-        /// The kind, as `model.toml` names it.
-        kind: &'static str,
-    },
     /// The model failed while scoring.
     #[error("model failed on a batch of {rows} rows: {message}")]
     Run {
