@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use tokio::sync::watch;
 use triad_features::{RawBudget, RawLineItem, RawRequest};
 use triad_preprocess::PreprocessConfig;
 use triad_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use triad_proto::inference::{InferTensorContents, ModelInferRequest, model_infer_request};
 use triad_proto::v1::{self, scorer_client::ScorerClient};
 use triad_score::ScoreConfig;
+use triad_server::Shutdown;
 
 use crate::http1::HttpConnection;
 
@@ -68,22 +68,20 @@ struct Figures {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let repository = bench_repository(&args.models_dir, &args.model)?;
-    let (stop, stopped) = watch::channel(false);
-    let until = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
+    let mut services = Shutdown::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let preprocess_addr = listener.local_addr()?;
-    let preprocess = tokio::spawn(triad_preprocess::serve(
+    services.spawn(triad_preprocess::serve(
         listener,
+        None,
         PreprocessConfig::default(),
-        until(stopped.clone()),
+        services.signalled(),
     ));
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let score_addr = grpc.local_addr()?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http_addr = http.local_addr()?;
-    let scorer = tokio::spawn(triad_score::serve(
+    services.spawn(triad_score::serve(
         grpc,
         Some(http),
         ScoreConfig {
@@ -100,7 +98,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             },
             ..ScoreConfig::default()
         },
-        until(stopped.clone()),
+        services.signalled(),
     ));
     let endpoint = format!("http://{score_addr}");
     triad_server::healthcheck(&endpoint, triad_score::SERVICE_NAME, Duration::from_secs(5))
@@ -187,9 +185,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         print_row("ModelInfer 1x20", callers, &figures);
     }
 
-    let _ = stop.send(true);
-    preprocess.await??;
-    scorer.await??;
+    services.stop().await?;
     let _ = std::fs::remove_dir_all(&repository);
     Ok(())
 }

@@ -29,7 +29,6 @@ macro_rules! say {
     }};
 }
 use clap::Args;
-use tokio::sync::watch;
 use triad_features::{JsonLimits, parse_request};
 use triad_preprocess::PreprocessConfig;
 use triad_proto::v1::{self, scorer_client::ScorerClient};
@@ -37,7 +36,7 @@ use triad_score::ScoreConfig;
 use triad_server::auth::TokenSource;
 use triad_server::security::UpstreamTlsArgs;
 use triad_server::tls::ClientTls;
-use triad_server::{Security, SecurityArgs};
+use triad_server::{Security, SecurityArgs, Shutdown};
 
 use crate::certs::files;
 
@@ -349,23 +348,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     // The scorer stops first, so that its outcome sender flushes into a
     // monitor that is still up; then the back-end services stop.
-    let (stop, stopped) = watch::channel(false);
-    let (stop_front, front_stopped) = watch::channel(false);
-    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
+    let mut front = Shutdown::<anyhow::Error>::new();
+    let mut back = Shutdown::<anyhow::Error>::new();
 
     let listener = triad_server::bind(args.preprocess_addr).await?;
     let preprocess_addr = listener.local_addr()?;
-    let preprocess = tokio::spawn(triad_preprocess::serve(
+    let preprocess = triad_preprocess::serve(
         listener,
+        None,
         PreprocessConfig {
             addr: preprocess_addr,
+            http_addr: None,
             security: settings.preprocess.clone(),
             ..PreprocessConfig::default()
         },
-        until_stopped(stopped.clone()),
-    ));
+        back.signalled(),
+    );
+    back.spawn(async { preprocess.await.context("preprocess server failed") });
 
     let listener = triad_server::bind(args.monitor_addr).await?;
     let monitor_addr = listener.local_addr()?;
@@ -379,17 +378,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ..triad_monitor::MonitorConfig::default()
     };
     monitor_config.store.database_url = args.database_url.clone();
-    let monitor = tokio::spawn(triad_monitor::serve(
+    let monitor = triad_monitor::serve(
         listener,
         Some(monitor_http),
         monitor_config,
-        until_stopped(stopped.clone()),
-    ));
+        back.signalled(),
+    );
+    back.spawn(async { monitor.await.context("monitor failed") });
 
     let grpc = triad_server::bind(args.score_addr).await?;
     let http = triad_server::bind(args.http_addr).await?;
     let (score_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
-    let scorer = tokio::spawn(triad_score::serve(
+    let scorer = triad_score::serve(
         grpc,
         Some(http),
         ScoreConfig {
@@ -412,8 +412,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             monitor_token: settings.monitor_token.clone(),
             ..ScoreConfig::default()
         },
-        until_stopped(front_stopped),
-    ));
+        front.signalled(),
+    );
+    front.spawn(async { scorer.await.context("scorer failed") });
 
     let bound = Bound {
         preprocess: preprocess_addr,
@@ -429,11 +430,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             triad_server::shutdown_signal().await;
         }
     }
-    let _ = stop_front.send(true);
-    let scorer = scorer.await?.context("scorer failed");
-    let _ = stop.send(true);
-    preprocess.await?.context("preprocess server failed")?;
-    monitor.await?.context("monitor failed")?;
+    let scorer = front.stop().await;
+    back.stop().await?;
     scorer?;
     check
 }

@@ -171,12 +171,13 @@ async fn every_service_sheds_past_capacity_and_stays_bounded() {
         server: limits(),
         ..Default::default()
     };
-    tokio::spawn(triad_preprocess::serve(pre_listener, config, stop()));
+    tokio::spawn(triad_preprocess::serve(pre_listener, None, config, stop()));
 
     // A second preprocess with the default capacity, for the scorer.
     let (feed_listener, feed_addr) = listener().await;
     tokio::spawn(triad_preprocess::serve(
         feed_listener,
+        None,
         Default::default(),
         stop(),
     ));

@@ -204,6 +204,7 @@ async fn one_call_is_one_trace_across_preprocess_score_and_monitor() {
     let preprocess_addr = listener.local_addr().unwrap();
     let preprocess = tokio::spawn(triad_preprocess::serve(
         listener,
+        None,
         triad_preprocess::PreprocessConfig {
             addr: preprocess_addr,
             ..triad_preprocess::PreprocessConfig::default()

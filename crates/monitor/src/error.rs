@@ -82,10 +82,6 @@ pub enum MonitorError {
     Corrupt(String),
     #[error("drift computation failed: {0}")]
     Computation(String),
-    #[error(transparent)]
-    Server(#[from] triad_server::ServerError),
-    #[error("http server failed: {0}")]
-    Http(#[source] std::io::Error),
 }
 
 impl MonitorError {

@@ -26,8 +26,8 @@ use std::future::Future;
 use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use triad_proto::v1::monitor_server::MonitorServer;
+use triad_server::{ServerError, Shutdown};
 
 pub use config::{MonitorConfig, StoreConfig};
 pub use error::MonitorError;
@@ -51,74 +51,42 @@ pub const READ_METHODS: &[&str] = &[
 
 /// Opens the store of `config` and serves the monitor until `shutdown`
 /// resolves: gRPC on `grpc`, and on `http` (when given) the dashboard,
-/// `GET /metrics` and `GET /health` ([`http_router`]). Shutdown stops both
-/// servers; if either fails, the other is stopped too and the error
-/// returned.
+/// `GET /metrics` and `GET /health` ([`http_router`]). If either port
+/// fails, the other is stopped too and the error returned; the store is
+/// closed once both have drained.
 pub async fn serve(
     grpc: TcpListener,
     http: Option<TcpListener>,
     config: MonitorConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), MonitorError> {
+) -> Result<(), ServerError> {
     // Certificates and tokens first: a bad file fails start-up at once.
     let secured = config.security.load(READ_METHODS)?;
     let profiles = profiles::Profiles::new(&config.models_dir);
-    let store = Store::open_with_profiles(&config.store, profiles).await?;
+    let store = Store::open_with_profiles(&config.store, profiles)
+        .await
+        .map_err(ServerError::start)?;
     telemetry::init();
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }
-    };
-    let http_task = http.map(|listener| {
-        tokio::spawn(triad_server::serve_http_with(
+    let mut serving = Shutdown::new();
+    if let Some(listener) = http {
+        serving.spawn(triad_server::serve_http_with(
             listener,
             http_router(store.clone()),
             &config.server,
             &secured,
-            until_stopped(),
-        ))
-    });
-    // Without an HTTP listener this only waits for the stop signal.
-    let http_done = async {
-        match http_task {
-            Some(task) => match task.await {
-                Ok(served) => served.map_err(MonitorError::Http),
-                Err(join) => Err(MonitorError::Http(std::io::Error::other(join))),
-            },
-            None => {
-                until_stopped().await;
-                Ok(())
-            }
-        }
-    };
-    let spec = service_spec(store.clone(), &config);
-    let grpc_done =
-        triad_server::serve_secured(grpc, spec, &config.server, &secured, until_stopped());
-    tokio::pin!(shutdown, http_done, grpc_done);
-    let mut http_result = None;
-    let grpc_result = tokio::select! {
-        result = &mut grpc_done => result,
-        () = &mut shutdown => {
-            let _ = stop.send(true);
-            grpc_done.await
-        }
-        result = &mut http_done => {
-            http_result = Some(result);
-            let _ = stop.send(true);
-            grpc_done.await
-        }
-    };
-    let _ = stop.send(true);
-    let http_result = match http_result {
-        Some(result) => result,
-        None => http_done.await,
-    };
+            serving.signalled(),
+        ));
+    }
+    serving.spawn(triad_server::serve_secured(
+        grpc,
+        service_spec(store.clone(), &config),
+        &config.server,
+        &secured,
+        serving.signalled(),
+    ));
+    let served = serving.run_until(shutdown).await;
     store.close().await;
-    grpc_result?;
-    http_result
+    served
 }
 
 /// The monitor's HTTP port over `store`: the dashboard (`GET /`,

@@ -25,6 +25,8 @@ pub const MAX_PAIRS_ENV: &str = "TRIAD_PREPROCESS_MAX_PAIRS";
 pub struct PreprocessConfig {
     /// Where to listen for gRPC.
     pub addr: SocketAddr,
+    /// Where to serve `GET /metrics` and `GET /health`; `None`: nowhere.
+    pub http_addr: Option<SocketAddr>,
     /// Most (budget, line item) pairs one `Featurize` call may ask for.
     /// 250 000 pairs is a 35 MB matrix; larger batches use
     /// `FeaturizeStream`.
@@ -62,6 +64,11 @@ impl Default for PreprocessConfig {
     fn default() -> Self {
         Self {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
+            http_addr: Some(
+                DEFAULT_HTTP_ADDR
+                    .parse()
+                    .expect("the default HTTP address parses"),
+            ),
             max_pairs: 250_000,
             max_stream_pairs: 4_000_000,
             max_budgets: 100_000,

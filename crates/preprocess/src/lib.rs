@@ -5,6 +5,10 @@
 //! A bad item never fails the request: it comes back as a per-item error
 //! beside the rows of every good pair. Whole-request failures are limited to
 //! what the caller can fix: too many pairs, or a malformed stream.
+//!
+//! [`serve`] runs the whole service — the gRPC port and the HTTP port of
+//! `GET /metrics` and `GET /health` — for the `triad-preprocess` binary,
+//! `triad up` and tests alike.
 
 pub mod config;
 pub mod error;
@@ -16,6 +20,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use triad_features::Featurizer;
 use triad_proto::v1::preprocess_server::PreprocessServer;
+use triad_server::{ServerError, Shutdown};
 
 pub use config::PreprocessConfig;
 pub use error::PreprocessError;
@@ -24,15 +29,35 @@ pub use service::PreprocessService;
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Preprocess";
 
-/// Serves the preprocess service on `listener` until `shutdown` resolves.
+/// Serves the preprocess service until `shutdown` resolves: gRPC on
+/// `grpc`, and on `http` (when given) `GET /metrics` and `GET /health`.
+/// If either port fails, the other is stopped too and the error returned.
 pub async fn serve(
-    listener: TcpListener,
+    grpc: TcpListener,
+    http: Option<TcpListener>,
     config: PreprocessConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), triad_server::ServerError> {
+) -> Result<(), ServerError> {
+    // Certificates and tokens first: a bad file fails start-up at once.
     let secured = config.security.load(&[])?;
-    let spec = service_spec(&config);
-    triad_server::serve_secured(listener, spec, &config.server, &secured, shutdown).await
+    let mut serving = Shutdown::new();
+    if let Some(listener) = http {
+        serving.spawn(triad_server::serve_http_with(
+            listener,
+            triad_telemetry::metrics::standalone_router(),
+            &config.server,
+            &secured,
+            serving.signalled(),
+        ));
+    }
+    serving.spawn(triad_server::serve_secured(
+        grpc,
+        service_spec(&config),
+        &config.server,
+        &secured,
+        serving.signalled(),
+    ));
+    serving.run_until(shutdown).await
 }
 
 /// The routes, health names and descriptors of the service, for callers

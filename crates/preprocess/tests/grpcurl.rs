@@ -53,6 +53,7 @@ async fn grpcurl_lists_and_featurizes_the_seed_request() {
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(triad_preprocess::serve(
         listener,
+        None,
         PreprocessConfig::default(),
         async {
             let _ = stopped.await;

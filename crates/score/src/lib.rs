@@ -23,9 +23,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use triad_features::{FeatureSchema, JsonLimits};
 use triad_proto::v1::scorer_server::ScorerServer;
+use triad_server::{ServerError, Shutdown};
 
 pub use config::ScoreConfig;
 pub use engine::{Engine, FeatureSource, Selection};
@@ -35,52 +35,31 @@ pub use repository::Repository;
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Scorer";
 
-/// Failures starting or running the scorer.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The model repository cannot be read.
-    #[error(transparent)]
-    Repository(#[from] repository::RepositoryError),
-    /// The channel to preprocess cannot be set up.
-    #[error(transparent)]
-    Endpoint(#[from] triad_server::client::ClientError),
-    /// The outcome publisher cannot start.
-    #[error(transparent)]
-    Outcomes(#[from] outcomes::OutcomeError),
-    /// The gRPC server (or its security settings) failed.
-    #[error(transparent)]
-    Server(#[from] triad_server::ServerError),
-    /// The HTTP server failed.
-    #[error("http server failed: {0}")]
-    Http(std::io::Error),
-    /// A task of the scorer (opening or watching the repository, serving
-    /// HTTP) panicked or was cancelled.
-    #[error("model repository task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
 /// Opens the model repository named by `config` (only the models it lists,
 /// when it lists any), off the async threads.
-pub async fn open_repository(config: &ScoreConfig) -> Result<Arc<Repository>, ServeError> {
+pub async fn open_repository(config: &ScoreConfig) -> Result<Arc<Repository>, ServerError> {
     let dir = config.models_dir.clone();
     let pins = config.pins.clone();
     let only = config.models.clone();
     let repository = tokio::task::spawn_blocking(move || {
         Repository::open_filtered(&dir, FeatureSchema::current(), pins, only)
     })
-    .await??;
+    .await?
+    .map_err(ServerError::start)?;
     Ok(Arc::new(repository))
 }
 
-/// Serves gRPC on `grpc` and, when given, the seed's HTTP contract on
-/// `http`, until `shutdown` resolves; the repository is polled for changes
-/// meanwhile.
+/// Serves the scorer until `shutdown` resolves: gRPC on `grpc` and, when
+/// given, the seed's HTTP contract and `GET /metrics` on `http`; the
+/// repository is polled for changes meanwhile. If a port fails, the rest
+/// is stopped too and the error returned. Once the ports have drained,
+/// the outcomes still in the spool are sent to the monitor.
 pub async fn serve(
     grpc: TcpListener,
     http: Option<TcpListener>,
     config: ScoreConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     // Certificates and tokens first: a bad file fails start-up at once.
     let secured = config.security.load(&[])?;
     let repository = open_repository(&config).await?;
@@ -107,27 +86,20 @@ pub async fn serve(
             },
             ..outcomes::OutcomeConfig::new(monitor.clone())
         })
-        .await?;
+        .await
+        .map_err(ServerError::start)?;
         tracing::info!(monitor = %monitor, "sending outcomes to the monitor");
         outcome_tasks = Some(tasks);
         engine = engine.with_outcomes(publisher);
     }
 
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }
-    };
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
+    let mut serving = Shutdown::new();
+    let watcher = Arc::clone(&repository).watch(config.poll_interval, serving.signalled());
+    serving.spawn(async move {
+        watcher.await;
+        Ok(())
     });
-
-    let watcher =
-        tokio::spawn(Arc::clone(&repository).watch(config.poll_interval, until_stopped()));
-    let http_task = http.map(|listener| {
+    if let Some(listener) = http {
         let router = http::router(http::HttpState {
             engine: engine.clone(),
             model: config.http_model.clone(),
@@ -135,36 +107,28 @@ pub async fn serve(
             payload: payload::PayloadLog::new(&config.payload_log),
         })
         .merge(triad_telemetry::metrics::router());
-        tokio::spawn(triad_server::serve_http_with(
+        serving.spawn(triad_server::serve_http_with(
             listener,
             router,
             &config.server,
             &secured,
-            until_stopped(),
-        ))
-    });
-    let grpc_result = triad_server::serve_secured(
+            serving.signalled(),
+        ));
+    }
+    serving.spawn(triad_server::serve_secured(
         grpc,
         service_spec(engine, &config),
         &config.server,
         &secured,
-        until_stopped(),
-    )
-    .await;
-    let watched = watcher.await;
-    let http_result = match http_task {
-        Some(task) => task.await,
-        None => Ok(Ok(())),
-    };
-    if let Some(tasks) = outcome_tasks {
+        serving.signalled(),
+    ));
+    let served = serving.run_until(shutdown).await;
+    if let Some(outcomes) = outcome_tasks {
         // Requests have drained (every answered one is in the spool): send
         // what the spool holds, within the drain timeout.
-        tasks.shutdown().await;
+        outcomes.shutdown().await;
     }
-    watched?;
-    http_result?.map_err(ServeError::Http)?;
-    grpc_result?;
-    Ok(())
+    served
 }
 
 /// The routes, health names and descriptors of the scorer.

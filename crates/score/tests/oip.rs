@@ -18,7 +18,8 @@ use triad_proto::inference::{
     InferTensorContents, ModelInferRequest, ModelMetadataRequest, ModelReadyRequest,
     ServerLiveRequest, ServerMetadataRequest, ServerReadyRequest,
 };
-use triad_score::{ScoreConfig, ServeError};
+use triad_score::ScoreConfig;
+use triad_server::ServerError;
 
 const MODEL: &str = "matcher";
 const INTERCEPTS: [f64; 2] = [-0.25, 1.5];
@@ -96,7 +97,7 @@ fn expected(version: usize, row: &[f32]) -> f32 {
 struct Server {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), ServeError>>,
+    task: JoinHandle<Result<(), ServerError>>,
     _dir: tempfile::TempDir,
 }
 

@@ -91,7 +91,7 @@ async fn start(pki: &TestPki, upstream: ClientTls) -> Chain {
     let preprocess_task = tokio::spawn({
         let until = until.clone();
         async move {
-            triad_preprocess::serve(listener, config, until())
+            triad_preprocess::serve(listener, None, config, until())
                 .await
                 .expect("preprocess serves");
         }

@@ -295,6 +295,7 @@ async fn start_preprocess() -> (SocketAddr, watch::Sender<bool>) {
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(triad_preprocess::serve(
         listener,
+        None,
         triad_preprocess::PreprocessConfig::default(),
         async move {
             let _ = stopped.wait_for(|s| *s).await;

@@ -29,13 +29,16 @@ const REFLECTION_SERVICES: [&str; 2] = [
 /// until `shutdown` resolves; then health turns NOT_SERVING, requests are
 /// still served for [`ServerLimits::drain_delay`], and in-flight requests
 /// drain.
-pub async fn serve(
+pub fn serve<F>(
     listener: TcpListener,
     spec: ServiceSpec,
     limits: &ServerLimits,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    serve_secured(listener, spec, limits, &Secured::default(), shutdown).await
+    shutdown: F,
+) -> impl Future<Output = Result<(), ServerError>> + Send + 'static + use<F>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_secured(listener, spec, limits, &Secured::default(), shutdown)
 }
 
 /// The gRPC paths (`/pkg.Service/Method`) of the methods of `services`
@@ -71,7 +74,24 @@ fn served_methods(
 
 /// [`serve`] with TLS and bearer tokens as `secured` says (see
 /// [`crate::Security::load`]).
-pub async fn serve_secured(
+pub fn serve_secured<F>(
+    listener: TcpListener,
+    spec: ServiceSpec,
+    limits: &ServerLimits,
+    secured: &Secured,
+    shutdown: F,
+) -> impl Future<Output = Result<(), ServerError>> + Send + 'static + use<F>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let limits = limits.clone();
+    let secured = secured.clone();
+    async move { serve_port(listener, spec, &limits, &secured, shutdown).await }
+}
+
+/// The body of [`serve_secured`], over its own copies of the limits and
+/// security.
+async fn serve_port(
     listener: TcpListener,
     spec: ServiceSpec,
     limits: &ServerLimits,
@@ -135,7 +155,7 @@ pub async fn serve_secured(
     );
     let health_names = spec.health_names;
     let name = spec.name;
-    let (phase_sender, phase) = drain::channel();
+    let (phase_sender, phase) = drain::phase_channel();
     let draining = drain::run(shutdown, limits.drain_delay, phase_sender, async move {
         for name in health_names {
             reporter

@@ -31,7 +31,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::accept::{self, AcceptLimits, Conn};
 use crate::drain::{self, DrainHealthLayer, Phase};
-use crate::{Secured, ServerLimits, auth, overload, panic};
+use crate::{Secured, ServerError, ServerLimits, auth, overload, panic};
 
 /// Serves an HTTP router on `listener` until `shutdown` resolves, with
 /// default [`ServerLimits`].
@@ -39,7 +39,7 @@ pub async fn serve_http(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), ServerError> {
     serve_http_with(
         listener,
         router,
@@ -59,7 +59,7 @@ pub fn serve_http_secured<F>(
     router: Router,
     secured: &Secured,
     shutdown: F,
-) -> impl Future<Output = std::io::Result<()>> + Send + 'static + use<F>
+) -> impl Future<Output = Result<(), ServerError>> + Send + 'static + use<F>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -80,7 +80,7 @@ pub fn serve_http_with<F>(
     limits: &ServerLimits,
     secured: &Secured,
     shutdown: F,
-) -> impl Future<Output = std::io::Result<()>> + Send + 'static + use<F>
+) -> impl Future<Output = Result<(), ServerError>> + Send + 'static + use<F>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -93,7 +93,7 @@ where
             tokens = secured.is_authenticated(),
             "serving http"
         );
-        let (phase_sender, phase) = drain::channel();
+        let (phase_sender, phase) = drain::phase_channel();
         // Innermost first: a panic answers 500; a request past the timeout
         // 503; past capacity 503 at once. Tokens are checked before a
         // request takes capacity; health answers 503 once draining.

@@ -2,13 +2,16 @@
 //! connections with deadlines ([`accept`]), the tower layers (request ids,
 //! metrics and request tracing from `triad-telemetry`, auth, timeouts,
 //! concurrency limits, load shedding, catching panics), `grpc.health.v1`,
-//! server reflection, graceful shutdown with a drain delay ([`drain`]),
-//! and the `healthcheck` client the binaries expose.
+//! server reflection, shutdown — the process signal, the one [`Shutdown`]
+//! handle a service's ports and tasks stop by, and each port's drain delay
+//! ([`drain`]) —, and the `healthcheck` client the binaries expose.
 //!
 //! Service crates only build their [`tonic::service::Routes`] (or an
 //! [`axum::Router`]) and call [`serve`] / [`serve_http`] with an
 //! already-bound listener and a shutdown future, so tests and `triad up`
-//! can run every service in one process.
+//! can run every service in one process. Each service's own entry
+//! function has one shape, `serve(grpc, http, config, shutdown)`, and
+//! returns a [`ServerError`].
 
 pub mod accept;
 pub mod auth;
@@ -35,6 +38,7 @@ use tonic::service::Routes;
 
 pub use cli::{HttpAddr, LimitsArgs, ServiceCommand};
 pub use client::{ClientConfig, GrpcChannel};
+pub use drain::{Shutdown, shutdown_signal};
 pub use grpc::{serve, serve_secured};
 pub use health::{check_local, check_local_with, healthcheck};
 pub use http_server::{serve_http, serve_http_secured, serve_http_with};
@@ -119,24 +123,50 @@ impl Default for ServerLimits {
     }
 }
 
-/// Failures of server start-up or of the transport.
+/// Why a server could not start or stopped serving: what a port's
+/// `serve` and every service's `serve` return.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The service's own start-up failed: its model repository, its
+    /// outcome spool, its database.
+    #[error(transparent)]
+    Start(Box<dyn std::error::Error + Send + Sync>),
+    /// The descriptors given for reflection do not describe a service.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A descriptor set given for reflection is not protobuf.
     #[error("cannot decode a file descriptor set: {0}")]
     Descriptor(#[from] prost::DecodeError),
+    /// The gRPC server failed.
     #[error("grpc transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The certificates or keys cannot be loaded.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The tokens cannot be read.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// A channel to another service cannot be set up.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    /// The address is taken or not this machine's.
     #[error("cannot bind {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why the operating system refused it.
         source: std::io::Error,
     },
+    /// A port or background task panicked.
+    #[error("serving task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ServerError {
+    /// [`ServerError::Start`] of a service's own start-up failure.
+    pub fn start(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Start(Box::new(error))
+    }
 }
 
 /// What a service crate hands to [`serve`].
@@ -159,32 +189,4 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })
-}
-
-/// Resolves on ctrl-c or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

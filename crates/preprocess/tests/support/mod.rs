@@ -27,7 +27,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
-            triad_preprocess::serve(listener, config, async {
+            triad_preprocess::serve(listener, None, config, async {
                 let _ = stopped.await;
             })
             .await
