@@ -1,8 +1,8 @@
 //! `triad up`: the embedded default. Starts every service in this process on
-//! its default port — preprocess, one scorer serving every model in the
-//! repository with the seed's HTTP contract, and the monitor on a SQLite
-//! file with its HTTP dashboard — checks the chain end to end with the seed
-//! request, and prints ready-to-paste calls.
+//! its default ports — preprocess with its `/metrics` port, one scorer
+//! serving every model in the repository with the seed's HTTP contract,
+//! and the monitor on a SQLite file with its HTTP dashboard — checks the
+//! chain end to end with the seed request, and prints ready-to-paste calls.
 //!
 //! **Secure by default where it is exposed.** Every port binds loopback
 //! (`127.0.0.1`) unless an address flag says otherwise. The services take
@@ -69,6 +69,9 @@ pub struct UpArgs {
     /// gRPC address of the preprocess service.
     #[arg(long, env = triad_preprocess::config::ADDR_ENV, default_value_t = loopback(triad_preprocess::config::DEFAULT_ADDR))]
     preprocess_addr: SocketAddr,
+    /// HTTP address of the preprocess service: its /metrics and /health.
+    #[arg(long, env = triad_preprocess::config::HTTP_ADDR_ENV, default_value_t = loopback(triad_preprocess::config::DEFAULT_HTTP_ADDR))]
+    preprocess_http_addr: SocketAddr,
     /// gRPC address of the scorer (Scorer and the Open Inference Protocol).
     #[arg(long, env = triad_score::config::env::ADDR, default_value_t = loopback(triad_score::config::DEFAULT_ADDR))]
     score_addr: SocketAddr,
@@ -114,9 +117,10 @@ pub struct UpArgs {
 
 impl UpArgs {
     /// Every address the services bind, in banner order.
-    fn addresses(&self) -> [SocketAddr; 5] {
+    fn addresses(&self) -> [SocketAddr; 6] {
         [
             self.preprocess_addr,
+            self.preprocess_http_addr,
             self.score_addr,
             self.http_addr,
             self.monitor_addr,
@@ -353,12 +357,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let listener = triad_server::bind(args.preprocess_addr).await?;
     let preprocess_addr = listener.local_addr()?;
+    let preprocess_http = triad_server::bind(args.preprocess_http_addr).await?;
+    let preprocess_http_addr = preprocess_http.local_addr()?;
     let preprocess = triad_preprocess::serve(
         listener,
-        None,
+        Some(preprocess_http),
         PreprocessConfig {
             addr: preprocess_addr,
-            http_addr: None,
+            http_addr: Some(preprocess_http_addr),
             security: settings.preprocess.clone(),
             ..PreprocessConfig::default()
         },
@@ -418,6 +424,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let bound = Bound {
         preprocess: preprocess_addr,
+        preprocess_http: preprocess_http_addr,
         score: score_addr,
         http: http_addr,
         monitor: monitor_addr,
@@ -439,6 +446,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 /// The addresses the services listen on.
 struct Bound {
     preprocess: SocketAddr,
+    preprocess_http: SocketAddr,
     score: SocketAddr,
     http: SocketAddr,
     monitor: SocketAddr,
@@ -539,6 +547,10 @@ fn print_banner(bound: &Bound, settings: &Settings) {
     say!();
     say!("triad is up (ctrl-c to stop)");
     say!("  preprocess  grpc  {}", bound.preprocess);
+    say!(
+        "  preprocess  http  {}    (GET /metrics)",
+        bound.preprocess_http
+    );
     say!(
         "  score       grpc  {}   (triad.v1.Scorer, inference.GRPCInferenceService)",
         bound.score
@@ -676,6 +688,7 @@ mod tests {
             args.addresses().map(|addr| addr.to_string()),
             [
                 "127.0.0.1:50051",
+                "127.0.0.1:8082",
                 "127.0.0.1:50052",
                 "127.0.0.1:8080",
                 "127.0.0.1:50053",

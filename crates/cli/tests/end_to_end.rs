@@ -63,6 +63,8 @@ fn up_args(database: &Path, http_addr: &str) -> Command {
             "up",
             "--preprocess-addr",
             "127.0.0.1:0",
+            "--preprocess-http-addr",
+            "127.0.0.1:0",
             "--score-addr",
             "127.0.0.1:0",
         ])
@@ -281,6 +283,29 @@ async fn backfilled_synthetic_data_and_labels_give_daily_precision_and_recall() 
     );
     assert!(page.contains("travel_vendor_jaro_winkler"));
 
+    up.stop();
+}
+
+/// Under `triad up` every service answers `GET /metrics` on its HTTP port,
+/// preprocess included; the calls of `triad up`'s own check are counted.
+#[tokio::test]
+async fn up_serves_metrics_on_every_http_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(&dir.path().join("monitor.db"));
+    for port in ["preprocess http", "score http", "monitor http"] {
+        let metrics = http_get(&up.addr(port), "/metrics").await;
+        assert!(
+            metrics.starts_with("HTTP/1.1 200"),
+            "{port}: {}",
+            &metrics[..metrics.len().min(300)]
+        );
+        assert!(
+            metrics.contains(
+                r#"triad_grpc_server_requests_total{code="OK",method="Featurize",service="triad.v1.Preprocess"} "#
+            ),
+            "{port}: {metrics}"
+        );
+    }
     up.stop();
 }
 
