@@ -35,6 +35,7 @@ use tower::{Layer, Service};
 pub struct Secret(Arc<str>);
 
 impl Secret {
+    /// Keeps `value` as a secret.
     pub fn new(value: impl Into<String>) -> Self {
         Self(Arc::from(value.into()))
     }
@@ -96,22 +97,32 @@ pub enum TokenSource {
 /// A token that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The token file cannot be read.
     #[error("cannot read the token file {path}: {source}")]
     Read {
+        /// The token file.
         path: PathBuf,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
+    /// The environment variable (named) is unset or not UTF-8.
     #[error("environment variable {0} is not set or not UTF-8: expected a token")]
     Env(String),
+    /// The source (named) holds no token.
     #[error("{0} holds no token: expected one token a line")]
     Empty(String),
+    /// A token is shorter than [`MIN_TOKEN_BYTES`].
     #[error(
         "{source_name} holds a token of {len} bytes on line {line}: expected at least {min} bytes (e.g. `openssl rand -hex 32`)"
     )]
     TooShort {
+        /// The file or environment variable holding it.
         source_name: String,
+        /// Its line, from 1.
         line: usize,
+        /// Its length, in bytes.
         len: usize,
+        /// The least length accepted, in bytes.
         min: usize,
     },
 }
@@ -393,6 +404,7 @@ pub struct GrpcAuthLayer {
 }
 
 impl GrpcAuthLayer {
+    /// Checks calls against `authorizer`; `None` lets every call through.
     pub fn new(authorizer: Option<Authorizer>) -> Self {
         Self { authorizer }
     }

@@ -119,13 +119,23 @@ impl Default for ClientConfig {
 /// unreachable server fails the call, not this).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The endpoint is not a URL a channel can be opened to.
     #[error("invalid gRPC endpoint {endpoint:?}: {reason}")]
-    Endpoint { endpoint: String, reason: String },
+    Endpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The client's certificates or trust roots cannot be used.
     #[error("TLS settings for {endpoint:?} are not usable: {source}")]
     Tls {
+        /// The endpoint they were for.
         endpoint: String,
+        /// What is wrong with them.
         source: crate::tls::TlsError,
     },
+    /// The token to send cannot be read.
     #[error(transparent)]
     Token(#[from] crate::auth::AuthError),
 }

@@ -11,21 +11,32 @@ use tonic_health::pb::health_client::HealthClient;
 /// Why a health check did not come back SERVING.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
+    /// No connection could be made within the timeout.
     #[error("cannot connect to {endpoint}: {source}")]
     Connect {
+        /// The server asked.
         endpoint: String,
+        /// Why the connection failed.
         source: tonic::transport::Error,
     },
+    /// The `Check` call failed (an unknown service name answers
+    /// `NOT_FOUND`).
     #[error("health check of {endpoint} failed: {status}")]
     Call {
+        /// The server asked.
         endpoint: String,
+        /// Its answer.
         status: tonic::Status,
     },
+    /// The client's TLS settings cannot be used.
     #[error("cannot set up TLS for the health check: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The server answered, with a status other than SERVING.
     #[error("{endpoint} is {status:?}, expected SERVING")]
     NotServing {
+        /// The server asked.
         endpoint: String,
+        /// The status it reported.
         status: ServingStatus,
     },
 }

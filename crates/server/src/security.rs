@@ -17,18 +17,27 @@ use crate::tls::{Alpn, ClientTls, TlsAcceptor, TlsConfig};
 
 /// Environment variable names of the shared flags.
 pub mod env {
+    /// `--tls-cert`.
     pub const TLS_CERT: &str = "TRIAD_TLS_CERT";
+    /// `--tls-key`.
     pub const TLS_KEY: &str = "TRIAD_TLS_KEY";
+    /// `--tls-client-ca`.
     pub const TLS_CLIENT_CA: &str = "TRIAD_TLS_CLIENT_CA";
+    /// `--tls-reload-secs`.
     pub const TLS_RELOAD_SECS: &str = "TRIAD_TLS_RELOAD_SECS";
+    /// `--token-file`.
     pub const TOKEN_FILE: &str = "TRIAD_TOKEN_FILE";
     /// The service token itself, when no file is given.
     pub const TOKEN: &str = "TRIAD_TOKEN";
+    /// `--read-token-file`.
     pub const READ_TOKEN_FILE: &str = "TRIAD_READ_TOKEN_FILE";
     /// The read-only token itself, when no file is given.
     pub const READ_TOKEN: &str = "TRIAD_READ_TOKEN";
+    /// `--tls-ca`.
     pub const TLS_CA: &str = "TRIAD_TLS_CA";
+    /// `--tls-client-cert`.
     pub const TLS_CLIENT_CERT: &str = "TRIAD_TLS_CLIENT_CERT";
+    /// `--tls-client-key`.
     pub const TLS_CLIENT_KEY: &str = "TRIAD_TLS_CLIENT_KEY";
     /// The `triad` command's token, when no `--token-file` is given.
     pub const CLIENT_TOKEN: &str = "TRIAD_CLIENT_TOKEN";
@@ -163,6 +172,7 @@ pub struct UpstreamTlsArgs {
 }
 
 impl UpstreamTlsArgs {
+    /// The client TLS settings the flags describe.
     pub fn client_tls(&self) -> ClientTls {
         ClientTls {
             ca: self.tls_ca.clone(),

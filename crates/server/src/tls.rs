@@ -86,18 +86,48 @@ impl TlsConfig {
 /// A TLS file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: io::Error,
+    },
+    /// The file holds no PEM certificate.
     #[error("{path}: expected PEM certificates, found none")]
-    NoCertificates { path: PathBuf },
+    NoCertificates {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file's certificates do not parse.
     #[error("{path}: expected PEM certificates: {reason}")]
-    BadCertificate { path: PathBuf, reason: String },
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The file holds no usable private key.
     #[error("{path}: expected a PEM private key: {reason}")]
-    BadKey { path: PathBuf, reason: String },
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The client CA's certificates cannot verify clients.
     #[error("client CA {path} is not usable: {reason}")]
-    ClientCa { path: PathBuf, reason: String },
+    ClientCa {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// rustls refused the certificate, key or settings as a whole.
     #[error("TLS settings rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client side (tonic) refused its TLS settings.
     #[error("{0}")]
     Client(String),
 }
