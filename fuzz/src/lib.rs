@@ -19,7 +19,7 @@ use triad_proto::convert::matrix_chunks;
 use triad_proto::inference::ModelInferRequest;
 use triad_proto::v1;
 
-#[path = "../../crates/features/tests/common/invariants.rs"]
+#[path = "../../crates/test-support/src/invariants.rs"]
 pub mod invariants;
 
 /// Most pairs featurized per input: the preprocess service's default

@@ -12,12 +12,11 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use triad_features::{Featurizer, JsonLimits, RawRequest, parse_request};
+use triad_test_support::SEED_REQUEST;
 
 mod support;
 
 use support::Data;
-
-const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
 
 /// Featurization from already-parsed records: the service's own work.
 fn featurize(c: &mut Criterion) {

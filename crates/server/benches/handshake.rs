@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::net::TcpStream;
-use triad_server::test_util::{TestPki, https_request};
 use triad_server::{Security, ServerLimits};
+use triad_test_support::{TestPki, https_request};
 
 /// Starts a TLS HTTP port with `limits`; returns its address.
 async fn start(pki: &TestPki, limits: ServerLimits) -> SocketAddr {

@@ -25,8 +25,6 @@ pub mod overload;
 pub mod panic;
 pub mod quote;
 pub mod security;
-#[cfg(feature = "test-util")]
-pub mod test_util;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -20,7 +20,7 @@
 //! ([`TreeKernel::Native`]) the optimised plan keeps every node tract built
 //! except that kernel, which is swapped for [`TreeEnsembleSums`]: the same
 //! per-class sums from the same parsed trees, added in the same order, so the
-//! output is bit for bit tract's (checked by `tests/onnx_parity.rs`).
+//! output is bit for bit tract's (checked by `tests/it/onnx_parity.rs`).
 //! [`TreeKernel::Tract`] keeps tract's own kernel, for comparison.
 
 use std::path::Path;

@@ -1,0 +1,13 @@
+//! The monitor's integration tests, in one binary: real monitors on
+//! ephemeral loopback ports over SQLite and (when configured) PostgreSQL,
+//! started by [`support`].
+
+#[macro_use]
+mod support;
+
+mod auth;
+mod dashboard;
+mod drift;
+mod hostile;
+mod monitor;
+mod synthetic;
