@@ -6,7 +6,9 @@ use std::fmt;
 /// Which input list an item came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ItemKind {
+    /// An element of the request's `budgets`.
     Budget,
+    /// An element of the request's `all_user_expense_lineitems`.
     LineItem,
 }
 
@@ -51,6 +53,7 @@ impl ItemErrorCode {
 /// A problem with one input item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemError {
+    /// The list the item is in.
     pub kind: ItemKind,
     /// Zero-based position of the item in its input list.
     pub index: u32,
@@ -58,7 +61,9 @@ pub struct ItemError {
     pub id: Option<String>,
     /// The field at fault; `None` for the whole item.
     pub field: Option<&'static str>,
+    /// What went wrong, as a stable code.
     pub code: ItemErrorCode,
+    /// What went wrong, for a person: what was expected and what came.
     pub message: String,
     /// True when the item formed no row at all.
     pub dropped: bool,
@@ -81,27 +86,49 @@ impl fmt::Display for ItemError {
 /// [`ItemError`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
+    /// The body is not JSON (syntax error or truncated).
     #[error("request is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The body is larger than [`JsonLimits::max_body_bytes`](crate::JsonLimits::max_body_bytes).
     #[error("request body is {bytes} bytes, more than the limit of {limit}")]
-    TooLarge { bytes: usize, limit: usize },
+    TooLarge {
+        /// Size of the body, in bytes.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Arrays and objects nest deeper than [`JsonLimits::max_depth`](crate::JsonLimits::max_depth).
     #[error("request nests arrays and objects deeper than the limit of {limit} levels")]
-    TooDeep { limit: usize },
+    TooDeep {
+        /// The limit, in levels.
+        limit: usize,
+    },
+    /// The top-level value is not an object; holds the JSON type it is.
     #[error("expected a JSON object with `budgets` and `all_user_expense_lineitems`, got {0}")]
     NotAnObject(&'static str),
+    /// A required top-level key is absent; holds the key.
     #[error(
         "expected the key `{0}` (a JSON array, empty when there is nothing to match), but the request has no such key"
     )]
     MissingKey(&'static str),
+    /// A top-level list is not a JSON array.
     #[error("expected `{field}` to be a JSON array, got {got}")]
     NotAnArray {
+        /// The key of the list.
         field: &'static str,
+        /// The JSON type it has instead.
         got: &'static str,
     },
+    /// A top-level list has more items than
+    /// [`JsonLimits::max_budgets`](crate::JsonLimits::max_budgets) or
+    /// [`JsonLimits::max_line_items`](crate::JsonLimits::max_line_items) allows.
     #[error("`{field}` has {count} items, more than the limit of {limit}")]
     TooManyItems {
+        /// The key of the list.
         field: &'static str,
+        /// How many items it has.
         count: usize,
+        /// The limit, in items.
         limit: usize,
     },
 }

@@ -119,8 +119,10 @@ impl Interrupt {
 /// Why a featurization stopped before building its matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Interrupted {
+    /// The [`Interrupt`]'s deadline passed.
     #[error("featurization stopped: the request's deadline passed before its matrix was built")]
     DeadlineExceeded,
+    /// The [`Interrupt`]'s cancel flag was set.
     #[error("featurization stopped: the request was cancelled before its matrix was built")]
     Cancelled,
 }

@@ -11,7 +11,9 @@ use crate::schema::FeatureSchema;
 /// request does not hold a million pairs of id strings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureMatrix {
+    /// The names and version of the columns.
     pub schema: &'static FeatureSchema,
+    /// Number of rows: accepted budgets × accepted line items.
     pub n_rows: usize,
     /// `n_rows * schema.feature_names.len()` values, row-major; NaN marks a
     /// missing value.
@@ -20,6 +22,8 @@ pub struct FeatureMatrix {
     pub budget_ids: Vec<String>,
     /// Ids of the line items that formed rows, in input order.
     pub item_ids: Vec<String>,
+    /// Problems with single items, in input order; an item marked
+    /// [`ItemError::dropped`] formed no row.
     pub errors: Vec<ItemError>,
 }
 

@@ -23,18 +23,24 @@ pub const YEAR_RANGE: std::ops::RangeInclusive<i32> = 1900..=2200;
 /// Why a field value could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
+    /// Not a plain decimal number; holds the value.
     #[error("expected a decimal number such as \"131.98\", got {0:?}")]
     NotANumber(String),
+    /// A number beyond ±[`MAX_ABS_AMOUNT`]; holds the value.
     #[error("expected an amount between -{max} and {max}, got {0}", max = MAX_ABS_AMOUNT)]
     AmountOutOfRange(String),
+    /// A budget amount below [`MIN_BUDGET_AMOUNT`]; holds the value.
     #[error("expected a budget amount of at least {min}, got {0}", min = MIN_BUDGET_AMOUNT)]
     BudgetNotPositive(String),
+    /// Not a datetime in any accepted format; holds the value.
     #[error(
         "expected a datetime as \"YYYY-MM-DD HH:MM:SS\", \"YYYY-MM-DD\" or ISO-8601, got {0:?}"
     )]
     NotADatetime(String),
+    /// A datetime whose year is outside [`YEAR_RANGE`]; holds the value.
     #[error("expected a year between 1900 and 2200, got {0:?}")]
     YearOutOfRange(String),
+    /// Longer than [`MAX_FIELD_BYTES`]; holds its length in bytes.
     #[error("expected at most {max} bytes, got {0}; not parsed", max = MAX_FIELD_BYTES)]
     TooLong(usize),
 }

@@ -7,27 +7,44 @@ use serde::{Deserialize, Serialize};
 /// A travel budget as sent by upstream. Field names are the seed API's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawBudget {
+    /// The budget's id: names its rows and its per-item errors.
     pub budget_id: Option<String>,
+    /// The booked price, a decimal amount.
     pub budget_price_budget: Option<String>,
+    /// The vendor on the travel receipts (carrier, hotel, rental company).
     pub travel_vendor_receipts: Option<String>,
+    /// The vendor on the purchase receipts.
     pub purchase_vendor_receipts: Option<String>,
+    /// What the budget is for, in words ("flight", "Lodging").
     pub budget_type_budget: Option<String>,
+    /// When the budget was created, a datetime.
     pub generated_at_budget: Option<String>,
+    /// When the trip starts, a datetime.
     pub start_datetime_trips: Option<String>,
+    /// When the trip ends, a datetime.
     pub end_datetime_trips: Option<String>,
+    /// What the budget actually cost, a decimal amount.
     pub actual_cost_budget: Option<String>,
 }
 
 /// An expense line item as sent by upstream. Field names are the seed API's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawLineItem {
+    /// The line item's id: names its rows and its per-item errors.
     pub itemization_id: Option<String>,
+    /// The amount expensed, a decimal amount (negative for a refund).
     pub expensed_amount_itemization: Option<String>,
+    /// The line item's expense type, in words.
     pub expense_type_name_itemization: Option<String>,
+    /// When the transaction happened, a datetime.
     pub transaction_date_itemization: Option<String>,
+    /// The line item's expense category, in words.
     pub expense_category_itemization: Option<String>,
+    /// The vendor as the card statement or receipt spells it.
     pub vendor_name_expense: Option<String>,
+    /// The whole expense's type, in words.
     pub expense_type_name_expense: Option<String>,
+    /// The whole expense's category, in words.
     pub expense_category_expense: Option<String>,
 }
 
@@ -35,7 +52,9 @@ pub struct RawLineItem {
 /// against them. Every budget is paired with every line item.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawRequest {
+    /// The budgets, in input order.
     pub budgets: Vec<RawBudget>,
+    /// The line items, in input order.
     pub all_user_expense_lineitems: Vec<RawLineItem>,
 }
 
@@ -95,7 +114,10 @@ pub enum IdProblem {
     /// Empty, or only whitespace.
     Blank,
     /// Longer than the bound, in bytes.
-    TooLong { len: usize },
+    TooLong {
+        /// The id's length, in bytes.
+        len: usize,
+    },
     /// Holds a control character: NUL, which PostgreSQL cannot store, or
     /// any other, which JSON answers and logs escape to six bytes each.
     Control,

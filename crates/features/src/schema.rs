@@ -119,8 +119,11 @@ pub fn feature_inputs(column: usize) -> &'static [&'static str] {
 /// Names and versions the matrix columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureSchema {
+    /// What the rows are, e.g. `budget_expense_pairs`.
     pub name: String,
+    /// Bumped on any change to a column's definition.
     pub version: String,
+    /// The column names, in column order.
     pub feature_names: Vec<String>,
     /// First 16 hex digits of SHA-256 over name, version and names.
     pub hash: String,

@@ -306,12 +306,19 @@ impl StemCache {
 /// names, so that "flight", "Airfare" and "air travel" agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TravelCategory {
+    /// Air travel: flights, airfare, airlines.
     Flight,
+    /// Lodging: hotels, motels, inns, resorts.
     Hotel,
+    /// Rail travel.
     Train,
+    /// Taxis, ride-hailing and shuttles.
     Taxi,
+    /// Parking, garages and tolls.
     Parking,
+    /// Meals, restaurants, coffee and bars.
     Meal,
+    /// Car rental.
     Car,
 }
 
@@ -372,8 +379,10 @@ static CATEGORY_OF_STEM: LazyLock<Vec<(&str, usize)>> = LazyLock::new(|| {
     keys
 });
 
-/// The travel category a normalized text names, if any: the first category
-/// of [`CATEGORY_STEMS`] with a key among the text's stems.
+/// The travel category a normalized text names, if any: the first category,
+/// in the order parking, taxi, meal, flight, hotel, train, car (so "car
+/// parking" is parking), with a key stem among the text's stems
+/// (`docs/features.md`, "Categories").
 pub fn travel_category(text: &NormalizedText) -> Option<TravelCategory> {
     text.stems
         .iter()

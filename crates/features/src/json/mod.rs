@@ -14,7 +14,7 @@
 //! the field parsers ([`crate::parse`]); `docs/fuzzing.md` has the table.
 //!
 //! [`parse_request`] reads the body straight into the request's records
-//! ([`stream`]), never through a JSON tree: a 4 MiB body of two million
+//! (module `stream`), never through a JSON tree: a 4 MiB body of two million
 //! tiny values costs what its records cost, not a tree node per value.
 
 use serde_json::{Map, Value};
@@ -63,7 +63,9 @@ impl Default for JsonLimits {
 /// [`crate::Featurizer::featurize_with_errors`] skips them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JsonRequest {
+    /// The items read, with placeholders for the unreadable ones.
     pub request: RawRequest,
+    /// The problems found while reading, in input order.
     pub errors: Vec<ItemError>,
 }
 
@@ -118,7 +120,7 @@ fn check_depth(body: &[u8], limit: usize) -> Result<(), RequestError> {
 
 /// Reads a request from an already-parsed JSON value, exactly as
 /// [`parse_request`] reads its text (which builds no such tree: see
-/// [`stream`]).
+/// module `stream`).
 pub fn from_value(value: Value, limits: &JsonLimits) -> Result<JsonRequest, RequestError> {
     let Value::Object(mut object) = value else {
         return Err(RequestError::NotAnObject(type_name(&value)));
