@@ -1,16 +1,15 @@
 //! Featurizer throughput: pairs per second for 1×1, 50×200 and 1000×1000
 //! budgets × line items, on realistic data (vendors and categories repeat)
 //! and on distinct data (every string unique), plus JSON parse + featurize
-//! of the seed request for reference, and 100×100 with distinct long CJK
-//! vendor names (the slowest text input the bounds admit). Run with
+//! of the seed request for reference, 100×100 with distinct long CJK
+//! vendor names (the slowest text input the bounds admit), and the
+//! character similarities alone against `strsim`. Run with
 //! `cargo bench -p triad-features`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use triad_features::{Featurizer, JsonLimits, RawRequest, parse_request};
 use triad_test_support::SEED_REQUEST;
 
@@ -102,6 +101,81 @@ fn long_cjk(c: &mut Criterion) {
     group.finish();
 }
 
+/// Normalized vendor names: `n` short ones (a known vendor plus a distinct
+/// word, 10 to 40 bytes) or `n` long ones (170 random CJK characters, about
+/// 1 000 bytes of pinyin once normalized).
+fn vendor_texts(long: bool, n: usize) -> Vec<String> {
+    let normalizer = triad_features::text::TextNormalizer::new();
+    let request = support::request(support::Data::Realistic, 1, n);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    request
+        .all_user_expense_lineitems
+        .iter()
+        .map(|item| {
+            let text: String = if long {
+                (0..170)
+                    .map(|_| char::from_u32(0x4E00 + (next() % 0x5200) as u32).expect("CJK"))
+                    .collect()
+            } else {
+                let word: String = (0..5)
+                    .map(|_| char::from(b'a' + (next() % 26) as u8))
+                    .collect();
+                let vendor = item.vendor_name_expense.as_deref().unwrap_or("taxi");
+                format!("{vendor} {word}")
+            };
+            normalizer.normalize(&text).expect("letters left").cleaned
+        })
+        .collect()
+}
+
+/// The two character similarities of every pair of `n` vendor names, with
+/// the bit-parallel code the featurizer runs and with `strsim`, which it
+/// equals bit for bit (docs/architecture.md, "Hand-written or a crate").
+fn similarities(c: &mut Criterion) {
+    use triad_features::text::{SimilarityProfile, character_similarities};
+    for (long, n, time) in [(false, 40, 3), (true, 12, 6)] {
+        let texts = vendor_texts(long, n);
+        let kind = if long { "long" } else { "short" };
+        let mut group = c.benchmark_group(format!("similarities_{kind}_{n}x{n}"));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(time))
+            .warm_up_time(Duration::from_secs(1))
+            .throughput(Throughput::Elements((n * n) as u64));
+        group.bench_function("bit_parallel", |b| {
+            b.iter(|| {
+                let profiles: Vec<_> = texts.iter().map(|t| SimilarityProfile::new(t)).collect();
+                let mut sum = 0.0;
+                for x in &profiles {
+                    for y in &profiles {
+                        let (jaro_winkler, levenshtein) = character_similarities(x, y);
+                        sum += jaro_winkler + levenshtein;
+                    }
+                }
+                black_box(sum)
+            })
+        });
+        group.bench_function("strsim", |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for x in &texts {
+                    for y in &texts {
+                        sum += strsim::jaro_winkler(x, y) + strsim::normalized_levenshtein(x, y);
+                    }
+                }
+                black_box(sum)
+            })
+        });
+        group.finish();
+    }
+}
+
 /// JSON parse + featurize of the 1×1 seed request, for reference.
 fn parse_and_featurize(c: &mut Criterion) {
     let featurizer = Featurizer::default();
@@ -121,5 +195,13 @@ fn parse_and_featurize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, featurize, long_cjk, parse_and_featurize);
-criterion_main!(benches);
+// What `criterion_group!` and `criterion_main!` expand to, written out:
+// the macro's `pub fn` has no doc and is reachable from nowhere.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    featurize(&mut criterion);
+    long_cjk(&mut criterion);
+    parse_and_featurize(&mut criterion);
+    similarities(&mut criterion);
+    criterion.final_summary();
+}

@@ -140,7 +140,7 @@ fn letters(mut index: usize) -> String {
 
 /// Which strings a request repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Data {
+pub(crate) enum Data {
     /// Vendors and categories drawn from short lists, as in real requests.
     Realistic,
     /// Every vendor and category string unique, even after normalization.
@@ -148,7 +148,8 @@ pub enum Data {
 }
 
 impl Data {
-    pub fn name(self) -> &'static str {
+    /// The benchmark's parameter name: `realistic` or `distinct`.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Data::Realistic => "realistic",
             Data::Distinct => "distinct",
@@ -157,7 +158,7 @@ impl Data {
 }
 
 /// A request with `n_budgets` budgets and `n_items` line items.
-pub fn request(data: Data, n_budgets: usize, n_items: usize) -> RawRequest {
+pub(crate) fn request(data: Data, n_budgets: usize, n_items: usize) -> RawRequest {
     let mut rng = SplitMix(0x7121_AD00 ^ ((n_budgets as u64) << 32) ^ n_items as u64);
     // Distinct data: the realistic string plus a unique letter suffix.
     let mut serial = 0;
