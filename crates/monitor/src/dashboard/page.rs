@@ -117,6 +117,7 @@ td.nowrap{white-space:nowrap}
 td.fields summary{cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;max-width:260px}
 div.scroll{overflow-x:auto}
 td.fields details[open] summary{margin-bottom:4px}
+.drifted td{color:#b3261e;font-weight:600}
 .fp{color:#b42318;font-weight:600}
 .fn{color:#b54708;font-weight:600}
 form.controls{display:flex;gap:14px;align-items:center;flex-wrap:wrap;font-size:14px;margin:8px 0}
@@ -175,7 +176,7 @@ pub fn index(models: &[ModelSummary], recent: &HashMap<String, Confusion>, now_m
     if models.is_empty() {
         body += "<section id=\"models\"><p class=\"empty\">no data yet: the monitor has not \
                  stored any outcome. Outcomes arrive from the scorer (or \
-                 <code>RecordOutcomes</code>); their models appear here.</p></section>.drifted td{color:#b3261e;font-weight:600}";
+                 <code>RecordOutcomes</code>); their models appear here.</p></section>";
         return layout("Models", &body);
     }
     let _ = write!(
@@ -957,6 +958,18 @@ mod tests {
             model_href("m/1", &PageQuery::default()),
             "/models/m%2F1?days=30&bucket=day"
         );
+    }
+
+    #[test]
+    fn the_stylesheet_styles_drifted_rows_and_stays_out_of_the_body() {
+        assert!(STYLE.contains(".drifted td{"));
+        let page = index(&[], &HashMap::new(), 0);
+        let body = page
+            .split("</style>")
+            .nth(1)
+            .expect("a stylesheet, then the body");
+        assert!(body.contains("no data yet"), "{body}");
+        assert!(!body.contains('{'), "CSS in the body: {body}");
     }
 
     #[test]
