@@ -1,18 +1,23 @@
 //! The seed's raw input fields as the monitor stores them: one nullable
 //! text column per field, plus a missing-value counter per field.
+//!
+//! The fields are [`MISSING_FLAG_FIELDS`]: the raw inputs the featurizer
+//! flags when missing, budget fields first, in `records.proto` order (one
+//! list, owned by `triad-features`; every count here is its length). The
+//! pair ids (`budget_id`, `itemization_id`) are stored from the outcome's
+//! key and are never missing.
 
+use triad_features::MISSING_FLAG_FIELDS;
+use triad_features::record::{BUDGET_FIELDS, LINE_ITEM_FIELDS};
 use triad_proto::v1::{Budget, ExpenseLineItem, Outcome};
 
-/// The raw input fields stored as nullable columns and counted when
-/// missing, budget fields first, in `records.proto` order. The pair ids
-/// (`budget_id`, `itemization_id`) are stored from the outcome's key and
-/// are never missing.
-pub const INPUT_FIELDS: [&str; 15] = triad_features::MISSING_FLAG_FIELDS;
+/// How many of [`MISSING_FLAG_FIELDS`] are the budget's (they come first):
+/// every budget field but its id.
+pub const BUDGET_INPUTS: usize = BUDGET_FIELDS.len() - 1;
 
 /// Every seed field name, as `null_rate` reports them: the budget's, then
 /// the line item's, as `triad_features::record` names them.
-pub const SEED_FIELDS: [&str; 17] = {
-    use triad_features::record::{BUDGET_FIELDS, LINE_ITEM_FIELDS};
+pub const SEED_FIELDS: [&str; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()] = {
     let mut fields = [""; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()];
     let mut i = 0;
     while i < fields.len() {
@@ -26,9 +31,9 @@ pub const SEED_FIELDS: [&str; 17] = {
     fields
 };
 
-/// The outcome's raw input values in [`INPUT_FIELDS`] order (`None` when
-/// the side or the field is absent).
-pub fn input_values(outcome: &Outcome) -> [Option<&str>; 15] {
+/// The outcome's raw input values in [`MISSING_FLAG_FIELDS`] order (`None`
+/// when the side or the field is absent).
+pub fn input_values(outcome: &Outcome) -> [Option<&str>; MISSING_FLAG_FIELDS.len()] {
     let b = outcome.budget.as_ref();
     let i = outcome.line_item.as_ref();
     let bf = |f: fn(&Budget) -> &Option<String>| b.and_then(|b| f(b).as_deref());
@@ -56,7 +61,7 @@ pub fn input_values(outcome: &Outcome) -> [Option<&str>; 15] {
 pub fn sides(
     budget_id: &str,
     itemization_id: &str,
-    values: [Option<String>; 15],
+    values: [Option<String>; MISSING_FLAG_FIELDS.len()],
 ) -> (Budget, ExpenseLineItem) {
     let [
         budget_price_budget,
@@ -162,12 +167,25 @@ mod tests {
 
     #[test]
     fn seed_fields_are_the_ids_and_the_input_fields() {
-        let mut from_inputs: Vec<&str> = INPUT_FIELDS.to_vec();
+        let mut from_inputs: Vec<&str> = MISSING_FLAG_FIELDS.to_vec();
         from_inputs.push("budget_id");
         from_inputs.push("itemization_id");
         from_inputs.sort_unstable();
         let mut seed = SEED_FIELDS.to_vec();
         seed.sort_unstable();
         assert_eq!(seed, from_inputs);
+    }
+
+    #[test]
+    fn budget_inputs_come_first() {
+        let (budget, item) = MISSING_FLAG_FIELDS.split_at(BUDGET_INPUTS);
+        assert!(
+            budget.iter().all(|f| BUDGET_FIELDS.contains(f)),
+            "{budget:?}"
+        );
+        assert!(
+            item.iter().all(|f| LINE_ITEM_FIELDS.contains(f)),
+            "{item:?}"
+        );
     }
 }

@@ -39,7 +39,7 @@ use triad_server::{quote, quote_list};
 
 use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
 use crate::error::MonitorError;
-use crate::metrics::ANOMALY_SPAN;
+use crate::quality::ANOMALY_SPAN;
 use crate::store::{Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, ScoreHistogram, Store};
 use crate::telemetry::quality_since;
 
@@ -337,7 +337,7 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         .max(0);
     let to_ms = window_end(now);
     let version = query.version.clone().unwrap_or_default();
-    let metrics_request = QueryMetricsRequest {
+    let quality_request = QueryMetricsRequest {
         model: model.clone(),
         version: version.clone(),
         from_ms,
@@ -354,7 +354,7 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         include_shadow,
         ..ListMistakesRequest::default()
     };
-    let metrics = store.query_metrics(&metrics_request);
+    let quality = store.query_metrics(&quality_request);
     let mistakes = store.list_mistakes(&mistakes_request);
     let filter = HistogramFilter {
         model: model.clone(),
@@ -375,10 +375,10 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         ..triad_proto::v1::DriftRequest::default()
     };
     let drift = crate::drift::drift(store, &drift_request);
-    // The counters of the hours the window's metrics leave out.
+    // The counters of the hours the window's quality series leave out.
     let future = store.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
-    let (metrics, mistakes, histogram, drift, future) =
-        tokio::try_join!(metrics, mistakes, histogram, drift, future)?;
+    let (quality, mistakes, histogram, drift, future) =
+        tokio::try_join!(quality, mistakes, histogram, drift, future)?;
     Ok(ModelView {
         model,
         query,
@@ -388,8 +388,8 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         to_ms,
         future,
         include_shadow,
-        points: metrics.points,
-        series: metrics.series,
+        points: quality.points,
+        series: quality.series,
         more_mistakes: !mistakes.next_page_token.is_empty(),
         mistakes: mistakes.mistakes,
         histogram,

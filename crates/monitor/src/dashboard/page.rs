@@ -9,18 +9,16 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use axum::http::StatusCode;
+use triad_features::MISSING_FLAG_FIELDS;
 use triad_proto::v1::{FeatureDrift, MetricPoint, Mistake};
 use triad_series::ConfusionCounts;
 
 use super::svg::{self, Band, BarChart, Bars, Histogram, LineChart, Series};
 use super::{BAND_K, ModelView, PageQuery, width_name};
 use crate::buckets::Width;
-use crate::fields::{INPUT_FIELDS, SEED_FIELDS, input_values};
-use crate::metrics::ANOMALY_SPAN;
+use crate::fields::{BUDGET_INPUTS, SEED_FIELDS, input_values};
+use crate::quality::ANOMALY_SPAN;
 use crate::store::{Confusion, ModelSummary};
-
-/// Budget fields come first in [`INPUT_FIELDS`].
-const BUDGET_FIELDS: usize = 8;
 
 /// `text` safe in HTML text and in double- or single-quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -700,8 +698,8 @@ fn null_rates(view: &ModelView) -> String {
         } else if field == "itemization_id" {
             "line item (id)"
         } else {
-            match INPUT_FIELDS.iter().position(|f| *f == field) {
-                Some(i) if i < BUDGET_FIELDS => "budget",
+            match MISSING_FLAG_FIELDS.iter().position(|f| *f == field) {
+                Some(i) if i < BUDGET_INPUTS => "budget",
                 Some(_) => "line item",
                 None => "",
             }
@@ -831,14 +829,14 @@ fn mistakes(view: &ModelView) -> String {
             o.score,
             o.threshold,
             input_cell(
-                &INPUT_FIELDS[..BUDGET_FIELDS],
-                &values[..BUDGET_FIELDS],
+                &MISSING_FLAG_FIELDS[..BUDGET_INPUTS],
+                &values[..BUDGET_INPUTS],
                 ("budget_id", &o.budget_id),
                 &["budget_type_budget", "budget_price_budget"],
             ),
             input_cell(
-                &INPUT_FIELDS[BUDGET_FIELDS..],
-                &values[BUDGET_FIELDS..],
+                &MISSING_FLAG_FIELDS[BUDGET_INPUTS..],
+                &values[BUDGET_INPUTS..],
                 ("itemization_id", &o.itemization_id),
                 &[
                     "vendor_name_expense",

@@ -20,10 +20,10 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sqlx::Any;
+use triad_features::MISSING_FLAG_FIELDS;
 
 use super::{Writer, sql};
 use crate::error::MonitorError;
-use crate::fields::INPUT_FIELDS;
 
 /// Key of one counters row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,8 +47,8 @@ pub struct Counts {
     pub fn_: i64,
     pub tn: i64,
     pub score_sum: f64,
-    /// Missing values per [`INPUT_FIELDS`] entry.
-    pub nulls: [i64; 15],
+    /// Missing values per [`MISSING_FLAG_FIELDS`] entry.
+    pub nulls: [i64; MISSING_FLAG_FIELDS.len()],
     /// Confidence-based performance estimation: Σ p over predicted
     /// positives, p the outcome's calibrated probability of being positive
     /// ([`crate::profiles::probability`]).
@@ -141,7 +141,7 @@ pub(crate) static COUNT_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
     .iter()
     .map(|c| (*c).to_owned())
     .collect();
-    columns.extend(INPUT_FIELDS.iter().map(|f| format!("null_{f}")));
+    columns.extend(MISSING_FLAG_FIELDS.iter().map(|f| format!("null_{f}")));
     columns.extend(EXPECTED_COLUMNS.iter().map(|c| (*c).to_owned()));
     columns
 });

@@ -3,13 +3,14 @@
 
 use sqlx::Any;
 use sqlx::any::AnyRow;
+use triad_features::MISSING_FLAG_FIELDS;
 use triad_proto::v1::list_mistakes_request::Kind;
 use triad_proto::v1::{ListMistakesRequest, ListMistakesResponse, Mistake, Outcome};
 
 use super::{Store, sql, validate};
 use crate::buckets::Range;
 use crate::error::MonitorError;
-use crate::fields::{INPUT_FIELDS, features_from_json, sides};
+use crate::fields::{features_from_json, sides};
 
 /// Page size when the request gives none.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -65,7 +66,7 @@ const FIRST_INPUT: usize = 16;
 fn mistake(row: &AnyRow) -> Result<Mistake, MonitorError> {
     let budget_id = sql::text(row, 6)?;
     let itemization_id = sql::text(row, 7)?;
-    let mut inputs: [Option<String>; 15] = Default::default();
+    let mut inputs: [Option<String>; MISSING_FLAG_FIELDS.len()] = Default::default();
     for (i, value) in inputs.iter_mut().enumerate() {
         *value = sql::opt_text(row, FIRST_INPUT + i)?;
     }
@@ -134,7 +135,7 @@ impl Store {
         let mut statement = format!(
             "SELECT {COLUMNS}, {} FROM outcomes \
              WHERE model = $1 AND label IS NOT NULL AND label <> matched",
-            INPUT_FIELDS.join(", ")
+            MISSING_FLAG_FIELDS.join(", ")
         );
         let mut n = 1;
         let mut next = || {

@@ -8,12 +8,12 @@
 //! read-then-write steps that keep `confusion_counts` in step with
 //! `outcomes` and `labels` never race. Reads run concurrently.
 
+mod bucket_counts;
 mod counters;
 mod events;
 mod features;
 mod histogram;
 mod labels;
-mod metrics;
 mod mistakes;
 mod models;
 mod outcomes;
@@ -33,10 +33,10 @@ use crate::config::StoreConfig;
 use crate::error::MonitorError;
 use crate::profiles::Profiles;
 
+pub use bucket_counts::CountsFilter;
 pub use counters::Counts;
 pub use features::LiveRow;
 pub use histogram::{DEFAULT_BINS, HistogramFilter, MAX_BINS, ScoreHistogram};
-pub use metrics::CountsFilter;
 pub use models::{Confusion, ModelSummary, VersionSummary};
 pub use outcomes::MAX_ERROR_MESSAGE_BYTES;
 pub use validate::{MAX_ID_BYTES, MAX_REJECTIONS_LISTED};

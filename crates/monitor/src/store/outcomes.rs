@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::Any;
+use triad_features::MISSING_FLAG_FIELDS;
 use triad_proto::v1::{
     ItemErrorCode, Outcome, RecordOutcomesRequest, RecordOutcomesResponse, Rejection,
 };
@@ -20,7 +21,7 @@ use super::validate::{self, MAX_ID_BYTES};
 use super::{Store, Writer, sql};
 use crate::buckets::{Width, day_string, now_ms};
 use crate::error::MonitorError;
-use crate::fields::{INPUT_FIELDS, features_to_json, input_values, is_missing};
+use crate::fields::{features_to_json, input_values, is_missing};
 use crate::profiles::probability;
 
 /// Columns of `outcomes`, in insert order.
@@ -53,7 +54,7 @@ struct Row<'a> {
     hour_ms: i64,
     day: String,
     /// [`input_values`], each [`validate::storable`].
-    inputs: [Option<Cow<'a, str>>; 15],
+    inputs: [Option<Cow<'a, str>>; MISSING_FLAG_FIELDS.len()],
     features: String,
     label: Option<bool>,
 }
@@ -269,11 +270,11 @@ async fn insert_outcomes(
     rows: &[Row<'_>],
     now: i64,
 ) -> Result<u64, MonitorError> {
-    let cols = OUTCOME_COLUMNS.len() + INPUT_FIELDS.len();
+    let cols = OUTCOME_COLUMNS.len() + MISSING_FLAG_FIELDS.len();
     let head = format!(
         "INSERT INTO outcomes ({}, {}) VALUES ",
         OUTCOME_COLUMNS.join(", "),
-        INPUT_FIELDS.join(", ")
+        MISSING_FLAG_FIELDS.join(", ")
     );
     let mut inserted = 0;
     for chunk in rows.chunks(w.per) {

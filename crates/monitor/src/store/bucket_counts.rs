@@ -1,9 +1,10 @@
-//! `QueryMetrics` and `Anomalies`: sums of the hourly counters per bucket,
-//! never a scan of the raw outcomes.
+//! The confusion counters summed per time bucket, for `QueryMetrics` and
+//! `Anomalies`: never a scan of the raw outcomes.
 
 use std::collections::BTreeMap;
 
 use sqlx::Any;
+use triad_features::MISSING_FLAG_FIELDS;
 use triad_proto::v1::{
     AnomaliesRequest, AnomaliesResponse, MetricPoint, QueryMetricsRequest, QueryMetricsResponse,
 };
@@ -12,7 +13,7 @@ use super::counters::{COUNT_COLUMNS, Counts, is_float_column};
 use super::{Store, sql, validate};
 use crate::buckets::{HOUR_MS, Range, Width, day_or_ms};
 use crate::error::MonitorError;
-use crate::metrics::{self, ANOMALY_SPAN};
+use crate::quality::{self, ANOMALY_SPAN};
 
 /// Which counters to sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,10 @@ impl Store {
         }
         let rows = query.fetch_all(self.pool()).await?;
 
+        // Columns: the bucket number, its first hour, then COUNT_COLUMNS:
+        // eight counts, one null count per input field, four expected cells.
+        const FIRST_NULL: usize = 10;
+        const FIRST_EXPECTED: usize = FIRST_NULL + MISSING_FLAG_FIELDS.len();
         let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
         for row in &rows {
             let start = filter.width.start(sql::int(row, 1)?);
@@ -115,14 +120,14 @@ impl Store {
                 fn_: sql::int(row, 7)?,
                 tn: sql::int(row, 8)?,
                 score_sum: sql::float(row, 9)?,
-                nulls: [0; 15],
-                expected_tp: sql::float(row, 25)?,
-                expected_fp: sql::float(row, 26)?,
-                expected_fn: sql::float(row, 27)?,
-                expected_tn: sql::float(row, 28)?,
+                nulls: [0; MISSING_FLAG_FIELDS.len()],
+                expected_tp: sql::float(row, FIRST_EXPECTED)?,
+                expected_fp: sql::float(row, FIRST_EXPECTED + 1)?,
+                expected_fn: sql::float(row, FIRST_EXPECTED + 2)?,
+                expected_tn: sql::float(row, FIRST_EXPECTED + 3)?,
             };
             for (i, n) in c.nulls.iter_mut().enumerate() {
-                *n = sql::int(row, 10 + i)?;
+                *n = sql::int(row, FIRST_NULL + i)?;
             }
             buckets.entry(start).or_default().add(&c);
         }
@@ -155,7 +160,7 @@ impl Store {
             .bucket_counts(filter)
             .await?
             .iter()
-            .map(|(start, counts)| metrics::point(*start, counts))
+            .map(|(start, counts)| quality::point(*start, counts))
             .collect())
     }
 
@@ -174,7 +179,7 @@ impl Store {
             request.include_shadow,
         )?;
         let points = self.points(&filter).await?;
-        let series = metrics::derived_series(&points);
+        let series = quality::derived_series(&points);
         Ok(QueryMetricsResponse { points, series })
     }
 
@@ -192,7 +197,7 @@ impl Store {
             request.include_shadow,
         )?;
         validate::query_id("metric", &request.metric, true)?;
-        metrics::validate_metric(&request.metric)?;
+        quality::validate_metric(&request.metric)?;
         let span = match request.span {
             0 => ANOMALY_SPAN,
             span => span as usize,
@@ -208,6 +213,6 @@ impl Store {
             });
         };
         let points = self.points(&filter).await?;
-        Ok(metrics::anomalies(&points, &request.metric, span, k))
+        Ok(quality::anomalies(&points, &request.metric, span, k))
     }
 }

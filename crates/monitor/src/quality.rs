@@ -1,7 +1,7 @@
-//! From counters to answers: one [`MetricPoint`] per bucket, the derived
-//! series of precision and recall (smoothing, trends, change points,
-//! anomaly flags — all from `triad-series`), and the `Anomalies` answer.
-//! Pure computation.
+//! Model quality, from counters to answers: one [`MetricPoint`] per bucket
+//! (precision, recall, F1, rates), the derived series of precision and
+//! recall (smoothing, trends, change points, anomaly flags — all from
+//! `triad-series`), and the `Anomalies` answer. Pure computation.
 
 use std::collections::HashMap;
 
@@ -12,7 +12,9 @@ use triad_series::{
 };
 
 use crate::error::MonitorError;
-use crate::fields::{INPUT_FIELDS, SEED_FIELDS};
+use triad_features::MISSING_FLAG_FIELDS;
+
+use crate::fields::SEED_FIELDS;
 use crate::store::Counts;
 
 /// Metrics `Anomalies` can watch, besides `null_rate.<field>` for every
@@ -81,7 +83,7 @@ pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
     if c.outcomes > 0 {
         let count = c.outcomes as f64;
         for field in SEED_FIELDS {
-            let nulls = INPUT_FIELDS
+            let nulls = MISSING_FLAG_FIELDS
                 .iter()
                 .position(|f| *f == field)
                 .map_or(0, |i| c.nulls[i]);
@@ -254,7 +256,7 @@ mod tests {
             fn_,
             tn,
             score_sum: 1.5,
-            nulls: [1; 15],
+            nulls: [1; MISSING_FLAG_FIELDS.len()],
             ..Counts::default()
         }
     }
