@@ -1,5 +1,5 @@
 //! The monitor's storage on SQLite (a file in a temporary directory), both
-//! through the very `Store` methods the gRPC handlers call:
+//! through the very `Monitor` operations the gRPC handlers call:
 //!
 //! - `ingest/batch_1000`: outcomes stored per second, in `RecordOutcomes`
 //!   batches of 1 000 realistic outcomes (every raw input field, 35
@@ -22,7 +22,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use triad_monitor::{Store, StoreConfig};
+use triad_monitor::{Monitor, Profiles, Store, StoreConfig};
 use triad_proto::v1::{
     Bucket, Budget, ExpenseLineItem, Label, Outcome, QueryMetricsRequest, RecordLabelsRequest,
     RecordOutcomesRequest,
@@ -41,13 +41,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&StoreConfig {
+async fn open(dir: &tempfile::TempDir) -> Monitor {
+    let store = Store::open(&StoreConfig {
         database_url: format!("sqlite://{}/monitor.db", dir.path().display()),
         ..StoreConfig::default()
     })
     .await
-    .unwrap()
+    .unwrap();
+    Monitor::new(store, Profiles::disabled())
 }
 
 /// A cheap deterministic generator (splitmix64).
@@ -126,7 +127,7 @@ fn outcome(n: u64, at_ms: i64, full: bool) -> Outcome {
 fn ingest(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = rt.block_on(open(&dir));
+    let monitor = rt.block_on(open(&dir));
     let mut next = 0_u64;
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(1_000));
@@ -145,7 +146,7 @@ fn ingest(c: &mut Criterion) {
                     ..Default::default()
                 };
                 let started = Instant::now();
-                let response = rt.block_on(store.record_outcomes(&request, 0)).unwrap();
+                let response = rt.block_on(monitor.record_outcomes(&request, 0)).unwrap();
                 spent += started.elapsed();
                 assert_eq!(response.stored, 1_000);
             }
@@ -153,10 +154,10 @@ fn ingest(c: &mut Criterion) {
         });
     });
     group.finish();
-    rt.block_on(store.close());
+    rt.block_on(monitor.close());
 }
 
-fn fill(rt: &tokio::runtime::Runtime, store: &Store, total: u64) {
+fn fill(rt: &tokio::runtime::Runtime, monitor: &Monitor, total: u64) {
     let started = Instant::now();
     let batch = 10_000_u64;
     let step = (DAYS * DAY) / total as i64;
@@ -170,7 +171,7 @@ fn fill(rt: &tokio::runtime::Runtime, store: &Store, total: u64) {
             outcomes,
             ..Default::default()
         };
-        rt.block_on(store.record_outcomes(&request, 0)).unwrap();
+        rt.block_on(monitor.record_outcomes(&request, 0)).unwrap();
         let labels = (n..end)
             .filter(|k| k.is_multiple_of(10))
             .map(|k| Label {
@@ -182,7 +183,7 @@ fn fill(rt: &tokio::runtime::Runtime, store: &Store, total: u64) {
                 ..Default::default()
             })
             .collect();
-        rt.block_on(store.record_labels(&RecordLabelsRequest { labels }))
+        rt.block_on(monitor.record_labels(&RecordLabelsRequest { labels }))
             .unwrap();
         n = end;
     }
@@ -201,14 +202,14 @@ fn query_metrics(c: &mut Criterion) {
         .unwrap_or(1_000_000);
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store = rt.block_on(open(&dir));
-    fill(&rt, &store, total);
+    let monitor = rt.block_on(open(&dir));
+    fill(&rt, &monitor, total);
     let request = QueryMetricsRequest {
         model: "m1".into(),
         bucket: Bucket::Day.into(),
         ..Default::default()
     };
-    let response = rt.block_on(store.query_metrics(&request)).unwrap();
+    let response = rt.block_on(monitor.query_metrics(&request)).unwrap();
     assert_eq!(response.points.len(), DAYS as usize);
     let counted: u64 = response.points.iter().map(|p| p.count).sum();
     assert_eq!(counted, total / 4);
@@ -217,13 +218,13 @@ fn query_metrics(c: &mut Criterion) {
     group.bench_function(format!("90_daily_buckets_over_{total}_outcomes"), |b| {
         b.iter(|| {
             let response = rt
-                .block_on(store.query_metrics(black_box(&request)))
+                .block_on(monitor.query_metrics(black_box(&request)))
                 .unwrap();
             black_box(response.points.len())
         });
     });
     group.finish();
-    rt.block_on(store.close());
+    rt.block_on(monitor.close());
 }
 
 criterion_group!(benches, ingest, query_metrics);

@@ -16,10 +16,10 @@ use triad_series::{
 
 use triad_server::quote;
 
+use crate::app::{Monitor, validate};
 use crate::buckets::Range;
 use crate::error::MonitorError;
-use crate::store::validate;
-use crate::store::{LiveRow, Store};
+use crate::store::LiveRow;
 
 /// Outcomes compared when the request says 0.
 pub const DEFAULT_MAX_ROWS: u32 = 5_000;
@@ -60,7 +60,11 @@ impl DriftQuery {
 }
 
 /// Answers a `Drift` request.
-pub async fn drift(store: &Store, request: &DriftRequest) -> Result<DriftResponse, MonitorError> {
+pub async fn drift(
+    monitor: &Monitor,
+    request: &DriftRequest,
+) -> Result<DriftResponse, MonitorError> {
+    let store = monitor.store();
     let query = DriftQuery::from_wire(request)?;
     let version = match &query.version {
         Some(version) => version.clone(),
@@ -86,7 +90,7 @@ pub async fn drift(store: &Store, request: &DriftRequest) -> Result<DriftRespons
         );
         return Ok(unavailable(version, 0, why));
     }
-    let lookup = store.profiles().get(&query.model, &version).await;
+    let lookup = monitor.profiles().get(&query.model, &version).await;
     let Some(profile) = lookup.profile().cloned() else {
         let why = lookup.why_not(&query.model, &version).unwrap_or_default();
         return Ok(unavailable(

@@ -45,7 +45,7 @@ pub enum MonitorError {
     )]
     PageToken(String),
     /// Holds the [`triad_server::quote`] of the name.
-    #[error("metric is {0}: expected one of {list} or null_rate.<seed field name>", list = crate::quality::METRIC_NAMES.join(", "))]
+    #[error("metric is {0}: expected one of {list} or null_rate.<seed field name>", list = crate::app::quality::METRIC_NAMES.join(", "))]
     UnknownMetric(String),
     #[error("{field} is {got}: expected a finite number > 0 (0 means the default)")]
     InvalidParameter { field: &'static str, got: f64 },

@@ -9,15 +9,15 @@
 //! One bad outcome, label or event never fails a batch: it is rejected
 //! next to what was stored.
 
+pub mod app;
 pub mod buckets;
 pub mod config;
 pub mod dashboard;
 pub mod drift;
 pub mod error;
 pub mod fields;
+pub mod grpc;
 pub mod profiles;
-pub mod quality;
-pub mod service;
 pub mod store;
 pub mod telemetry;
 
@@ -29,10 +29,12 @@ use tokio::net::TcpListener;
 use triad_proto::v1::monitor_server::MonitorServer;
 use triad_server::{ServerError, Shutdown};
 
+pub use app::Monitor;
 pub use config::{MonitorConfig, StoreConfig};
 pub use error::MonitorError;
-pub use service::MonitorService;
-pub use store::{Backend, Counts, CountsFilter, Store};
+pub use grpc::MonitorService;
+pub use profiles::Profiles;
+pub use store::{Backend, ModelSummary, Store, VersionSummary};
 
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Monitor";
@@ -63,15 +65,16 @@ pub async fn serve(
     // Certificates and tokens first: a bad file fails start-up at once.
     let secured = config.security.load(READ_METHODS)?;
     let profiles = profiles::Profiles::new(&config.models_dir);
-    let store = Store::open_with_profiles(&config.store, profiles)
+    let store = Store::open(&config.store)
         .await
         .map_err(ServerError::start)?;
+    let monitor = Monitor::new(store, profiles);
     telemetry::init();
     let mut serving = Shutdown::new();
     if let Some(listener) = http {
         serving.spawn(triad_server::serve_http_with(
             listener,
-            http_router(store.clone()),
+            http_router(monitor.clone()),
             &config.server,
             &secured,
             serving.signalled(),
@@ -79,47 +82,47 @@ pub async fn serve(
     }
     serving.spawn(triad_server::serve_secured(
         grpc,
-        service_spec(store.clone(), &config),
+        service_spec(monitor.clone(), &config),
         &config.server,
         &secured,
         serving.signalled(),
     ));
     let served = serving.run_until(shutdown).await;
-    store.close().await;
+    monitor.close().await;
     served
 }
 
-/// The monitor's HTTP port over `store`: the dashboard (`GET /`,
+/// The monitor's HTTP port over `monitor`: the dashboard (`GET /`,
 /// `GET /models/{name}`), `GET /metrics` (the monitor's precision and
 /// recall gauges are refreshed from the store on each scrape, see
 /// [`telemetry`]) and `GET /health` (200 while the process runs).
-pub fn http_router(store: Store) -> Router {
+pub fn http_router(monitor: Monitor) -> Router {
     let metrics = triad_telemetry::metrics::router().layer(axum::middleware::from_fn_with_state(
-        store.clone(),
+        monitor.clone(),
         refresh_metrics,
     ));
-    dashboard::router(store)
+    dashboard::router(monitor)
         .merge(metrics)
         .route("/health", get(|| async { "ok\n" }))
 }
 
 /// Refreshes the gauges computed at scrape time, then encodes.
 async fn refresh_metrics(
-    axum::extract::State(store): axum::extract::State<Store>,
+    axum::extract::State(monitor): axum::extract::State<Monitor>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if let Err(error) = telemetry::refresh_quality(&store).await {
+    if let Err(error) = monitor.refresh_quality_gauges().await {
         tracing::warn!(%error, "cannot refresh the precision and recall gauges");
     }
     next.run(request).await
 }
 
-/// The routes, health names and descriptors of the service over an
-/// already-open `store`, for callers that compose several services on one
-/// server.
-pub fn service_spec(store: Store, config: &MonitorConfig) -> triad_server::ServiceSpec {
-    let server = MonitorServer::new(MonitorService::new(store))
+/// The routes, health names and descriptors of the service over
+/// `monitor` (an already-open store), for callers that compose several
+/// services on one server.
+pub fn service_spec(monitor: Monitor, config: &MonitorConfig) -> triad_server::ServiceSpec {
+    let server = MonitorServer::new(MonitorService::new(monitor))
         .max_decoding_message_size(config.server.max_message_bytes)
         .max_encoding_message_size(config.server.max_message_bytes);
     triad_server::ServiceSpec {

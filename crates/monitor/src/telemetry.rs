@@ -11,11 +11,11 @@
 //!   realized precision and recall of the model's primary (non-shadow)
 //!   versions over the outcomes scored in the last 7 days
 //!   ([`QUALITY_WINDOW_MS`]). They are **computed at scrape time** from the
-//!   hourly counters ([`refresh_quality`], run by the `/metrics` route
-//!   before it encodes), so they are as current as the labels stored; a
-//!   model whose value is undefined in the window (no labelled positive
-//!   prediction for precision, no labelled positive for recall) has no
-//!   sample.
+//!   hourly counters (the application layer reads them and calls
+//!   [`set_quality`], run by the `/metrics` route before it encodes), so
+//!   they are as current as the labels stored; a model whose value is
+//!   undefined in the window (no labelled positive prediction for
+//!   precision, no labelled positive for recall) has no sample.
 //!
 //! Model names come from writers: at most [`MAX_MODEL_SERIES`] of them get
 //! series of their own, so that `/metrics` stays bounded whatever names a
@@ -23,15 +23,16 @@
 //! [`MAX_MODEL_SERIES`] seen since start are counted under
 //! `model="_other"` ([`OTHER_MODELS`]); the gauges cover the [`MAX_MODEL_SERIES`]
 //! models with the most outcomes in the window.
+//!
+//! This module only registers and records: the application layer
+//! ([`crate::app`]) calls it once a write is committed or a scrape asks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, RwLock};
 
 use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts};
 
-use crate::buckets::{DAY_MS, HOUR_MS, now_ms};
-use crate::error::MonitorError;
-use crate::store::Store;
+use crate::buckets::{DAY_MS, HOUR_MS};
 
 /// How far back the precision and recall gauges look.
 pub const QUALITY_WINDOW_MS: i64 = 7 * DAY_MS;
@@ -152,33 +153,47 @@ pub fn labels_stored(n: u64) {
     METRICS.labels.inc_by(n);
 }
 
-/// Sets the precision and recall gauges from the counters of the hours
-/// overlapping the last [`QUALITY_WINDOW_MS`], dropping models without a
-/// value, for the [`MAX_MODEL_SERIES`] models with the most outcomes.
-pub async fn refresh_quality(store: &Store) -> Result<(), MonitorError> {
-    let mut recent = store.recent_confusion(quality_since(now_ms())).await?;
-    if recent.len() > MAX_MODEL_SERIES {
-        recent.sort_by(|(a, x), (b, y)| y.outcomes.cmp(&x.outcomes).then_with(|| a.cmp(b)));
-        recent.truncate(MAX_MODEL_SERIES);
+/// One model's realized quality over the gauges' window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelQuality {
+    pub model: String,
+    /// Outcomes of its primary versions in the window.
+    pub outcomes: i64,
+    /// `None` when undefined: the gauge then has no sample.
+    pub precision: Option<f64>,
+    /// `None` when undefined: the gauge then has no sample.
+    pub recall: Option<f64>,
+}
+
+/// Sets the precision and recall gauges to `models`, dropping models
+/// without a value, for the [`MAX_MODEL_SERIES`] models with the most
+/// outcomes.
+pub fn set_quality(mut models: Vec<ModelQuality>) {
+    if models.len() > MAX_MODEL_SERIES {
+        models.sort_by(|a, b| {
+            b.outcomes
+                .cmp(&a.outcomes)
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        models.truncate(MAX_MODEL_SERIES);
     }
     let metrics = &*METRICS;
     metrics.precision.reset();
     metrics.recall.reset();
-    for (model, confusion) in recent {
-        if let Some(precision) = confusion.precision() {
+    for quality in models {
+        if let Some(precision) = quality.precision {
             metrics
                 .precision
-                .with_label_values(&[model.as_str()])
+                .with_label_values(&[quality.model.as_str()])
                 .set(precision);
         }
-        if let Some(recall) = confusion.recall() {
+        if let Some(recall) = quality.recall {
             metrics
                 .recall
-                .with_label_values(&[model.as_str()])
+                .with_label_values(&[quality.model.as_str()])
                 .set(recall);
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

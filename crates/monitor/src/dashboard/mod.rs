@@ -17,8 +17,9 @@
 //! version 404, a storage failure 500 (503 when no connection is free).
 //! A message quotes at most 64 characters of any value from the request
 //! ([`triad_server::quote`]).
-//! The handlers read through the [`Store`] only; `page.rs` renders, `svg.rs`
-//! draws.
+//! The wire adapter of HTTP: the handlers parse the query string and call
+//! the application layer ([`Monitor`]) only, the same operations the gRPC
+//! handlers call; `page.rs` renders, `svg.rs` draws.
 
 pub mod page;
 pub mod svg;
@@ -37,11 +38,11 @@ use triad_series::DEFAULT_ANOMALY_K;
 
 use triad_server::{quote, quote_list};
 
+use crate::app::quality::ANOMALY_SPAN;
+use crate::app::{DEFAULT_BINS, Monitor, validate};
 use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
 use crate::error::MonitorError;
-use crate::quality::ANOMALY_SPAN;
-use crate::store::{Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, ScoreHistogram, Store};
-use crate::telemetry::quality_since;
+use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 
 /// Days shown when the query does not say.
 pub const DEFAULT_DAYS: u32 = 30;
@@ -52,12 +53,12 @@ pub const MISTAKES_SHOWN: u32 = 25;
 /// `k` of the EWMA band: the anomaly flags' (robust standard deviations).
 pub const BAND_K: f64 = DEFAULT_ANOMALY_K;
 
-/// The dashboard's routes over `store`.
-pub fn router(store: Store) -> Router {
+/// The dashboard's routes over `monitor`.
+pub fn router(monitor: Monitor) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/models/{name}", get(model_page))
-        .with_state(store)
+        .with_state(monitor)
 }
 
 /// A failed page: its status and a message for a person.
@@ -264,23 +265,20 @@ impl ModelView {
     }
 }
 
-async fn index(State(store): State<Store>) -> Result<Html<String>, PageError> {
+async fn index(State(monitor): State<Monitor>) -> Result<Html<String>, PageError> {
     let now = now_ms();
-    let (models, recent) = tokio::try_join!(
-        store.list_models(),
-        store.recent_confusion(quality_since(now))
-    )?;
+    let (models, recent) = tokio::try_join!(monitor.list_models(), monitor.recent_confusion(now))?;
     let recent: HashMap<String, Confusion> = recent.into_iter().collect();
     Ok(Html(page::index(&models, &recent, now)))
 }
 
 async fn model_page(
-    State(store): State<Store>,
+    State(monitor): State<Monitor>,
     Path(model): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, PageError> {
     let query = PageQuery::parse(&pairs)?;
-    let view = load(&store, model, query).await?;
+    let view = load(&monitor, model, query).await?;
     Ok(Html(page::model(&view)))
 }
 
@@ -294,7 +292,11 @@ pub fn window_end(now: i64) -> i64 {
 }
 
 /// Loads a model page's data, or 404 for an unknown model or version.
-pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<ModelView, PageError> {
+pub async fn load(
+    monitor: &Monitor,
+    model: String,
+    query: PageQuery,
+) -> Result<ModelView, PageError> {
     let not_found = |message: String| PageError {
         status: StatusCode::NOT_FOUND,
         message,
@@ -306,10 +308,10 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         ))
     };
     // No other name can have been stored.
-    if crate::store::validate::query_id("model", &model, true).is_err() {
+    if validate::query_id("model", &model, true).is_err() {
         return Err(no_model());
     }
-    let Some(summary) = store.model_summary(&model).await? else {
+    let Some(summary) = monitor.model_summary(&model).await? else {
         return Err(no_model());
     };
     let include_shadow = match &query.version {
@@ -354,8 +356,8 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         include_shadow,
         ..ListMistakesRequest::default()
     };
-    let quality = store.query_metrics(&quality_request);
-    let mistakes = store.list_mistakes(&mistakes_request);
+    let quality = monitor.query_metrics(&quality_request);
+    let mistakes = monitor.list_mistakes(&mistakes_request);
     let filter = HistogramFilter {
         model: model.clone(),
         version: query.version.clone(),
@@ -365,7 +367,7 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
             to_ms: Some(to_ms),
         },
     };
-    let histogram = store.score_histogram(&filter, DEFAULT_BINS);
+    let histogram = monitor.score_histogram(&filter, DEFAULT_BINS);
     // Drift over the newest outcomes of the range (at most 5 000).
     let drift_request = triad_proto::v1::DriftRequest {
         model: model.clone(),
@@ -374,9 +376,9 @@ pub async fn load(store: &Store, model: String, query: PageQuery) -> Result<Mode
         to_ms,
         ..triad_proto::v1::DriftRequest::default()
     };
-    let drift = crate::drift::drift(store, &drift_request);
+    let drift = crate::drift::drift(monitor, &drift_request);
     // The counters of the hours the window's quality series leave out.
-    let future = store.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
+    let future = monitor.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
     let (quality, mistakes, histogram, drift, future) =
         tokio::try_join!(quality, mistakes, histogram, drift, future)?;
     Ok(ModelView {

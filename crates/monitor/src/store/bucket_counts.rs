@@ -5,15 +5,11 @@ use std::collections::BTreeMap;
 
 use sqlx::Any;
 use triad_features::MISSING_FLAG_FIELDS;
-use triad_proto::v1::{
-    AnomaliesRequest, AnomaliesResponse, MetricPoint, QueryMetricsRequest, QueryMetricsResponse,
-};
 
 use super::counters::{COUNT_COLUMNS, Counts, is_float_column};
-use super::{Store, sql, validate};
-use crate::buckets::{HOUR_MS, Range, Width, day_or_ms};
+use super::{Store, sql};
+use crate::buckets::{HOUR_MS, Range, Width};
 use crate::error::MonitorError;
-use crate::quality::{self, ANOMALY_SPAN};
 
 /// Which counters to sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,30 +23,8 @@ pub struct CountsFilter {
     pub width: Width,
 }
 
-impl CountsFilter {
-    fn from_wire(
-        model: &str,
-        version: &str,
-        from_ms: i64,
-        to_ms: i64,
-        bucket: i32,
-        include_shadow: bool,
-    ) -> Result<Self, MonitorError> {
-        validate::query_id("model", model, true)?;
-        validate::query_id("version", version, false)?;
-        Ok(Self {
-            model: model.to_owned(),
-            version: (!version.is_empty()).then(|| version.to_owned()),
-            include_shadow,
-            range: Range::from_wire(from_ms, to_ms)?,
-            width: Width::from_wire(bucket)?,
-        })
-    }
-}
-
 impl Store {
-    /// The summed counters of each bucket from the first to the last one
-    /// holding outcomes, empty buckets included.
+    /// The summed counters of each bucket holding counters, in time order.
     pub async fn bucket_counts(
         &self,
         filter: &CountsFilter,
@@ -131,88 +105,6 @@ impl Store {
             }
             buckets.entry(start).or_default().add(&c);
         }
-        let (Some(&first), Some(&last)) = (buckets.keys().next(), buckets.keys().next_back())
-        else {
-            return Ok(Vec::new());
-        };
-        let max = self.config().max_points;
-        let points = filter.width.count(first, last).unwrap_or(usize::MAX);
-        if points > max {
-            return Err(MonitorError::TooManyPoints {
-                points,
-                max,
-                first_day: day_or_ms(first),
-                last_day: day_or_ms(last),
-            });
-        }
-        // Every start lies between `first` and `last`: no overflow.
-        let step = filter.width.millis();
-        Ok((0..points as i64)
-            .map(|i| {
-                let start = first + i * step;
-                (start, buckets.get(&start).copied().unwrap_or_default())
-            })
-            .collect())
-    }
-
-    async fn points(&self, filter: &CountsFilter) -> Result<Vec<MetricPoint>, MonitorError> {
-        Ok(self
-            .bucket_counts(filter)
-            .await?
-            .iter()
-            .map(|(start, counts)| quality::point(*start, counts))
-            .collect())
-    }
-
-    /// Precision and recall over time with their derived series
-    /// (`QueryMetrics`).
-    pub async fn query_metrics(
-        &self,
-        request: &QueryMetricsRequest,
-    ) -> Result<QueryMetricsResponse, MonitorError> {
-        let filter = CountsFilter::from_wire(
-            &request.model,
-            &request.version,
-            request.from_ms,
-            request.to_ms,
-            request.bucket,
-            request.include_shadow,
-        )?;
-        let points = self.points(&filter).await?;
-        let series = quality::derived_series(&points);
-        Ok(QueryMetricsResponse { points, series })
-    }
-
-    /// EWMA anomaly flags and change points of one metric (`Anomalies`).
-    pub async fn anomalies(
-        &self,
-        request: &AnomaliesRequest,
-    ) -> Result<AnomaliesResponse, MonitorError> {
-        let filter = CountsFilter::from_wire(
-            &request.model,
-            &request.version,
-            request.from_ms,
-            request.to_ms,
-            request.bucket,
-            request.include_shadow,
-        )?;
-        validate::query_id("metric", &request.metric, true)?;
-        quality::validate_metric(&request.metric)?;
-        let span = match request.span {
-            0 => ANOMALY_SPAN,
-            span => span as usize,
-        };
-        let k = if request.k == 0.0 {
-            triad_series::DEFAULT_ANOMALY_K
-        } else if request.k.is_finite() && request.k > 0.0 {
-            request.k
-        } else {
-            return Err(MonitorError::InvalidParameter {
-                field: "k",
-                got: request.k,
-            });
-        };
-        let points = self.points(&filter).await?;
-        Ok(quality::anomalies(&points, &request.metric, span, k))
+        Ok(buckets.into_iter().collect())
     }
 }

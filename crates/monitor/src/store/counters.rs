@@ -87,21 +87,6 @@ impl Counts {
         }
     }
 
-    /// Estimated precision, E[TP] / (E[TP] + E[FP]): the expected share of
-    /// true positives among the predicted positives that carry an estimate.
-    /// `None` without such a predicted positive.
-    pub fn estimated_precision(&self) -> Option<f64> {
-        let predicted = self.expected_tp + self.expected_fp;
-        (predicted > 0.0).then(|| (self.expected_tp / predicted).clamp(0.0, 1.0))
-    }
-
-    /// Estimated recall, E[TP] / (E[TP] + E[FN]). `None` when no outcome is
-    /// expected to be positive.
-    pub fn estimated_recall(&self) -> Option<f64> {
-        let positives = self.expected_tp + self.expected_fn;
-        (positives > 0.0).then(|| (self.expected_tp / positives).clamp(0.0, 1.0))
-    }
-
     /// Adds `other` to `self`.
     pub fn add(&mut self, other: &Counts) {
         self.outcomes += other.outcomes;
@@ -252,51 +237,5 @@ mod tests {
                 "{column}"
             );
         }
-    }
-
-    #[test]
-    fn expected_cells_split_each_outcome_by_its_probability() {
-        // Hand-made: predicted positives with p 0.9, 0.8, 0.4 and predicted
-        // negatives with p 0.3, 0.1, 0.0.
-        let mut c = Counts::default();
-        for (matched, p) in [
-            (true, 0.9),
-            (true, 0.8),
-            (true, 0.4),
-            (false, 0.3),
-            (false, 0.1),
-            (false, 0.0),
-        ] {
-            c.expect(matched, p);
-        }
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        assert!(close(c.expected_tp, 2.1), "{}", c.expected_tp);
-        assert!(close(c.expected_fp, 0.9));
-        assert!(close(c.expected_fn, 0.4));
-        assert!(close(c.expected_tn, 2.6));
-        // E[TP] / predicted positives = 2.1 / 3; E[TP] / (E[TP] + E[FN]) =
-        // 2.1 / 2.5.
-        assert!(close(c.estimated_precision().unwrap(), 0.7));
-        assert!(close(c.estimated_recall().unwrap(), 0.84));
-
-        // Buckets add up: the sum of two halves estimates like the whole.
-        let (mut a, mut b) = (Counts::default(), Counts::default());
-        a.expect(true, 0.9);
-        a.expect(false, 0.3);
-        b.expect(true, 0.8);
-        b.expect(true, 0.4);
-        b.expect(false, 0.1);
-        b.expect(false, 0.0);
-        a.add(&b);
-        assert!(close(a.estimated_precision().unwrap(), 0.7));
-        assert!(close(a.estimated_recall().unwrap(), 0.84));
-
-        // No predicted positive: no precision; no expected positive: no
-        // recall.
-        let mut negatives = Counts::default();
-        negatives.expect(false, 0.0);
-        assert_eq!(negatives.estimated_precision(), None);
-        assert_eq!(negatives.estimated_recall(), None);
-        assert_eq!(Counts::default().estimated_precision(), None);
     }
 }

@@ -1,14 +1,42 @@
-//! The live side of the `Drift` RPC: the feature vectors and scores of one
-//! model version's outcomes in a time range, newest first, and which
-//! version to look at when the caller names none. Reads the `outcomes`
-//! table through the `(model, version, scored_at_ms)` index.
+//! The `features` column of `outcomes` (a JSON array, read back bit for
+//! bit), and the live side of the `Drift` RPC: the feature vectors and
+//! scores of one model version's outcomes in a time range, newest first,
+//! and which version to look at when the caller names none. Reads the
+//! `outcomes` table through the `(model, version, scored_at_ms)` index.
 
 use sqlx::Any;
 
 use super::{Store, sql};
 use crate::buckets::Range;
 use crate::error::MonitorError;
-use crate::fields::features_from_json;
+
+/// The feature vector as a JSON array, NaN and infinities as `null`, each
+/// number in the shortest form that reads back to the same `f32`.
+pub fn features_to_json(features: &[f32]) -> String {
+    serde_json::to_string(features).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Reads [`features_to_json`]'s output back (`null` as NaN). Each number
+/// is parsed straight to `f32`, so every value reads back bit for bit.
+pub fn features_from_json(text: &str) -> Result<Vec<f32>, String> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(|| format!("features is not a JSON array: {text:?}"))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    inner
+        .split(',')
+        .map(|v| match v.trim() {
+            "null" => Ok(f32::NAN),
+            number => number
+                .parse::<f32>()
+                .map_err(|_| format!("features holds {number:?}: expected a number or null")),
+        })
+        .collect()
+}
 
 /// One stored outcome as drift sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +126,22 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn features_round_trip_with_missing_values() {
+        let features = [0.1_f32, f32::NAN, -3.5e-8, 1e30, f32::INFINITY, 0.0];
+        let json = features_to_json(&features);
+        assert_eq!(json, "[0.1,null,-3.5e-8,1e+30,null,0.0]");
+        let back = features_from_json(&json).unwrap();
+        assert_eq!(back.len(), 6);
+        for (a, b) in features.iter().zip(&back) {
+            if a.is_finite() {
+                assert_eq!(a.to_bits(), b.to_bits());
+            } else {
+                assert!(b.is_nan());
+            }
+        }
+    }
 
     #[test]
     fn range_clauses_number_their_placeholders() {

@@ -1,4 +1,4 @@
-//! Storing labels: every label goes to `label_history`; the current label
+//! Writing labels: every label goes to `label_history`; the current label
 //! per (model, pair, request) is replaced unless the new one is older (by
 //! `labelled_at_ms`); then each touched pair's outcomes are re-joined and
 //! every outcome whose label changed moves one count in the counters.
@@ -7,22 +7,21 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Any;
 use sqlx::any::AnyRow;
-use triad_proto::v1::{RecordLabelsRequest, RecordLabelsResponse, Rejection};
 
 use super::counters::{self, CounterKey, Counts};
-use super::{Store, Writer, sql, validate};
-use crate::buckets::now_ms;
+use super::{Store, Writer, sql};
 use crate::error::MonitorError;
 
 /// A (model, budget, line item) pair: what a label is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PairKey {
+pub struct PairKey {
     pub model: String,
     pub budget_id: String,
     pub itemization_id: String,
 }
 
 impl PairKey {
+    /// The pair of `model`, `budget_id` and `itemization_id`.
     pub fn of(model: &str, budget_id: &str, itemization_id: &str) -> Self {
         Self {
             model: model.to_owned(),
@@ -172,66 +171,33 @@ async fn fetch_outcomes(
     Ok(out)
 }
 
-/// A valid label, normalized.
-struct NewLabel<'a> {
-    pair: PairKey,
-    request_id: &'a str,
-    label: bool,
-    labelled_at_ms: i64,
-    source: &'a str,
-}
-
-/// When the truth of `label` became known (0: `now`), or why it cannot be
-/// stored. A time in the future is refused like one before 2000: the
-/// newest label wins, so a label dated in the future could never be
-/// corrected.
-fn check(label: &triad_proto::v1::Label, now: i64) -> Result<i64, String> {
-    validate::item_id("model", &label.model, true)?;
-    validate::item_id("budget_id", &label.budget_id, true)?;
-    validate::item_id("itemization_id", &label.itemization_id, true)?;
-    validate::item_id("request_id", &label.request_id, false)?;
-    validate::item_id("source", &label.source, false)?;
-    validate::event_time("labelled_at_ms", label.labelled_at_ms, now)
+/// One label to store, as the caller checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLabel<'a> {
+    /// The pair it is about.
+    pub pair: PairKey,
+    /// The one request whose outcome it labels; empty: every outcome of the
+    /// pair without a label of its own.
+    pub request_id: &'a str,
+    pub label: bool,
+    /// When its truth became known; the newest one wins.
+    pub labelled_at_ms: i64,
+    pub source: &'a str,
 }
 
 impl Store {
-    /// Stores labels and re-joins their outcomes (`RecordLabels`).
-    pub async fn record_labels(
+    /// Stores `labels`, received at `now`, and re-joins the outcomes of
+    /// their pairs in one transaction; returns how many of the labels found
+    /// an outcome to join (every outcome of the pair for a pair-wide label,
+    /// the request's for the others).
+    pub async fn insert_labels(
         &self,
-        request: &RecordLabelsRequest,
-    ) -> Result<RecordLabelsResponse, MonitorError> {
-        let now = now_ms();
-        let mut response = RecordLabelsResponse::default();
-        let mut labels: Vec<NewLabel<'_>> = Vec::with_capacity(request.labels.len());
-        for (i, label) in request.labels.iter().enumerate() {
-            let labelled_at_ms = match check(label, now) {
-                Ok(at) => at,
-                Err(reason) => {
-                    validate::list_rejection(
-                        &mut response.rejected,
-                        Rejection {
-                            index: i as u32,
-                            id: String::new(),
-                            reason,
-                        },
-                    );
-                    continue;
-                }
-            };
-            labels.push(NewLabel {
-                pair: PairKey::of(&label.model, &label.budget_id, &label.itemization_id),
-                request_id: &label.request_id,
-                label: label.label,
-                labelled_at_ms,
-                source: &label.source,
-            });
-        }
-        if labels.is_empty() {
-            return Ok(response);
-        }
+        labels: &[NewLabel<'_>],
+        now: i64,
+    ) -> Result<u64, MonitorError> {
         let mut writer = self.writer().await?;
         let per = writer.per;
-        insert_history(&mut writer, &labels, now).await?;
+        insert_history(&mut writer, labels, now).await?;
 
         // Fold the batch into the current labels, in arrival order.
         let pairs: Vec<PairKey> = labels
@@ -242,7 +208,7 @@ impl Store {
             .collect();
         let mut current = fetch_labels(&mut writer, &pairs).await?;
         let mut replaced: HashMap<(PairKey, &str), &NewLabel<'_>> = HashMap::new();
-        for label in &labels {
+        for label in labels {
             let slots = current.entry(label.pair.clone()).or_default();
             let existing = if label.request_id.is_empty() {
                 slots.pair.as_ref()
@@ -270,13 +236,13 @@ impl Store {
 
         // Re-join every outcome of the touched pairs.
         let outcomes = fetch_outcomes(&mut writer, &pairs).await?;
-        for label in &labels {
-            let joined = outcomes.get(&label.pair).is_some_and(|list| {
+        let mut joined = 0;
+        for label in labels {
+            let found = outcomes.get(&label.pair).is_some_and(|list| {
                 label.request_id.is_empty() || list.iter().any(|o| o.request_id == label.request_id)
             });
-            response.joined += u64::from(joined);
+            joined += u64::from(found);
         }
-        response.stored = labels.len() as u64;
 
         let mut deltas: HashMap<CounterKey, Counts> = HashMap::new();
         let mut set_true: Vec<&str> = Vec::new();
@@ -324,8 +290,7 @@ impl Store {
         }
         counters::apply(&mut writer, deltas).await?;
         writer.tx.commit().await?;
-        crate::telemetry::labels_stored(response.stored);
-        Ok(response)
+        Ok(joined)
     }
 }
 

@@ -1,59 +1,72 @@
-//! `ListMistakes`: false positives and negatives with their inputs,
-//! features and scores, newest first, paged by an opaque keyset token.
+//! False positives and negatives with their inputs, features and scores,
+//! newest first, a page at a time after a keyset position.
 
 use sqlx::Any;
 use sqlx::any::AnyRow;
 use triad_features::MISSING_FLAG_FIELDS;
-use triad_proto::v1::list_mistakes_request::Kind;
-use triad_proto::v1::{ListMistakesRequest, ListMistakesResponse, Mistake, Outcome};
 
-use super::{Store, sql, validate};
+use super::{Store, features_from_json, sql};
 use crate::buckets::Range;
 use crate::error::MonitorError;
-use crate::fields::{features_from_json, sides};
 
-/// Page size when the request gives none.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-/// Largest page size a request may ask for.
-pub const MAX_PAGE_SIZE: u32 = 1_000;
-
-const TOKEN_PREFIX: &str = "m1:";
-
-/// Where the next page starts: after this (time, id), going back in time.
+/// Where a page of mistakes starts: after this (time, id), going back in
+/// time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Cursor {
-    scored_at_ms: i64,
-    outcome_id: String,
+pub struct MistakeKey {
+    pub scored_at_ms: i64,
+    pub outcome_id: String,
 }
 
-impl Cursor {
-    fn encode(&self) -> String {
-        let raw = format!("{}:{}", self.scored_at_ms, self.outcome_id);
-        let hex: String = raw.bytes().map(|b| format!("{b:02x}")).collect();
-        format!("{TOKEN_PREFIX}{hex}")
-    }
+/// Which mistakes to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MistakeFilter {
+    pub model: String,
+    /// `None`: every version.
+    pub version: Option<String>,
+    /// `Some(true)`: false positives only; `Some(false)`: false negatives
+    /// only; `None`: both.
+    pub matched: Option<bool>,
+    pub include_shadow: bool,
+    /// On `scored_at_ms`, exact to the millisecond.
+    pub range: Range,
+    /// Only the mistakes after this one (newest first).
+    pub after: Option<MistakeKey>,
+    /// Most mistakes in the page.
+    pub limit: usize,
+}
 
-    fn decode(token: &str) -> Result<Self, MonitorError> {
-        let bad = || MonitorError::page_token(token);
-        let hex = token.strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
-        if hex.len() % 2 != 0 || !hex.is_ascii() {
-            return Err(bad());
-        }
-        let bytes = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|_| bad())?;
-        let raw = String::from_utf8(bytes).map_err(|_| bad())?;
-        let (time, id) = raw.split_once(':').ok_or_else(bad)?;
-        if id.contains('\0') {
-            return Err(bad());
-        }
-        Ok(Self {
-            scored_at_ms: time.parse().map_err(|_| bad())?,
-            outcome_id: id.to_owned(),
-        })
-    }
+/// A page of mistakes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MistakePage {
+    /// At most the filter's `limit`, newest first.
+    pub mistakes: Vec<MistakeRow>,
+    /// Whether more mistakes follow the last one.
+    pub more: bool,
+}
+
+/// One stored mistake: an outcome whose label differs from its
+/// prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MistakeRow {
+    pub outcome_id: String,
+    pub request_id: String,
+    pub correlation_id: String,
+    pub scored_at_ms: i64,
+    pub model: String,
+    pub version: String,
+    pub schema_hash: String,
+    pub budget_id: String,
+    pub itemization_id: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub matched: bool,
+    pub latency_ms: f64,
+    pub shadow: bool,
+    pub label: bool,
+    /// The feature vector the model scored (NaN = missing).
+    pub features: Vec<f32>,
+    /// The raw input values in [`MISSING_FLAG_FIELDS`] order.
+    pub inputs: [Option<String>; MISSING_FLAG_FIELDS.len()],
 }
 
 const COLUMNS: &str = "outcome_id, request_id, scored_at_ms, model, version, schema_hash, \
@@ -63,74 +76,36 @@ const COLUMNS: &str = "outcome_id, request_id, scored_at_ms, model, version, sch
 /// Index of the first input field after [`COLUMNS`].
 const FIRST_INPUT: usize = 16;
 
-fn mistake(row: &AnyRow) -> Result<Mistake, MonitorError> {
-    let budget_id = sql::text(row, 6)?;
-    let itemization_id = sql::text(row, 7)?;
+fn mistake(row: &AnyRow) -> Result<MistakeRow, MonitorError> {
     let mut inputs: [Option<String>; MISSING_FLAG_FIELDS.len()] = Default::default();
     for (i, value) in inputs.iter_mut().enumerate() {
         *value = sql::opt_text(row, FIRST_INPUT + i)?;
     }
-    let (budget, line_item) = sides(&budget_id, &itemization_id, inputs);
-    let matched = sql::int(row, 10)? != 0;
-    let label = sql::int(row, 13)? != 0;
-    let outcome = Outcome {
+    Ok(MistakeRow {
         outcome_id: sql::text(row, 0)?,
         request_id: sql::text(row, 1)?,
         scored_at_ms: sql::int(row, 2)?,
         model: sql::text(row, 3)?,
         version: sql::text(row, 4)?,
         schema_hash: sql::text(row, 5)?,
-        budget_id,
-        itemization_id,
-        score: sql::float(row, 8)? as f32,
-        threshold: sql::float(row, 9)? as f32,
-        matched,
-        latency_ms: sql::float(row, 11)? as f32,
+        budget_id: sql::text(row, 6)?,
+        itemization_id: sql::text(row, 7)?,
+        score: sql::float(row, 8)?,
+        threshold: sql::float(row, 9)?,
+        matched: sql::int(row, 10)? != 0,
+        latency_ms: sql::float(row, 11)?,
         shadow: sql::int(row, 12)? != 0,
-        budget: Some(budget),
-        line_item: Some(line_item),
+        label: sql::int(row, 13)? != 0,
         features: features_from_json(&sql::text(row, 14)?).map_err(MonitorError::Corrupt)?,
-        correlation_id: sql::text(row, 15)?,
-    };
-    Ok(Mistake {
-        outcome: Some(outcome),
-        label,
-        kind: if matched {
-            "false_positive"
-        } else {
-            "false_negative"
-        }
-        .to_owned(),
+        correlation_id: sql::text(row, FIRST_INPUT - 1)?,
+        inputs,
     })
 }
 
 impl Store {
-    /// False positives and negatives, newest first (`ListMistakes`).
-    pub async fn list_mistakes(
-        &self,
-        request: &ListMistakesRequest,
-    ) -> Result<ListMistakesResponse, MonitorError> {
-        validate::query_id("model", &request.model, true)?;
-        validate::query_id("version", &request.version, false)?;
-        let range = Range::from_wire(request.from_ms, request.to_ms)?;
-        let kind =
-            Kind::try_from(request.kind).map_err(|_| MonitorError::UnknownKind(request.kind))?;
-        let page_size = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > MAX_PAGE_SIZE => {
-                return Err(MonitorError::PageSize {
-                    got: n,
-                    max: MAX_PAGE_SIZE,
-                });
-            }
-            n => n,
-        };
-        let cursor = if request.page_token.is_empty() {
-            None
-        } else {
-            Some(Cursor::decode(&request.page_token)?)
-        };
-
+    /// The first page of the mistakes `filter` selects, newest first (by
+    /// `scored_at_ms`, then `outcome_id`).
+    pub async fn mistakes(&self, filter: &MistakeFilter) -> Result<MistakePage, MonitorError> {
         // The partial index outcomes_mistakes holds exactly these rows.
         let mut statement = format!(
             "SELECT {COLUMNS}, {} FROM outcomes \
@@ -142,24 +117,24 @@ impl Store {
             n += 1;
             n
         };
-        match kind {
-            Kind::FalsePositive => statement += " AND matched = 1",
-            Kind::FalseNegative => statement += " AND matched = 0",
-            Kind::Unspecified => {}
+        match filter.matched {
+            Some(true) => statement += " AND matched = 1",
+            Some(false) => statement += " AND matched = 0",
+            None => {}
         }
-        if !request.version.is_empty() {
+        if filter.version.is_some() {
             statement += &format!(" AND version = ${}", next());
         }
-        if !request.include_shadow {
+        if !filter.include_shadow {
             statement += " AND shadow = 0";
         }
-        if range.from_ms.is_some() {
+        if filter.range.from_ms.is_some() {
             statement += &format!(" AND scored_at_ms >= ${}", next());
         }
-        if range.to_ms.is_some() {
+        if filter.range.to_ms.is_some() {
             statement += &format!(" AND scored_at_ms < ${}", next());
         }
-        if cursor.is_some() {
+        if filter.after.is_some() {
             let (a, b, c) = (next(), next(), next());
             statement += &format!(
                 " AND (scored_at_ms < ${a} OR (scored_at_ms = ${b} AND outcome_id < ${c}))"
@@ -171,62 +146,32 @@ impl Store {
         );
 
         let statement = self.backend().sql(statement);
-        let mut query = sqlx::query::<Any>(&statement).bind(request.model.as_str());
-        if !request.version.is_empty() {
-            query = query.bind(request.version.as_str());
+        let mut query = sqlx::query::<Any>(&statement).bind(filter.model.as_str());
+        if let Some(version) = &filter.version {
+            query = query.bind(version.as_str());
         }
-        if let Some(from) = range.from_ms {
+        if let Some(from) = filter.range.from_ms {
             query = query.bind(from);
         }
-        if let Some(to) = range.to_ms {
+        if let Some(to) = filter.range.to_ms {
             query = query.bind(to);
         }
-        if let Some(cursor) = &cursor {
+        if let Some(after) = &filter.after {
             query = query
-                .bind(cursor.scored_at_ms)
-                .bind(cursor.scored_at_ms)
-                .bind(cursor.outcome_id.as_str());
+                .bind(after.scored_at_ms)
+                .bind(after.scored_at_ms)
+                .bind(after.outcome_id.as_str());
         }
-        query = query.bind(i64::from(page_size) + 1);
+        // One more than the page holds tells whether another page follows.
+        query = query.bind(i64::try_from(filter.limit).map_or(i64::MAX, |n| n.saturating_add(1)));
         let rows = query.fetch_all(self.pool()).await?;
-
-        let more = rows.len() > page_size as usize;
-        let mistakes = rows
-            .iter()
-            .take(page_size as usize)
-            .map(mistake)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = match mistakes.last().and_then(|m| m.outcome.as_ref()) {
-            Some(last) if more => Cursor {
-                scored_at_ms: last.scored_at_ms,
-                outcome_id: last.outcome_id.clone(),
-            }
-            .encode(),
-            _ => String::new(),
-        };
-        Ok(ListMistakesResponse {
-            mistakes,
-            next_page_token,
+        Ok(MistakePage {
+            more: rows.len() > filter.limit,
+            mistakes: rows
+                .iter()
+                .take(filter.limit)
+                .map(mistake)
+                .collect::<Result<_, _>>()?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_refuse_garbage() {
-        let cursor = Cursor {
-            scored_at_ms: 1_795_614_300_000,
-            outcome_id: "req-1:model:1:b:i".into(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "m1:zz", "m1:616", "x1:6162", "m1:6162"] {
-            assert!(
-                matches!(Cursor::decode(bad), Err(MonitorError::PageToken(_))),
-                "{bad}"
-            );
-        }
     }
 }

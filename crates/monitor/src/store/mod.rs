@@ -1,6 +1,9 @@
 //! The storage layer: one [`Store`] over SQLite or PostgreSQL, with the
 //! same embedded migrations and the same parameterized SQL on both (through
-//! `sqlx::Any`). The gRPC service and the HTTP dashboard both call it.
+//! `sqlx::Any`). SQL only: rows and counts in, rows and counts out. The
+//! application layer ([`crate::app`]) checks what callers send, builds the
+//! rows and turns what comes back into answers; no wire type, validation or
+//! telemetry lives here.
 //!
 //! Writes (outcomes, labels, events) are serialized: one writer at a time
 //! inside the process (a `tokio::sync::Mutex`), and on PostgreSQL also
@@ -18,7 +21,6 @@ mod mistakes;
 mod models;
 mod outcomes;
 mod sql;
-pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -31,15 +33,16 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreConfig;
 use crate::error::MonitorError;
-use crate::profiles::Profiles;
 
 pub use bucket_counts::CountsFilter;
 pub use counters::Counts;
-pub use features::LiveRow;
-pub use histogram::{DEFAULT_BINS, HistogramFilter, MAX_BINS, ScoreHistogram};
+pub use events::NewEvent;
+pub use features::{LiveRow, features_from_json, features_to_json};
+pub use histogram::{HistogramFilter, ScoreHistogram};
+pub use labels::{NewLabel, PairKey};
+pub use mistakes::{MistakeFilter, MistakeKey, MistakePage, MistakeRow};
 pub use models::{Confusion, ModelSummary, VersionSummary};
-pub use outcomes::MAX_ERROR_MESSAGE_BYTES;
-pub use validate::{MAX_ID_BYTES, MAX_REJECTIONS_LISTED};
+pub use outcomes::{NewItemError, NewOutcome, OutcomesWritten};
 
 /// The migrations in `crates/monitor/migrations`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -111,7 +114,6 @@ struct Inner {
     backend: Backend,
     write: Mutex<()>,
     config: StoreConfig,
-    profiles: Profiles,
 }
 
 /// A write transaction holding the process-wide writer lock.
@@ -179,18 +181,8 @@ fn create_parent(path: &Path) -> Result<(), MonitorError> {
 
 impl Store {
     /// Opens (creating when needed) the database of `config`, switches a
-    /// SQLite file to WAL mode and runs the migrations. No reference
-    /// profiles: see [`Store::open_with_profiles`].
+    /// SQLite file to WAL mode and runs the migrations.
     pub async fn open(config: &StoreConfig) -> Result<Self, MonitorError> {
-        Self::open_with_profiles(config, Profiles::disabled()).await
-    }
-
-    /// [`Store::open`], with the reference profiles that estimate
-    /// performance from scores as outcomes are stored and answer `Drift`.
-    pub async fn open_with_profiles(
-        config: &StoreConfig,
-        profiles: Profiles,
-    ) -> Result<Self, MonitorError> {
         install_default_drivers();
         let target = resolve(&config.database_url)?;
         let (url, backend, max_connections) = match &target {
@@ -266,7 +258,6 @@ impl Store {
                 backend,
                 write: Mutex::new(()),
                 config: config.clone(),
-                profiles,
             }),
         };
         if backend == Backend::Sqlite {
@@ -319,11 +310,6 @@ impl Store {
     /// The store's settings.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
-    }
-
-    /// The reference profiles of the monitored model versions.
-    pub fn profiles(&self) -> &Profiles {
-        &self.inner.profiles
     }
 
     /// Closes every connection (waits for those in use).

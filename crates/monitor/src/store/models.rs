@@ -3,7 +3,6 @@
 //! from the hourly counters only.
 
 use sqlx::Any;
-use triad_series::ConfusionCounts;
 
 use super::{Store, sql};
 use crate::error::MonitorError;
@@ -56,30 +55,6 @@ pub struct Confusion {
     pub tp: i64,
     pub fp: i64,
     pub fn_: i64,
-}
-
-impl Confusion {
-    /// `tp / (tp + fp)`, `None` with no labelled positive prediction.
-    pub fn precision(&self) -> Option<f64> {
-        self.counts().precision()
-    }
-
-    /// `tp / (tp + fn)`, `None` with no labelled positive.
-    pub fn recall(&self) -> Option<f64> {
-        self.counts().recall()
-    }
-
-    /// The cells as [`ConfusionCounts`]; true negatives are not summed
-    /// here, so they are 0.
-    fn counts(&self) -> ConfusionCounts {
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        ConfusionCounts {
-            true_positives: count(self.tp),
-            false_positives: count(self.fp),
-            false_negatives: count(self.fn_),
-            true_negatives: 0,
-        }
-    }
 }
 
 const SUMMARY_COLUMNS: &str = "model, version, shadow, CAST(SUM(outcomes) AS BIGINT), \
@@ -188,23 +163,4 @@ fn summaries(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ModelSummary>, MonitorErr
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precision_and_recall_are_absent_when_undefined() {
-        let c = Confusion {
-            tp: 3,
-            fp: 1,
-            fn_: 0,
-            ..Confusion::default()
-        };
-        assert_eq!(c.precision(), Some(0.75));
-        assert_eq!(c.recall(), Some(1.0));
-        assert_eq!(Confusion::default().precision(), None);
-        assert_eq!(Confusion::default().recall(), None);
-    }
 }

@@ -224,7 +224,10 @@ impl MonitorUnderTest {
         let (distinct_tx, distinct) = watch::channel(0);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let monitor = CountingMonitor {
-            inner: triad_monitor::MonitorService::new(store.clone()),
+            inner: triad_monitor::MonitorService::new(triad_monitor::Monitor::new(
+                store.clone(),
+                triad_monitor::Profiles::disabled(),
+            )),
             seen: Arc::clone(&seen),
             distinct: Arc::new(distinct_tx),
         };

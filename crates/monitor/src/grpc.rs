@@ -1,9 +1,11 @@
-//! The `triad.v1.Monitor` gRPC handlers: thin calls into the [`Store`],
-//! which validates every request and does the work.
+//! The wire adapter of gRPC: the `triad.v1.Monitor` handlers, each a thin
+//! call into the application layer ([`Monitor`]), which checks the request
+//! and does the work; its errors become a `Status` in one place
+//! (`conversions.rs`). A `RecordOutcomesStream` is summed here, message by
+//! message.
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
-use triad_proto::v1::monitor_server::Monitor;
 use triad_proto::v1::{
     AnomaliesRequest, AnomaliesResponse, DriftRequest, DriftResponse, ListMistakesRequest,
     ListMistakesResponse, QueryEventsRequest, QueryEventsResponse, QueryMetricsRequest,
@@ -11,29 +13,30 @@ use triad_proto::v1::{
     RecordLabelsResponse, RecordOutcomesRequest, RecordOutcomesResponse,
 };
 
-use crate::store::{MAX_REJECTIONS_LISTED, Store};
+use crate::app::Monitor;
+use crate::app::validate::MAX_REJECTIONS_LISTED;
 
 /// Handlers of the monitor service.
 #[derive(Debug, Clone)]
 pub struct MonitorService {
-    store: Store,
+    monitor: Monitor,
 }
 
 impl MonitorService {
-    /// A service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The handlers over `monitor`.
+    pub fn new(monitor: Monitor) -> Self {
+        Self { monitor }
     }
 }
 
 #[tonic::async_trait]
-impl Monitor for MonitorService {
+impl triad_proto::v1::monitor_server::Monitor for MonitorService {
     async fn record_outcomes(
         &self,
         request: Request<RecordOutcomesRequest>,
     ) -> Result<Response<RecordOutcomesResponse>, Status> {
         let request = request.get_ref();
-        let response = self.store.record_outcomes(request, 0).await?;
+        let response = self.monitor.record_outcomes(request, 0).await?;
         log_rejections("outcomes", rejected(request.outcomes.len(), &response));
         Ok(Response::new(response))
     }
@@ -52,7 +55,7 @@ impl Monitor for MonitorService {
         let mut sent = 0_usize;
         while let Some(message) = messages.next().await {
             let message = message?;
-            let response = self.store.record_outcomes(&message, index).await?;
+            let response = self.monitor.record_outcomes(&message, index).await?;
             index = index.saturating_add(message.outcomes.len() as u32);
             sent = sent.saturating_add(message.outcomes.len());
             total.stored += response.stored;
@@ -72,7 +75,7 @@ impl Monitor for MonitorService {
         request: Request<RecordLabelsRequest>,
     ) -> Result<Response<RecordLabelsResponse>, Status> {
         let request = request.get_ref();
-        let response = self.store.record_labels(request).await?;
+        let response = self.monitor.record_labels(request).await?;
         let stored = usize::try_from(response.stored).unwrap_or(usize::MAX);
         log_rejections("labels", request.labels.len().saturating_sub(stored));
         Ok(Response::new(response))
@@ -83,7 +86,7 @@ impl Monitor for MonitorService {
         request: Request<QueryMetricsRequest>,
     ) -> Result<Response<QueryMetricsResponse>, Status> {
         Ok(Response::new(
-            self.store.query_metrics(request.get_ref()).await?,
+            self.monitor.query_metrics(request.get_ref()).await?,
         ))
     }
 
@@ -92,7 +95,7 @@ impl Monitor for MonitorService {
         request: Request<ListMistakesRequest>,
     ) -> Result<Response<ListMistakesResponse>, Status> {
         Ok(Response::new(
-            self.store.list_mistakes(request.get_ref()).await?,
+            self.monitor.list_mistakes(request.get_ref()).await?,
         ))
     }
 
@@ -101,7 +104,7 @@ impl Monitor for MonitorService {
         request: Request<AnomaliesRequest>,
     ) -> Result<Response<AnomaliesResponse>, Status> {
         Ok(Response::new(
-            self.store.anomalies(request.get_ref()).await?,
+            self.monitor.anomalies(request.get_ref()).await?,
         ))
     }
 
@@ -110,7 +113,7 @@ impl Monitor for MonitorService {
         request: Request<RecordEventsRequest>,
     ) -> Result<Response<RecordEventsResponse>, Status> {
         let request = request.get_ref();
-        let response = self.store.record_events(request).await?;
+        let response = self.monitor.record_events(request).await?;
         let stored = usize::try_from(response.stored).unwrap_or(usize::MAX);
         log_rejections("events", request.events.len().saturating_sub(stored));
         Ok(Response::new(response))
@@ -121,7 +124,7 @@ impl Monitor for MonitorService {
         request: Request<QueryEventsRequest>,
     ) -> Result<Response<QueryEventsResponse>, Status> {
         Ok(Response::new(
-            self.store.query_events(request.get_ref()).await?,
+            self.monitor.query_events(request.get_ref()).await?,
         ))
     }
 
@@ -130,7 +133,7 @@ impl Monitor for MonitorService {
         request: Request<DriftRequest>,
     ) -> Result<Response<DriftResponse>, Status> {
         Ok(Response::new(
-            crate::drift::drift(&self.store, request.get_ref()).await?,
+            crate::drift::drift(&self.monitor, request.get_ref()).await?,
         ))
     }
 }

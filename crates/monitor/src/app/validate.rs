@@ -12,7 +12,9 @@ use std::borrow::Cow;
 
 use triad_proto::v1::Rejection;
 
+use super::quality::METRIC_NAMES;
 use crate::error::MonitorError;
+use crate::fields::SEED_FIELDS;
 
 /// Longest id (outcome, request, correlation, pair ids, model, version,
 /// event name, label source) accepted, in bytes.
@@ -112,6 +114,20 @@ pub(crate) fn list_rejection(listed: &mut Vec<Rejection>, rejection: Rejection) 
     }
 }
 
+/// Checks that `name` is a metric `Anomalies` can watch: one of
+/// [`METRIC_NAMES`] or `null_rate.<seed field>`.
+pub(crate) fn metric(name: &str) -> Result<(), MonitorError> {
+    let known = METRIC_NAMES.contains(&name)
+        || name
+            .strip_prefix("null_rate.")
+            .is_some_and(|field| SEED_FIELDS.contains(&field));
+    if known {
+        Ok(())
+    } else {
+        Err(MonitorError::unknown_metric(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +214,13 @@ mod tests {
             listed.last().unwrap().index,
             MAX_REJECTIONS_LISTED as u32 - 1
         );
+    }
+
+    #[test]
+    fn metric_names_validate() {
+        assert!(metric("precision").is_ok());
+        assert!(metric("null_rate.vendor_name_expense").is_ok());
+        assert!(metric("null_rate.nope").is_err());
+        assert!(metric("accuracy").is_err());
     }
 }

@@ -11,11 +11,10 @@ use triad_series::{
     robust_trend, rolling_median, trend_line,
 };
 
-use crate::error::MonitorError;
 use triad_features::MISSING_FLAG_FIELDS;
 
 use crate::fields::SEED_FIELDS;
-use crate::store::Counts;
+use crate::store::{Confusion, Counts};
 
 /// Metrics `Anomalies` can watch, besides `null_rate.<field>` for every
 /// seed field.
@@ -49,19 +48,6 @@ pub const DERIVED_METRICS: [&str; 4] = [
     "estimated_precision",
     "estimated_recall",
 ];
-
-/// Checks that `name` is a metric [`metric_values`] knows.
-pub fn validate_metric(name: &str) -> Result<(), MonitorError> {
-    let known = METRIC_NAMES.contains(&name)
-        || name
-            .strip_prefix("null_rate.")
-            .is_some_and(|field| SEED_FIELDS.contains(&field));
-    if known {
-        Ok(())
-    } else {
-        Err(MonitorError::unknown_metric(name))
-    }
-}
 
 fn ratio(num: i64, den: i64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
@@ -114,8 +100,8 @@ pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
     }
 }
 
-/// One value per point of a metric [`validate_metric`] accepts (NaN where
-/// undefined).
+/// One value per point of a metric [`super::validate::metric`] accepts
+/// (NaN where undefined).
 pub fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
     let nan = f64::NAN;
     let field = name.strip_prefix("null_rate.");
@@ -242,6 +228,49 @@ pub fn anomalies(points: &[MetricPoint], metric: &str, span: usize, k: f64) -> A
     }
 }
 
+// The quality read off the counters and confusion cells the store keeps.
+
+impl Counts {
+    /// Estimated precision, E[TP] / (E[TP] + E[FP]): the expected share of
+    /// true positives among the predicted positives that carry an estimate.
+    /// `None` without such a predicted positive.
+    pub fn estimated_precision(&self) -> Option<f64> {
+        let predicted = self.expected_tp + self.expected_fp;
+        (predicted > 0.0).then(|| (self.expected_tp / predicted).clamp(0.0, 1.0))
+    }
+
+    /// Estimated recall, E[TP] / (E[TP] + E[FN]). `None` when no outcome is
+    /// expected to be positive.
+    pub fn estimated_recall(&self) -> Option<f64> {
+        let positives = self.expected_tp + self.expected_fn;
+        (positives > 0.0).then(|| (self.expected_tp / positives).clamp(0.0, 1.0))
+    }
+}
+
+impl Confusion {
+    /// `tp / (tp + fp)`, `None` with no labelled positive prediction.
+    pub fn precision(&self) -> Option<f64> {
+        self.counts().precision()
+    }
+
+    /// `tp / (tp + fn)`, `None` with no labelled positive.
+    pub fn recall(&self) -> Option<f64> {
+        self.counts().recall()
+    }
+
+    /// The cells as [`ConfusionCounts`]; true negatives are not summed
+    /// here, so they are 0.
+    fn counts(&self) -> ConfusionCounts {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        ConfusionCounts {
+            true_positives: count(self.tp),
+            false_positives: count(self.fp),
+            false_negatives: count(self.fn_),
+            true_negatives: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,10 +369,62 @@ mod tests {
     }
 
     #[test]
-    fn metrics_validate() {
-        assert!(validate_metric("precision").is_ok());
-        assert!(validate_metric("null_rate.vendor_name_expense").is_ok());
-        assert!(validate_metric("null_rate.nope").is_err());
-        assert!(validate_metric("accuracy").is_err());
+    fn expected_cells_split_each_outcome_by_its_probability() {
+        // Hand-made: predicted positives with p 0.9, 0.8, 0.4 and predicted
+        // negatives with p 0.3, 0.1, 0.0.
+        let mut c = Counts::default();
+        for (matched, p) in [
+            (true, 0.9),
+            (true, 0.8),
+            (true, 0.4),
+            (false, 0.3),
+            (false, 0.1),
+            (false, 0.0),
+        ] {
+            c.expect(matched, p);
+        }
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(c.expected_tp, 2.1), "{}", c.expected_tp);
+        assert!(close(c.expected_fp, 0.9));
+        assert!(close(c.expected_fn, 0.4));
+        assert!(close(c.expected_tn, 2.6));
+        // E[TP] / predicted positives = 2.1 / 3; E[TP] / (E[TP] + E[FN]) =
+        // 2.1 / 2.5.
+        assert!(close(c.estimated_precision().unwrap(), 0.7));
+        assert!(close(c.estimated_recall().unwrap(), 0.84));
+
+        // Buckets add up: the sum of two halves estimates like the whole.
+        let (mut a, mut b) = (Counts::default(), Counts::default());
+        a.expect(true, 0.9);
+        a.expect(false, 0.3);
+        b.expect(true, 0.8);
+        b.expect(true, 0.4);
+        b.expect(false, 0.1);
+        b.expect(false, 0.0);
+        a.add(&b);
+        assert!(close(a.estimated_precision().unwrap(), 0.7));
+        assert!(close(a.estimated_recall().unwrap(), 0.84));
+
+        // No predicted positive: no precision; no expected positive: no
+        // recall.
+        let mut negatives = Counts::default();
+        negatives.expect(false, 0.0);
+        assert_eq!(negatives.estimated_precision(), None);
+        assert_eq!(negatives.estimated_recall(), None);
+        assert_eq!(Counts::default().estimated_precision(), None);
+    }
+
+    #[test]
+    fn precision_and_recall_are_absent_when_undefined() {
+        let c = Confusion {
+            tp: 3,
+            fp: 1,
+            fn_: 0,
+            ..Confusion::default()
+        };
+        assert_eq!(c.precision(), Some(0.75));
+        assert_eq!(c.recall(), Some(1.0));
+        assert_eq!(Confusion::default().precision(), None);
+        assert_eq!(Confusion::default().recall(), None);
     }
 }

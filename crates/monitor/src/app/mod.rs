@@ -1,0 +1,66 @@
+//! The application layer: what the monitor does for each RPC and page,
+//! between the wire adapters (`grpc.rs`, `dashboard/`) and the
+//! [`Store`]. Each operation takes the wire request, checks it
+//! ([`validate`]: a bad request is refused, a bad item rejected next to
+//! what was stored), turns it into rows for the store or a filter for its
+//! counts, computes the answer ([`quality`], drift) and records the
+//! monitor's own telemetry ([`crate::telemetry`]) once a write is
+//! committed.
+//!
+//! One file per operation, each an `impl Monitor` block: `outcomes.rs`
+//! (`RecordOutcomes`), `labels.rs` (`RecordLabels`), `events.rs`
+//! (`RecordEvents`, `QueryEvents`), `over_time.rs` (`QueryMetrics`,
+//! `Anomalies`), `mistakes.rs` (`ListMistakes`), `stored.rs` (what the
+//! dashboard and the gauges read: models, recent quality, score
+//! histograms).
+
+mod events;
+mod labels;
+mod mistakes;
+mod outcomes;
+mod over_time;
+pub(crate) mod quality;
+mod stored;
+pub(crate) mod validate;
+
+use std::sync::Arc;
+
+use crate::profiles::Profiles;
+use crate::store::Store;
+
+pub(crate) use stored::DEFAULT_BINS;
+
+/// The monitor's operations over one [`Store`] and the reference profiles
+/// of the monitored model versions. Cheap to clone (shared handles).
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    store: Store,
+    profiles: Arc<Profiles>,
+}
+
+impl Monitor {
+    /// The operations over `store`, estimating performance and answering
+    /// `Drift` with `profiles` ([`Profiles::disabled`]: raw scores stand in
+    /// for probabilities and `Drift` answers "not available").
+    pub fn new(store: Store, profiles: Profiles) -> Self {
+        Self {
+            store,
+            profiles: Arc::new(profiles),
+        }
+    }
+
+    /// The store the operations read and write.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The reference profiles of the monitored model versions.
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// Closes the store (waits for the connections in use).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,80 @@
+//! What the dashboard and the gauges read about what is stored: the models
+//! and their versions, each model's realized quality over the gauges'
+//! window, the outcomes dated after a page's window, and score histograms.
+
+use super::Monitor;
+use super::validate;
+use crate::buckets::now_ms;
+use crate::error::MonitorError;
+use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
+use crate::telemetry::{self, ModelQuality, quality_since};
+
+/// Bins of a score histogram when none are asked for.
+pub const DEFAULT_BINS: usize = 20;
+/// Most bins one histogram may have.
+pub const MAX_BINS: usize = 200;
+
+impl Monitor {
+    /// Every model with outcomes, by name.
+    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, MonitorError> {
+        self.store().list_models().await
+    }
+
+    /// One model's summary, `None` when it has no outcome.
+    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, MonitorError> {
+        self.store().model_summary(model).await
+    }
+
+    /// How many outcomes of `model` were scored in the hours starting at or
+    /// after `from_hour_ms`, and the last of those hours
+    /// ([`crate::store::Store::outcomes_from_hour`]).
+    pub async fn outcomes_from_hour(
+        &self,
+        model: &str,
+        from_hour_ms: i64,
+    ) -> Result<Option<(i64, i64)>, MonitorError> {
+        self.store().outcomes_from_hour(model, from_hour_ms).await
+    }
+
+    /// Per model, the confusion cells of its primary versions over the
+    /// gauges' window at `now_ms` ([`quality_since`]).
+    pub async fn recent_confusion(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Confusion)>, MonitorError> {
+        self.store().recent_confusion(quality_since(now_ms)).await
+    }
+
+    /// Sets the precision and recall gauges from the counters of the hours
+    /// overlapping the gauges' window ([`telemetry::set_quality`]).
+    pub async fn refresh_quality_gauges(&self) -> Result<(), MonitorError> {
+        let recent = self.recent_confusion(now_ms()).await?;
+        telemetry::set_quality(
+            recent
+                .into_iter()
+                .map(|(model, confusion)| ModelQuality {
+                    model,
+                    outcomes: confusion.outcomes,
+                    precision: confusion.precision(),
+                    recall: confusion.recall(),
+                })
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// The scores of the outcomes `filter` selects in `bins` equal bins
+    /// (1 to [`MAX_BINS`]; 0 means [`DEFAULT_BINS`]), split by label.
+    pub async fn score_histogram(
+        &self,
+        filter: &HistogramFilter,
+        bins: usize,
+    ) -> Result<ScoreHistogram, MonitorError> {
+        validate::query_id("model", &filter.model, true)?;
+        let bins = match bins {
+            0 => DEFAULT_BINS,
+            n => n.min(MAX_BINS),
+        };
+        self.store().score_histogram(filter, bins).await
+    }
+}
