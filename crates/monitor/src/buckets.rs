@@ -1,11 +1,9 @@
 //! Time buckets (UTC hours, days and ISO weeks starting on Monday) and
-//! request time ranges, on epoch milliseconds with integer arithmetic that
-//! cannot overflow, whatever time a row holds (rows stored before event
-//! times were validated may hold any non-negative `i64`).
-
-use triad_proto::v1::Bucket;
-
-use crate::error::MonitorError;
+//! time ranges, on epoch milliseconds with integer arithmetic that cannot
+//! overflow, whatever time a row holds (rows stored before event times
+//! were validated may hold any non-negative `i64`). A request's bucket and
+//! range are checked into these by the application layer
+//! (`app/validate.rs`).
 
 /// One hour in milliseconds: the counters' resolution.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -17,25 +15,18 @@ pub const WEEK_MS: i64 = 7 * DAY_MS;
 /// 1970-01-05), modulo 7 days.
 const WEEK_OFFSET_MS: i64 = 4 * DAY_MS;
 
-/// A bucket width, validated from the wire enum.
+/// A bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Width {
+    /// One UTC hour.
     Hour,
+    /// One UTC day.
     Day,
+    /// One ISO week, Monday to Sunday (UTC).
     Week,
 }
 
 impl Width {
-    /// `BUCKET_UNSPECIFIED` is a day.
-    pub fn from_wire(bucket: i32) -> Result<Self, MonitorError> {
-        match Bucket::try_from(bucket) {
-            Ok(Bucket::Hour) => Ok(Self::Hour),
-            Ok(Bucket::Day | Bucket::Unspecified) => Ok(Self::Day),
-            Ok(Bucket::Week) => Ok(Self::Week),
-            Err(_) => Err(MonitorError::UnknownBucket(bucket)),
-        }
-    }
-
     /// The bucket's length in milliseconds.
     pub fn millis(self) -> i64 {
         match self {
@@ -103,31 +94,16 @@ impl Width {
     }
 }
 
-/// A validated `[from, to)` range of epoch milliseconds; `None` is
-/// unbounded.
+/// A `[from, to)` range of epoch milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Range {
+    /// First millisecond in the range; `None`: unbounded.
     pub from_ms: Option<i64>,
+    /// First millisecond after the range; `None`: unbounded.
     pub to_ms: Option<i64>,
 }
 
 impl Range {
-    /// From the wire's `from_ms`/`to_ms`, where 0 means unbounded.
-    pub fn from_wire(from_ms: i64, to_ms: i64) -> Result<Self, MonitorError> {
-        for (field, got) in [("from_ms", from_ms), ("to_ms", to_ms)] {
-            if got < 0 {
-                return Err(MonitorError::NegativeTime { field, got });
-            }
-        }
-        if from_ms != 0 && to_ms != 0 && from_ms > to_ms {
-            return Err(MonitorError::InvertedRange { from_ms, to_ms });
-        }
-        Ok(Self {
-            from_ms: (from_ms != 0).then_some(from_ms),
-            to_ms: (to_ms != 0).then_some(to_ms),
-        })
-    }
-
     /// Whether `ms` lies in the range.
     pub fn contains(&self, ms: i64) -> bool {
         self.from_ms.is_none_or(|from| ms >= from) && self.to_ms.is_none_or(|to| ms < to)
@@ -241,25 +217,11 @@ mod tests {
     }
 
     #[test]
-    fn ranges_validate_and_treat_zero_as_unbounded() {
-        assert_eq!(Range::from_wire(0, 0).unwrap(), Range::default());
-        assert!(matches!(
-            Range::from_wire(5, 4),
-            Err(MonitorError::InvertedRange { .. })
-        ));
-        assert!(matches!(
-            Range::from_wire(-1, 0),
-            Err(MonitorError::NegativeTime {
-                field: "from_ms",
-                ..
-            })
-        ));
-        let r = Range::from_wire(10, 20).unwrap();
+    fn ranges_include_their_start_not_their_end() {
+        let r = Range {
+            from_ms: Some(10),
+            to_ms: Some(20),
+        };
         assert!(r.contains(10) && r.contains(19) && !r.contains(20) && !r.contains(9));
-        assert!(matches!(
-            Width::from_wire(9),
-            Err(MonitorError::UnknownBucket(9))
-        ));
-        assert_eq!(Width::from_wire(0).unwrap(), Width::Day);
     }
 }

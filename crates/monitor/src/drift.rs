@@ -16,9 +16,8 @@ use triad_series::{
 
 use triad_server::quote;
 
-use crate::app::{Monitor, validate};
+use crate::app::{AppError, Monitor, RequestError, validate};
 use crate::buckets::Range;
-use crate::error::MonitorError;
 use crate::store::LiveRow;
 
 /// Outcomes compared when the request says 0.
@@ -39,15 +38,15 @@ pub struct DriftQuery {
 impl DriftQuery {
     /// Checks the request: a model, `from_ms <= to_ms` (0 = unbounded),
     /// `max_rows <= MAX_ROWS` (0 = [`DEFAULT_MAX_ROWS`]).
-    pub fn from_wire(request: &DriftRequest) -> Result<Self, MonitorError> {
+    pub fn from_wire(request: &DriftRequest) -> Result<Self, RequestError> {
         validate::query_id("model", &request.model, true)?;
         validate::query_id("version", &request.version, false)?;
-        let range = Range::from_wire(request.from_ms, request.to_ms)?;
+        let range = validate::range(request.from_ms, request.to_ms)?;
         let max_rows = match request.max_rows {
             0 => DEFAULT_MAX_ROWS,
             n if n <= MAX_ROWS => n,
             got => {
-                return Err(MonitorError::MaxRows { got, max: MAX_ROWS });
+                return Err(RequestError::MaxRows { got, max: MAX_ROWS });
             }
         };
         Ok(Self {
@@ -60,10 +59,7 @@ impl DriftQuery {
 }
 
 /// Answers a `Drift` request.
-pub async fn drift(
-    monitor: &Monitor,
-    request: &DriftRequest,
-) -> Result<DriftResponse, MonitorError> {
+pub async fn drift(monitor: &Monitor, request: &DriftRequest) -> Result<DriftResponse, AppError> {
     let store = monitor.store();
     let query = DriftQuery::from_wire(request)?;
     let version = match &query.version {
@@ -119,7 +115,7 @@ pub async fn drift(
     let live_rows = rows.len();
     let (features, score) = tokio::task::spawn_blocking(move || compare(&profile, &rows))
         .await
-        .map_err(|error| MonitorError::Computation(error.to_string()))?;
+        .map_err(|error| AppError::Computation(error.to_string()))?;
     Ok(DriftResponse {
         version,
         live_rows: live_rows as u64,
@@ -246,15 +242,15 @@ mod tests {
         );
         assert!(matches!(
             DriftQuery::from_wire(&request("", 0, 0, 0)),
-            Err(MonitorError::Empty { field: "model" })
+            Err(RequestError::Empty { field: "model" })
         ));
         assert!(matches!(
             DriftQuery::from_wire(&request("m", 5, 4, 0)),
-            Err(MonitorError::InvertedRange { .. })
+            Err(RequestError::InvertedRange { .. })
         ));
         assert!(matches!(
             DriftQuery::from_wire(&request("m", 0, 0, MAX_ROWS + 1)),
-            Err(MonitorError::MaxRows { got: 100_001, .. })
+            Err(RequestError::MaxRows { got: 100_001, .. })
         ));
     }
 

@@ -12,9 +12,9 @@
 pub mod app;
 pub mod buckets;
 pub mod config;
+mod conversions;
 pub mod dashboard;
 pub mod drift;
-pub mod error;
 pub mod fields;
 pub mod grpc;
 pub mod profiles;
@@ -29,12 +29,11 @@ use tokio::net::TcpListener;
 use triad_proto::v1::monitor_server::MonitorServer;
 use triad_server::{ServerError, Shutdown};
 
-pub use app::Monitor;
+pub use app::{AppError, Monitor, RequestError};
 pub use config::{MonitorConfig, StoreConfig};
-pub use error::MonitorError;
 pub use grpc::MonitorService;
 pub use profiles::Profiles;
-pub use store::{Backend, ModelSummary, Store, VersionSummary};
+pub use store::{Backend, ModelSummary, StorageError, Store, VersionSummary};
 
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Monitor";

@@ -11,9 +11,9 @@ use triad_proto::v1::{
 use triad_series::{Lerp, quantile};
 
 use super::Monitor;
+use super::error::{AppError, RequestError};
 use super::validate;
-use crate::buckets::{Range, Width, day_or_ms, now_ms};
-use crate::error::MonitorError;
+use crate::buckets::{day_or_ms, now_ms};
 use crate::store::NewEvent;
 
 /// When `event` happened (0: `now`), or why it cannot be stored.
@@ -34,7 +34,7 @@ impl Monitor {
     pub async fn record_events(
         &self,
         request: &RecordEventsRequest,
-    ) -> Result<RecordEventsResponse, MonitorError> {
+    ) -> Result<RecordEventsResponse, AppError> {
         let now = now_ms();
         let mut response = RecordEventsResponse::default();
         let mut valid = Vec::with_capacity(request.events.len());
@@ -68,10 +68,10 @@ impl Monitor {
     pub async fn query_events(
         &self,
         request: &QueryEventsRequest,
-    ) -> Result<QueryEventsResponse, MonitorError> {
+    ) -> Result<QueryEventsResponse, AppError> {
         validate::query_id("name", &request.name, true)?;
-        let range = Range::from_wire(request.from_ms, request.to_ms)?;
-        let width = Width::from_wire(request.bucket)?;
+        let range = validate::range(request.from_ms, request.to_ms)?;
+        let width = validate::width(request.bucket)?;
         let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
         for (at, duration) in self.store().event_durations(&request.name, &range).await? {
             buckets.entry(width.start(at)).or_default().push(duration);
@@ -79,12 +79,13 @@ impl Monitor {
         let max = self.store().config().max_points;
         if buckets.len() > max {
             let day = |start: Option<&i64>| start.copied().map(day_or_ms).unwrap_or_default();
-            return Err(MonitorError::TooManyPoints {
+            return Err(RequestError::TooManyPoints {
                 points: buckets.len(),
                 max,
                 first_day: day(buckets.keys().next()),
                 last_day: day(buckets.keys().next_back()),
-            });
+            }
+            .into());
         }
         let points = buckets
             .into_iter()

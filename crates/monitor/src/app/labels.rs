@@ -5,9 +5,9 @@
 use triad_proto::v1::{Label, RecordLabelsRequest, RecordLabelsResponse, Rejection};
 
 use super::Monitor;
+use super::error::AppError;
 use super::validate;
 use crate::buckets::now_ms;
-use crate::error::MonitorError;
 use crate::store::{NewLabel, PairKey};
 
 /// When the truth of `label` became known (0: `now`), or why it cannot be
@@ -28,7 +28,7 @@ impl Monitor {
     pub async fn record_labels(
         &self,
         request: &RecordLabelsRequest,
-    ) -> Result<RecordLabelsResponse, MonitorError> {
+    ) -> Result<RecordLabelsResponse, AppError> {
         let now = now_ms();
         let mut response = RecordLabelsResponse::default();
         let mut labels: Vec<NewLabel<'_>> = Vec::with_capacity(request.labels.len());

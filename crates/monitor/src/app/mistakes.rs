@@ -5,9 +5,8 @@ use triad_proto::v1::list_mistakes_request::Kind;
 use triad_proto::v1::{ListMistakesRequest, ListMistakesResponse, Mistake, Outcome};
 
 use super::Monitor;
+use super::error::{AppError, RequestError};
 use super::validate;
-use crate::buckets::Range;
-use crate::error::MonitorError;
 use crate::fields::sides;
 use crate::store::{MistakeFilter, MistakeKey, MistakeRow};
 
@@ -26,8 +25,8 @@ fn encode(key: &MistakeKey) -> String {
 }
 
 /// Where the page of `token` starts, if this server issued it.
-fn decode(token: &str) -> Result<MistakeKey, MonitorError> {
-    let bad = || MonitorError::page_token(token);
+fn decode(token: &str) -> Result<MistakeKey, RequestError> {
+    let bad = || RequestError::page_token(token);
     let hex = token.strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
     if hex.len() % 2 != 0 || !hex.is_ascii() {
         return Err(bad());
@@ -87,19 +86,20 @@ impl Monitor {
     pub async fn list_mistakes(
         &self,
         request: &ListMistakesRequest,
-    ) -> Result<ListMistakesResponse, MonitorError> {
+    ) -> Result<ListMistakesResponse, AppError> {
         validate::query_id("model", &request.model, true)?;
         validate::query_id("version", &request.version, false)?;
-        let range = Range::from_wire(request.from_ms, request.to_ms)?;
+        let range = validate::range(request.from_ms, request.to_ms)?;
         let kind =
-            Kind::try_from(request.kind).map_err(|_| MonitorError::UnknownKind(request.kind))?;
+            Kind::try_from(request.kind).map_err(|_| RequestError::UnknownKind(request.kind))?;
         let page_size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n > MAX_PAGE_SIZE => {
-                return Err(MonitorError::PageSize {
+                return Err(RequestError::PageSize {
                     got: n,
                     max: MAX_PAGE_SIZE,
-                });
+                }
+                .into());
             }
             n => n,
         };
@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(decode(&encode(&key)).unwrap(), key);
         for bad in ["", "m1:zz", "m1:616", "x1:6162", "m1:6162"] {
             assert!(
-                matches!(decode(bad), Err(MonitorError::PageToken(_))),
+                matches!(decode(bad), Err(RequestError::PageToken(_))),
                 "{bad}"
             );
         }

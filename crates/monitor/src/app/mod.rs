@@ -14,6 +14,7 @@
 //! dashboard and the gauges read: models, recent quality, score
 //! histograms).
 
+mod error;
 mod events;
 mod labels;
 mod mistakes;
@@ -27,6 +28,8 @@ use std::sync::Arc;
 
 use crate::profiles::Profiles;
 use crate::store::Store;
+
+pub use error::{AppError, RequestError};
 
 pub(crate) use stored::DEFAULT_BINS;
 

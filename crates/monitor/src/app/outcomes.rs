@@ -14,9 +14,9 @@ use triad_proto::v1::{
 use triad_series::ReferenceProfile;
 
 use super::Monitor;
+use super::error::{AppError, RequestError};
 use super::validate::{self, MAX_ID_BYTES};
 use crate::buckets::now_ms;
-use crate::error::MonitorError;
 use crate::fields::input_values;
 use crate::profiles::probability;
 use crate::store::{NewItemError, NewOutcome};
@@ -89,9 +89,9 @@ impl Monitor {
         &self,
         request: &RecordOutcomesRequest,
         first_index: u32,
-    ) -> Result<RecordOutcomesResponse, MonitorError> {
+    ) -> Result<RecordOutcomesResponse, AppError> {
         if !request.errors.is_empty() && request.request_id.is_empty() {
-            return Err(MonitorError::ErrorsWithoutRequest);
+            return Err(RequestError::ErrorsWithoutRequest.into());
         }
         validate::query_id("request_id", &request.request_id, false)?;
         let now = now_ms();

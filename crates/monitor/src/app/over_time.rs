@@ -7,10 +7,10 @@ use triad_proto::v1::{
 };
 
 use super::Monitor;
+use super::error::{AppError, RequestError};
 use super::quality::{self, ANOMALY_SPAN};
 use super::validate;
-use crate::buckets::{Range, Width, day_or_ms};
-use crate::error::MonitorError;
+use crate::buckets::day_or_ms;
 use crate::store::{Counts, CountsFilter};
 
 /// The counters a `QueryMetrics` or `Anomalies` request asks for.
@@ -21,15 +21,15 @@ fn counts_filter(
     to_ms: i64,
     bucket: i32,
     include_shadow: bool,
-) -> Result<CountsFilter, MonitorError> {
+) -> Result<CountsFilter, RequestError> {
     validate::query_id("model", model, true)?;
     validate::query_id("version", version, false)?;
     Ok(CountsFilter {
         model: model.to_owned(),
         version: (!version.is_empty()).then(|| version.to_owned()),
         include_shadow,
-        range: Range::from_wire(from_ms, to_ms)?,
-        width: Width::from_wire(bucket)?,
+        range: validate::range(from_ms, to_ms)?,
+        width: validate::width(bucket)?,
     })
 }
 
@@ -37,10 +37,7 @@ impl Monitor {
     /// The summed counters of each bucket from the first to the last one
     /// holding outcomes, empty buckets included; refused when that is more
     /// than the store's `max_points`.
-    async fn bucket_counts(
-        &self,
-        filter: &CountsFilter,
-    ) -> Result<Vec<(i64, Counts)>, MonitorError> {
+    async fn bucket_counts(&self, filter: &CountsFilter) -> Result<Vec<(i64, Counts)>, AppError> {
         let buckets = self.store().bucket_counts(filter).await?;
         let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) else {
             return Ok(Vec::new());
@@ -48,12 +45,13 @@ impl Monitor {
         let max = self.store().config().max_points;
         let points = filter.width.count(first, last).unwrap_or(usize::MAX);
         if points > max {
-            return Err(MonitorError::TooManyPoints {
+            return Err(RequestError::TooManyPoints {
                 points,
                 max,
                 first_day: day_or_ms(first),
                 last_day: day_or_ms(last),
-            });
+            }
+            .into());
         }
         // Every start lies between `first` and `last`: no overflow.
         let step = filter.width.millis();
@@ -67,7 +65,7 @@ impl Monitor {
             .collect())
     }
 
-    async fn points(&self, filter: &CountsFilter) -> Result<Vec<MetricPoint>, MonitorError> {
+    async fn points(&self, filter: &CountsFilter) -> Result<Vec<MetricPoint>, AppError> {
         Ok(self
             .bucket_counts(filter)
             .await?
@@ -81,7 +79,7 @@ impl Monitor {
     pub async fn query_metrics(
         &self,
         request: &QueryMetricsRequest,
-    ) -> Result<QueryMetricsResponse, MonitorError> {
+    ) -> Result<QueryMetricsResponse, AppError> {
         let filter = counts_filter(
             &request.model,
             &request.version,
@@ -99,7 +97,7 @@ impl Monitor {
     pub async fn anomalies(
         &self,
         request: &AnomaliesRequest,
-    ) -> Result<AnomaliesResponse, MonitorError> {
+    ) -> Result<AnomaliesResponse, AppError> {
         let filter = counts_filter(
             &request.model,
             &request.version,
@@ -119,10 +117,11 @@ impl Monitor {
         } else if request.k.is_finite() && request.k > 0.0 {
             request.k
         } else {
-            return Err(MonitorError::InvalidParameter {
+            return Err(RequestError::InvalidParameter {
                 field: "k",
                 got: request.k,
-            });
+            }
+            .into());
         };
         let points = self.points(&filter).await?;
         Ok(quality::anomalies(&points, &request.metric, span, k))

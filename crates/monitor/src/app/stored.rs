@@ -3,9 +3,9 @@
 //! window, the outcomes dated after a page's window, and score histograms.
 
 use super::Monitor;
+use super::error::AppError;
 use super::validate;
 use crate::buckets::now_ms;
-use crate::error::MonitorError;
 use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 use crate::telemetry::{self, ModelQuality, quality_since};
 
@@ -16,13 +16,13 @@ pub const MAX_BINS: usize = 200;
 
 impl Monitor {
     /// Every model with outcomes, by name.
-    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, MonitorError> {
-        self.store().list_models().await
+    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, AppError> {
+        Ok(self.store().list_models().await?)
     }
 
     /// One model's summary, `None` when it has no outcome.
-    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, MonitorError> {
-        self.store().model_summary(model).await
+    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, AppError> {
+        Ok(self.store().model_summary(model).await?)
     }
 
     /// How many outcomes of `model` were scored in the hours starting at or
@@ -32,8 +32,8 @@ impl Monitor {
         &self,
         model: &str,
         from_hour_ms: i64,
-    ) -> Result<Option<(i64, i64)>, MonitorError> {
-        self.store().outcomes_from_hour(model, from_hour_ms).await
+    ) -> Result<Option<(i64, i64)>, AppError> {
+        Ok(self.store().outcomes_from_hour(model, from_hour_ms).await?)
     }
 
     /// Per model, the confusion cells of its primary versions over the
@@ -41,13 +41,13 @@ impl Monitor {
     pub async fn recent_confusion(
         &self,
         now_ms: i64,
-    ) -> Result<Vec<(String, Confusion)>, MonitorError> {
-        self.store().recent_confusion(quality_since(now_ms)).await
+    ) -> Result<Vec<(String, Confusion)>, AppError> {
+        Ok(self.store().recent_confusion(quality_since(now_ms)).await?)
     }
 
     /// Sets the precision and recall gauges from the counters of the hours
     /// overlapping the gauges' window ([`telemetry::set_quality`]).
-    pub async fn refresh_quality_gauges(&self) -> Result<(), MonitorError> {
+    pub async fn refresh_quality_gauges(&self) -> Result<(), AppError> {
         let recent = self.recent_confusion(now_ms()).await?;
         telemetry::set_quality(
             recent
@@ -69,12 +69,12 @@ impl Monitor {
         &self,
         filter: &HistogramFilter,
         bins: usize,
-    ) -> Result<ScoreHistogram, MonitorError> {
+    ) -> Result<ScoreHistogram, AppError> {
         validate::query_id("model", &filter.model, true)?;
         let bins = match bins {
             0 => DEFAULT_BINS,
             n => n.min(MAX_BINS),
         };
-        self.store().score_histogram(filter, bins).await
+        Ok(self.store().score_histogram(filter, bins).await?)
     }
 }

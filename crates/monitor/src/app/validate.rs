@@ -10,10 +10,11 @@
 
 use std::borrow::Cow;
 
-use triad_proto::v1::Rejection;
+use triad_proto::v1::{Bucket, Rejection};
 
+use super::error::RequestError;
 use super::quality::METRIC_NAMES;
-use crate::error::MonitorError;
+use crate::buckets::{Range, Width};
 use crate::fields::SEED_FIELDS;
 
 /// Longest id (outcome, request, correlation, pair ids, model, version,
@@ -67,20 +68,44 @@ pub(crate) fn query_id(
     field: &'static str,
     value: &str,
     required: bool,
-) -> Result<(), MonitorError> {
+) -> Result<(), RequestError> {
     if required && value.is_empty() {
-        return Err(MonitorError::Empty { field });
+        return Err(RequestError::Empty { field });
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(MonitorError::too_long(field, value, MAX_ID_BYTES));
+        return Err(RequestError::too_long(field, value, MAX_ID_BYTES));
     }
     if value.contains('\0') {
-        return Err(MonitorError::Nul {
-            field,
-            quoted: triad_server::quote(value).to_string(),
-        });
+        return Err(RequestError::nul(field, value));
     }
     Ok(())
+}
+
+/// The range of a request's `from_ms` and `to_ms`, where 0 means
+/// unbounded: neither negative, and `from_ms <= to_ms` when both are set.
+pub(crate) fn range(from_ms: i64, to_ms: i64) -> Result<Range, RequestError> {
+    for (field, got) in [("from_ms", from_ms), ("to_ms", to_ms)] {
+        if got < 0 {
+            return Err(RequestError::NegativeTime { field, got });
+        }
+    }
+    if from_ms != 0 && to_ms != 0 && from_ms > to_ms {
+        return Err(RequestError::InvertedRange { from_ms, to_ms });
+    }
+    Ok(Range {
+        from_ms: (from_ms != 0).then_some(from_ms),
+        to_ms: (to_ms != 0).then_some(to_ms),
+    })
+}
+
+/// The width of a request's `bucket`; `BUCKET_UNSPECIFIED` is a day.
+pub(crate) fn width(bucket: i32) -> Result<Width, RequestError> {
+    match Bucket::try_from(bucket) {
+        Ok(Bucket::Hour) => Ok(Width::Hour),
+        Ok(Bucket::Day | Bucket::Unspecified) => Ok(Width::Day),
+        Ok(Bucket::Week) => Ok(Width::Week),
+        Err(_) => Err(RequestError::UnknownBucket(bucket)),
+    }
 }
 
 /// The id a rejection names: the item's id when it could be a stored one,
@@ -116,7 +141,7 @@ pub(crate) fn list_rejection(listed: &mut Vec<Rejection>, rejection: Rejection) 
 
 /// Checks that `name` is a metric `Anomalies` can watch: one of
 /// [`METRIC_NAMES`] or `null_rate.<seed field>`.
-pub(crate) fn metric(name: &str) -> Result<(), MonitorError> {
+pub(crate) fn metric(name: &str) -> Result<(), RequestError> {
     let known = METRIC_NAMES.contains(&name)
         || name
             .strip_prefix("null_rate.")
@@ -124,7 +149,7 @@ pub(crate) fn metric(name: &str) -> Result<(), MonitorError> {
     if known {
         Ok(())
     } else {
-        Err(MonitorError::unknown_metric(name))
+        Err(RequestError::unknown_metric(name))
     }
 }
 
@@ -173,12 +198,12 @@ mod tests {
         assert!(error.len() < 200, "{error}");
         assert!(matches!(
             query_id("model", "", true),
-            Err(MonitorError::Empty { field: "model" })
+            Err(RequestError::Empty { field: "model" })
         ));
         assert!(query_id("version", "", false).is_ok());
         assert!(matches!(
             query_id("model", "a\0b", true),
-            Err(MonitorError::Nul { field: "model", .. })
+            Err(RequestError::Nul { field: "model", .. })
         ));
         assert_eq!(
             item_id("budget_id", "a\0b", true).unwrap_err(),
@@ -222,5 +247,30 @@ mod tests {
         assert!(metric("null_rate.vendor_name_expense").is_ok());
         assert!(metric("null_rate.nope").is_err());
         assert!(metric("accuracy").is_err());
+    }
+
+    #[test]
+    fn ranges_validate_and_treat_zero_as_unbounded() {
+        assert_eq!(range(0, 0).unwrap(), Range::default());
+        assert!(matches!(
+            range(5, 4),
+            Err(RequestError::InvertedRange { .. })
+        ));
+        assert!(matches!(
+            range(-1, 0),
+            Err(RequestError::NegativeTime {
+                field: "from_ms",
+                ..
+            })
+        ));
+        assert_eq!(
+            range(10, 20).unwrap(),
+            Range {
+                from_ms: Some(10),
+                to_ms: Some(20)
+            }
+        );
+        assert!(matches!(width(9), Err(RequestError::UnknownBucket(9))));
+        assert_eq!(width(0).unwrap(), Width::Day);
     }
 }

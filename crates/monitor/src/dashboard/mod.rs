@@ -41,7 +41,6 @@ use triad_server::{quote, quote_list};
 use crate::app::quality::ANOMALY_SPAN;
 use crate::app::{DEFAULT_BINS, Monitor, validate};
 use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
-use crate::error::MonitorError;
 use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 
 /// Days shown when the query does not say.
@@ -61,10 +60,13 @@ pub fn router(monitor: Monitor) -> Router {
         .with_state(monitor)
 }
 
-/// A failed page: its status and a message for a person.
+/// A failed page: its status and a message for a person. A failed
+/// operation of the application layer becomes one in `conversions.rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageError {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// What went wrong, shown on the error page.
     pub message: String,
 }
 
@@ -74,27 +76,6 @@ impl PageError {
             status: StatusCode::BAD_REQUEST,
             message,
         }
-    }
-}
-
-impl From<MonitorError> for PageError {
-    /// The status follows the service's one classification of errors
-    /// (`From<MonitorError> for tonic::Status`): a bad request is a 400, a
-    /// busy database a 503, any other failure a 500.
-    fn from(error: MonitorError) -> Self {
-        let message = error.to_string();
-        let status = match tonic::Status::from(error).code() {
-            tonic::Code::InvalidArgument
-            | tonic::Code::OutOfRange
-            | tonic::Code::FailedPrecondition => StatusCode::BAD_REQUEST,
-            tonic::Code::NotFound => StatusCode::NOT_FOUND,
-            tonic::Code::Unavailable | tonic::Code::Aborted => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if status.is_server_error() {
-            tracing::error!(error = %message, "dashboard page failed");
-        }
-        Self { status, message }
     }
 }
 
@@ -458,27 +439,5 @@ mod tests {
             let error = PageQuery::parse(&pairs(bad)).unwrap_err();
             assert!(error.message.len() < 200, "{}", error.message);
         }
-    }
-
-    #[test]
-    fn errors_map_to_http_statuses() {
-        let status = |e: MonitorError| PageError::from(e).status;
-        assert_eq!(
-            status(MonitorError::TooManyPoints {
-                points: 9,
-                max: 1,
-                first_day: String::new(),
-                last_day: String::new(),
-            }),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            status(MonitorError::Database(sqlx::Error::PoolTimedOut)),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            status(MonitorError::Corrupt("x".into())),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
     }
 }

@@ -7,9 +7,8 @@ use sqlx::Any;
 use triad_features::MISSING_FLAG_FIELDS;
 
 use super::counters::{COUNT_COLUMNS, Counts, is_float_column};
-use super::{Store, sql};
+use super::{StorageError, Store, sql};
 use crate::buckets::{HOUR_MS, Range, Width};
-use crate::error::MonitorError;
 
 /// Which counters to sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +27,7 @@ impl Store {
     pub async fn bucket_counts(
         &self,
         filter: &CountsFilter,
-    ) -> Result<Vec<(i64, Counts)>, MonitorError> {
+    ) -> Result<Vec<(i64, Counts)>, StorageError> {
         let sums: Vec<String> = COUNT_COLUMNS
             .iter()
             .map(|c| {

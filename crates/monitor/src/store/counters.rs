@@ -22,8 +22,7 @@ use std::sync::LazyLock;
 use sqlx::Any;
 use triad_features::MISSING_FLAG_FIELDS;
 
-use super::{Writer, sql};
-use crate::error::MonitorError;
+use super::{StorageError, Writer, sql};
 
 /// Key of one counters row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -148,7 +147,7 @@ const KEY_COLUMNS: [&str; 5] = ["model", "version", "shadow", "threshold", "hour
 pub(crate) async fn apply(
     w: &mut Writer<'_>,
     deltas: HashMap<CounterKey, Counts>,
-) -> Result<(), MonitorError> {
+) -> Result<(), StorageError> {
     let deltas: Vec<(CounterKey, Counts)> =
         deltas.into_iter().filter(|(_, c)| !c.is_zero()).collect();
     if deltas.is_empty() {

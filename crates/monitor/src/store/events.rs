@@ -3,9 +3,8 @@
 
 use sqlx::Any;
 
-use super::{Store, sql};
+use super::{StorageError, Store, sql};
 use crate::buckets::Range;
-use crate::error::MonitorError;
 
 /// One business event to store, as the caller checked it.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +23,7 @@ impl Store {
         &self,
         events: &[NewEvent<'_>],
         now: i64,
-    ) -> Result<u64, MonitorError> {
+    ) -> Result<u64, StorageError> {
         let mut stored = 0;
         let mut writer = self.writer().await?;
         for chunk in events.chunks(self.rows_per_statement() * 6) {
@@ -54,7 +53,7 @@ impl Store {
         &self,
         name: &str,
         range: &Range,
-    ) -> Result<Vec<(i64, f64)>, MonitorError> {
+    ) -> Result<Vec<(i64, f64)>, StorageError> {
         let mut statement =
             "SELECT occurred_at_ms, duration_ms FROM events WHERE name = $1".to_owned();
         let mut n = 1;

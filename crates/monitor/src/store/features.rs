@@ -6,9 +6,8 @@
 
 use sqlx::Any;
 
-use super::{Store, sql};
+use super::{StorageError, Store, sql};
 use crate::buckets::Range;
-use crate::error::MonitorError;
 
 /// The feature vector as a JSON array, NaN and infinities as `null`, each
 /// number in the shortest form that reads back to the same `f32`.
@@ -71,7 +70,7 @@ impl Store {
         &self,
         model: &str,
         range: &Range,
-    ) -> Result<Option<String>, MonitorError> {
+    ) -> Result<Option<String>, StorageError> {
         let mut n = 1;
         let statement = self.backend().sql(format!(
             "SELECT version, MIN(shadow), COUNT(*) FROM outcomes WHERE model = $1{} \
@@ -95,7 +94,7 @@ impl Store {
         version: &str,
         range: &Range,
         max_rows: usize,
-    ) -> Result<Vec<LiveRow>, MonitorError> {
+    ) -> Result<Vec<LiveRow>, StorageError> {
         let mut n = 2;
         let clause = range_clause(range, &mut n);
         let statement = self.backend().sql(format!(
@@ -114,7 +113,7 @@ impl Store {
             .map(|row| {
                 Ok(LiveRow {
                     features: features_from_json(&sql::text(row, 0)?)
-                        .map_err(MonitorError::Corrupt)?,
+                        .map_err(StorageError::Corrupt)?,
                     score: sql::float(row, 1)?,
                     schema_hash: sql::text(row, 2)?,
                 })
@@ -146,14 +145,20 @@ mod tests {
     #[test]
     fn range_clauses_number_their_placeholders() {
         let mut n = 2;
-        let both = Range::from_wire(5, 9).unwrap();
+        let both = Range {
+            from_ms: Some(5),
+            to_ms: Some(9),
+        };
         assert_eq!(
             range_clause(&both, &mut n),
             " AND scored_at_ms >= $3 AND scored_at_ms < $4"
         );
         assert_eq!(n, 4);
         let mut n = 1;
-        let to = Range::from_wire(0, 9).unwrap();
+        let to = Range {
+            from_ms: None,
+            to_ms: Some(9),
+        };
         assert_eq!(range_clause(&to, &mut n), " AND scored_at_ms < $2");
         let mut n = 1;
         assert_eq!(range_clause(&Range::default(), &mut n), "");

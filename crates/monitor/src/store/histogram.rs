@@ -6,9 +6,8 @@ use sqlx::Any;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, sql};
+use super::{StorageError, Store, sql};
 use crate::buckets::Range;
-use crate::error::MonitorError;
 
 /// Which outcomes a histogram counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +47,7 @@ impl ScoreHistogram {
 }
 
 /// A nullable float column (an aggregate over no row is NULL).
-fn opt_float(row: &AnyRow, index: usize) -> Result<Option<f64>, MonitorError> {
+fn opt_float(row: &AnyRow, index: usize) -> Result<Option<f64>, StorageError> {
     match row.try_get::<Option<f64>, _>(index) {
         Ok(value) => Ok(value),
         Err(_) => Ok(sql::opt_int(row, index)?.map(|n| n as f64)),
@@ -122,7 +121,7 @@ impl Store {
         &self,
         filter: &HistogramFilter,
         bins: usize,
-    ) -> Result<ScoreHistogram, MonitorError> {
+    ) -> Result<ScoreHistogram, StorageError> {
         let bins = bins.max(1);
         let statement = self.backend().sql(format!(
             "SELECT CAST(COUNT(*) AS BIGINT), MIN(score), MAX(score), MIN(threshold), \
@@ -178,7 +177,7 @@ impl Store {
             let bin = usize::try_from(sql::int(row, 0)?)
                 .ok()
                 .filter(|&b| b < bins)
-                .ok_or_else(|| MonitorError::Corrupt("histogram bin out of range".into()))?;
+                .ok_or_else(|| StorageError::Corrupt("histogram bin out of range".into()))?;
             let n = u64::try_from(sql::int(row, 2)?).unwrap_or(0);
             match sql::opt_int(row, 1)? {
                 Some(0) => histogram.negative[bin] += n,

@@ -9,8 +9,7 @@ use sqlx::Any;
 use sqlx::any::AnyRow;
 
 use super::counters::{self, CounterKey, Counts};
-use super::{Store, Writer, sql};
-use crate::error::MonitorError;
+use super::{StorageError, Store, Writer, sql};
 
 /// A (model, budget, line item) pair: what a label is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,7 +59,7 @@ impl PairLabels {
 
 /// Whether any label is stored: most outcome batches arrive before any
 /// label, and then skip the join.
-pub(crate) async fn has_labels(w: &mut Writer<'_>) -> Result<bool, MonitorError> {
+pub(crate) async fn has_labels(w: &mut Writer<'_>) -> Result<bool, StorageError> {
     Ok(sqlx::query::<Any>("SELECT 1 FROM labels LIMIT 1")
         .fetch_optional(&mut *w.tx)
         .await?
@@ -71,7 +70,7 @@ pub(crate) async fn has_labels(w: &mut Writer<'_>) -> Result<bool, MonitorError>
 pub(crate) async fn fetch_labels(
     w: &mut Writer<'_>,
     pairs: &[PairKey],
-) -> Result<HashMap<PairKey, PairLabels>, MonitorError> {
+) -> Result<HashMap<PairKey, PairLabels>, StorageError> {
     let mut out: HashMap<PairKey, PairLabels> = HashMap::new();
     if pairs.is_empty() {
         return Ok(out);
@@ -107,7 +106,7 @@ async fn rows_of_pairs(
     table: &str,
     columns: &str,
     pairs: &[PairKey],
-) -> Result<Vec<(PairKey, AnyRow)>, MonitorError> {
+) -> Result<Vec<(PairKey, AnyRow)>, StorageError> {
     let mut rows = Vec::new();
     for chunk in pairs.chunks(w.per * 3) {
         let statement = w.backend.sql(format!(
@@ -148,7 +147,7 @@ struct Joined {
 async fn fetch_outcomes(
     w: &mut Writer<'_>,
     pairs: &[PairKey],
-) -> Result<HashMap<PairKey, Vec<Joined>>, MonitorError> {
+) -> Result<HashMap<PairKey, Vec<Joined>>, StorageError> {
     let mut out: HashMap<PairKey, Vec<Joined>> = HashMap::new();
     let columns = "t.outcome_id, t.request_id, t.version, t.shadow, t.threshold, \
                    t.scored_hour_ms, t.matched, t.label";
@@ -194,7 +193,7 @@ impl Store {
         &self,
         labels: &[NewLabel<'_>],
         now: i64,
-    ) -> Result<u64, MonitorError> {
+    ) -> Result<u64, StorageError> {
         let mut writer = self.writer().await?;
         let per = writer.per;
         insert_history(&mut writer, labels, now).await?;
@@ -298,7 +297,7 @@ async fn insert_history(
     w: &mut Writer<'_>,
     labels: &[NewLabel<'_>],
     now: i64,
-) -> Result<(), MonitorError> {
+) -> Result<(), StorageError> {
     let labels: Vec<&NewLabel<'_>> = labels.iter().collect();
     insert_label_rows(w, "label_history", "", &labels, now).await
 }
@@ -307,7 +306,7 @@ async fn upsert_current(
     w: &mut Writer<'_>,
     labels: &[&NewLabel<'_>],
     now: i64,
-) -> Result<(), MonitorError> {
+) -> Result<(), StorageError> {
     insert_label_rows(
         w,
         "labels",
@@ -328,7 +327,7 @@ async fn insert_label_rows(
     tail: &str,
     labels: &[&NewLabel<'_>],
     now: i64,
-) -> Result<(), MonitorError> {
+) -> Result<(), StorageError> {
     for chunk in labels.chunks(w.per * 3) {
         let statement = w.backend.sql(format!(
             "INSERT INTO {table} (model, budget_id, itemization_id, request_id, label, \

@@ -5,9 +5,8 @@ use sqlx::Any;
 use sqlx::any::AnyRow;
 use triad_features::MISSING_FLAG_FIELDS;
 
-use super::{Store, features_from_json, sql};
+use super::{StorageError, Store, features_from_json, sql};
 use crate::buckets::Range;
-use crate::error::MonitorError;
 
 /// Where a page of mistakes starts: after this (time, id), going back in
 /// time.
@@ -76,7 +75,7 @@ const COLUMNS: &str = "outcome_id, request_id, scored_at_ms, model, version, sch
 /// Index of the first input field after [`COLUMNS`].
 const FIRST_INPUT: usize = 16;
 
-fn mistake(row: &AnyRow) -> Result<MistakeRow, MonitorError> {
+fn mistake(row: &AnyRow) -> Result<MistakeRow, StorageError> {
     let mut inputs: [Option<String>; MISSING_FLAG_FIELDS.len()] = Default::default();
     for (i, value) in inputs.iter_mut().enumerate() {
         *value = sql::opt_text(row, FIRST_INPUT + i)?;
@@ -96,7 +95,7 @@ fn mistake(row: &AnyRow) -> Result<MistakeRow, MonitorError> {
         latency_ms: sql::float(row, 11)?,
         shadow: sql::int(row, 12)? != 0,
         label: sql::int(row, 13)? != 0,
-        features: features_from_json(&sql::text(row, 14)?).map_err(MonitorError::Corrupt)?,
+        features: features_from_json(&sql::text(row, 14)?).map_err(StorageError::Corrupt)?,
         correlation_id: sql::text(row, FIRST_INPUT - 1)?,
         inputs,
     })
@@ -105,7 +104,7 @@ fn mistake(row: &AnyRow) -> Result<MistakeRow, MonitorError> {
 impl Store {
     /// The first page of the mistakes `filter` selects, newest first (by
     /// `scored_at_ms`, then `outcome_id`).
-    pub async fn mistakes(&self, filter: &MistakeFilter) -> Result<MistakePage, MonitorError> {
+    pub async fn mistakes(&self, filter: &MistakeFilter) -> Result<MistakePage, StorageError> {
         // The partial index outcomes_mistakes holds exactly these rows.
         let mut statement = format!(
             "SELECT {COLUMNS}, {} FROM outcomes \

@@ -13,6 +13,7 @@
 
 mod bucket_counts;
 mod counters;
+mod error;
 mod events;
 mod features;
 mod histogram;
@@ -32,10 +33,10 @@ use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreConfig;
-use crate::error::MonitorError;
 
 pub use bucket_counts::CountsFilter;
 pub use counters::Counts;
+pub use error::StorageError;
 pub use events::NewEvent;
 pub use features::{LiveRow, features_from_json, features_to_json};
 pub use histogram::{HistogramFilter, ScoreHistogram};
@@ -132,7 +133,7 @@ enum Target {
     Postgres { url: String },
 }
 
-fn resolve(url: &str) -> Result<Target, MonitorError> {
+fn resolve(url: &str) -> Result<Target, StorageError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Target::Postgres {
             url: url.to_owned(),
@@ -145,7 +146,7 @@ fn resolve(url: &str) -> Result<Target, MonitorError> {
     } else if !url.contains("://") && !url.is_empty() {
         url
     } else {
-        return Err(MonitorError::DatabaseUrl {
+        return Err(StorageError::DatabaseUrl {
             url: url.to_owned(),
         });
     };
@@ -153,7 +154,7 @@ fn resolve(url: &str) -> Result<Target, MonitorError> {
     if path.is_empty() || path == ":memory:" {
         // Each pooled connection would get its own empty in-memory
         // database.
-        return Err(MonitorError::DatabaseUrl {
+        return Err(StorageError::DatabaseUrl {
             url: url.to_owned(),
         });
     }
@@ -167,10 +168,10 @@ fn resolve(url: &str) -> Result<Target, MonitorError> {
     })
 }
 
-fn create_parent(path: &Path) -> Result<(), MonitorError> {
+fn create_parent(path: &Path) -> Result<(), StorageError> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| MonitorError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })
@@ -182,7 +183,7 @@ fn create_parent(path: &Path) -> Result<(), MonitorError> {
 impl Store {
     /// Opens (creating when needed) the database of `config`, switches a
     /// SQLite file to WAL mode and runs the migrations.
-    pub async fn open(config: &StoreConfig) -> Result<Self, MonitorError> {
+    pub async fn open(config: &StoreConfig) -> Result<Self, StorageError> {
         install_default_drivers();
         let target = resolve(&config.database_url)?;
         let (url, backend, max_connections) = match &target {
@@ -318,7 +319,7 @@ impl Store {
     }
 
     /// Starts the one write transaction allowed at a time.
-    pub(crate) async fn writer(&self) -> Result<Writer<'_>, MonitorError> {
+    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StorageError> {
         let guard = self.inner.write.lock().await;
         let tx = match self.inner.backend {
             // Take SQLite's write lock up front: a deferred transaction that
@@ -394,7 +395,7 @@ mod tests {
         );
         for bad in ["mysql://h/db", "", "sqlite::memory:"] {
             assert!(
-                matches!(resolve(bad), Err(MonitorError::DatabaseUrl { .. })),
+                matches!(resolve(bad), Err(StorageError::DatabaseUrl { .. })),
                 "{bad}"
             );
         }

@@ -4,8 +4,7 @@
 
 use sqlx::Any;
 
-use super::{Store, sql};
-use crate::error::MonitorError;
+use super::{StorageError, Store, sql};
 
 /// One version of a model (primary or shadow) with outcomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +61,7 @@ const SUMMARY_COLUMNS: &str = "model, version, shadow, CAST(SUM(outcomes) AS BIG
 
 impl Store {
     /// Every model with outcomes, by name.
-    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, MonitorError> {
+    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, StorageError> {
         let statement = format!(
             "SELECT {SUMMARY_COLUMNS} FROM confusion_counts \
              GROUP BY model, version, shadow ORDER BY model, shadow, version"
@@ -74,7 +73,7 @@ impl Store {
     }
 
     /// One model's summary, `None` when it has no outcome.
-    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, MonitorError> {
+    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, StorageError> {
         let statement = self.backend().sql(format!(
             "SELECT {SUMMARY_COLUMNS} FROM confusion_counts WHERE model = $1 \
              GROUP BY model, version, shadow ORDER BY shadow, version"
@@ -95,7 +94,7 @@ impl Store {
         &self,
         model: &str,
         from_hour_ms: i64,
-    ) -> Result<Option<(i64, i64)>, MonitorError> {
+    ) -> Result<Option<(i64, i64)>, StorageError> {
         let statement = self.backend().sql(
             "SELECT CAST(SUM(outcomes) AS BIGINT), MAX(hour_ms) FROM confusion_counts \
              WHERE model = $1 AND hour_ms >= $2"
@@ -114,7 +113,7 @@ impl Store {
     pub async fn recent_confusion(
         &self,
         since_ms: i64,
-    ) -> Result<Vec<(String, Confusion)>, MonitorError> {
+    ) -> Result<Vec<(String, Confusion)>, StorageError> {
         let statement = self.backend().sql(
             "SELECT model, CAST(SUM(tp) AS BIGINT), CAST(SUM(fp) AS BIGINT), \
              CAST(SUM(fn) AS BIGINT), CAST(SUM(outcomes) AS BIGINT) FROM confusion_counts \
@@ -142,7 +141,7 @@ impl Store {
 }
 
 /// Folds rows of [`SUMMARY_COLUMNS`], ordered by model, into summaries.
-fn summaries(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ModelSummary>, MonitorError> {
+fn summaries(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ModelSummary>, StorageError> {
     let mut out: Vec<ModelSummary> = Vec::new();
     for row in rows {
         let model = sql::text(row, 0)?;

@@ -10,9 +10,8 @@ use triad_features::MISSING_FLAG_FIELDS;
 
 use super::counters::{self, CounterKey, Counts};
 use super::labels::{PairKey, fetch_labels, has_labels};
-use super::{Store, Writer, features_to_json, sql};
+use super::{StorageError, Store, Writer, features_to_json, sql};
 use crate::buckets::{Width, day_string};
-use crate::error::MonitorError;
 use crate::fields::is_missing;
 
 /// Columns of `outcomes`, in insert order.
@@ -112,7 +111,7 @@ impl Store {
         request_id: &str,
         errors: &[NewItemError],
         now: i64,
-    ) -> Result<OutcomesWritten, MonitorError> {
+    ) -> Result<OutcomesWritten, StorageError> {
         // Batches span few days: format each day once.
         let mut days: HashMap<i64, String> = HashMap::new();
         let mut rows: Vec<Row<'_>> = outcomes
@@ -169,7 +168,7 @@ impl Store {
         }
         if inserted != rows.len() as u64 {
             // Rolled back with the transaction: nothing was stored.
-            return Err(MonitorError::ConcurrentWrite {
+            return Err(StorageError::ConcurrentWrite {
                 expected: rows.len() as u64,
                 inserted,
             });
@@ -210,7 +209,7 @@ impl Store {
 }
 
 /// Runs a savepoint statement (the same words on SQLite and PostgreSQL).
-async fn savepoint(w: &mut Writer<'_>, statement: &'static str) -> Result<(), MonitorError> {
+async fn savepoint(w: &mut Writer<'_>, statement: &'static str) -> Result<(), StorageError> {
     sqlx::query::<Any>(statement).execute(&mut *w.tx).await?;
     Ok(())
 }
@@ -219,7 +218,7 @@ async fn savepoint(w: &mut Writer<'_>, statement: &'static str) -> Result<(), Mo
 async fn existing_ids(
     w: &mut Writer<'_>,
     rows: &[Row<'_>],
-) -> Result<HashSet<String>, MonitorError> {
+) -> Result<HashSet<String>, StorageError> {
     let mut existing = HashSet::new();
     for chunk in rows.chunks(w.per * 2) {
         let statement = w.backend.sql(format!(
@@ -239,7 +238,7 @@ async fn existing_ids(
 
 /// Inserts `rows`, none of which is stored yet (the writer lock keeps it
 /// so between the check and the insert); returns how many were inserted.
-async fn insert_rows(w: &mut Writer<'_>, rows: &[Row<'_>], now: i64) -> Result<u64, MonitorError> {
+async fn insert_rows(w: &mut Writer<'_>, rows: &[Row<'_>], now: i64) -> Result<u64, StorageError> {
     let cols = OUTCOME_COLUMNS.len() + MISSING_FLAG_FIELDS.len();
     let head = format!(
         "INSERT INTO outcomes ({}, {}) VALUES ",
@@ -293,7 +292,7 @@ async fn insert_errors(
     request_id: &str,
     errors: &[NewItemError],
     now: i64,
-) -> Result<u64, MonitorError> {
+) -> Result<u64, StorageError> {
     const COLS: usize = 10;
     let mut stored = 0;
     let per = w.per * 3;

@@ -6,8 +6,7 @@ use std::fmt::Write;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::Backend;
-use crate::error::MonitorError;
+use super::{Backend, StorageError};
 
 /// `($1,$2),($3,$4)` for `rows` rows of `cols` values, numbered from
 /// `first`; on SQLite `(?,?),(?,?)` (see [`Backend::sql`]).
@@ -52,23 +51,23 @@ fn placeholder(out: &mut String, backend: Backend, n: usize) {
     }
 }
 
-fn corrupt(index: usize, error: sqlx::Error) -> MonitorError {
-    MonitorError::Corrupt(format!("column {index}: {error}"))
+fn corrupt(index: usize, error: sqlx::Error) -> StorageError {
+    StorageError::Corrupt(format!("column {index}: {error}"))
 }
 
 /// An integer column (any width).
-pub fn int(row: &AnyRow, index: usize) -> Result<i64, MonitorError> {
+pub fn int(row: &AnyRow, index: usize) -> Result<i64, StorageError> {
     row.try_get::<i64, _>(index).map_err(|e| corrupt(index, e))
 }
 
 /// A nullable integer column.
-pub fn opt_int(row: &AnyRow, index: usize) -> Result<Option<i64>, MonitorError> {
+pub fn opt_int(row: &AnyRow, index: usize) -> Result<Option<i64>, StorageError> {
     row.try_get::<Option<i64>, _>(index)
         .map_err(|e| corrupt(index, e))
 }
 
 /// A float column; SQLite may hand back an integer for a computed value.
-pub fn float(row: &AnyRow, index: usize) -> Result<f64, MonitorError> {
+pub fn float(row: &AnyRow, index: usize) -> Result<f64, StorageError> {
     match row.try_get::<Option<f64>, _>(index) {
         Ok(value) => Ok(value.unwrap_or(0.0)),
         Err(_) => Ok(opt_int(row, index)?.unwrap_or(0) as f64),
@@ -76,13 +75,13 @@ pub fn float(row: &AnyRow, index: usize) -> Result<f64, MonitorError> {
 }
 
 /// A text column.
-pub fn text(row: &AnyRow, index: usize) -> Result<String, MonitorError> {
+pub fn text(row: &AnyRow, index: usize) -> Result<String, StorageError> {
     row.try_get::<String, _>(index)
         .map_err(|e| corrupt(index, e))
 }
 
 /// A nullable text column.
-pub fn opt_text(row: &AnyRow, index: usize) -> Result<Option<String>, MonitorError> {
+pub fn opt_text(row: &AnyRow, index: usize) -> Result<Option<String>, StorageError> {
     row.try_get::<Option<String>, _>(index)
         .map_err(|e| corrupt(index, e))
 }
