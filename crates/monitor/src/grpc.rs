@@ -132,9 +132,7 @@ impl triad_proto::v1::monitor_server::Monitor for MonitorService {
         &self,
         request: Request<DriftRequest>,
     ) -> Result<Response<DriftResponse>, Status> {
-        Ok(Response::new(
-            crate::drift::drift(&self.monitor, request.get_ref()).await?,
-        ))
+        Ok(Response::new(self.monitor.drift(request.get_ref()).await?))
     }
 }
 

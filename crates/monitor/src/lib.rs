@@ -14,7 +14,6 @@ pub mod buckets;
 pub mod config;
 mod conversions;
 pub mod dashboard;
-pub mod drift;
 pub mod fields;
 pub mod grpc;
 pub mod profiles;

@@ -10,10 +10,11 @@
 //! One file per operation, each an `impl Monitor` block: `outcomes.rs`
 //! (`RecordOutcomes`), `labels.rs` (`RecordLabels`), `events.rs`
 //! (`RecordEvents`, `QueryEvents`), `over_time.rs` (`QueryMetrics`,
-//! `Anomalies`), `mistakes.rs` (`ListMistakes`), `stored.rs` (what the
-//! dashboard and the gauges read: models, recent quality, score
-//! histograms).
+//! `Anomalies`), `mistakes.rs` (`ListMistakes`), `drift.rs` (`Drift`),
+//! `stored.rs` (what the dashboard and the gauges read: models, recent
+//! quality, score histograms). Their errors are `error.rs`'s.
 
+mod drift;
 mod error;
 mod events;
 mod labels;

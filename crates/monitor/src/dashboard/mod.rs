@@ -357,7 +357,7 @@ pub async fn load(
         to_ms,
         ..triad_proto::v1::DriftRequest::default()
     };
-    let drift = crate::drift::drift(monitor, &drift_request);
+    let drift = monitor.drift(&drift_request);
     // The counters of the hours the window's quality series leave out.
     let future = monitor.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
     let (quality, mistakes, histogram, drift, future) =

@@ -1,4 +1,4 @@
-//! The `Drift` RPC: each feature of a model version's recent outcomes, and
+//! `Drift`: each feature of a model version's recent outcomes, and
 //! its scores, against the reference profile written beside the model,
 //! with `triad_series::drift_report` (population stability index,
 //! two-sample Kolmogorov–Smirnov, Wasserstein-1) and its documented
@@ -16,7 +16,8 @@ use triad_series::{
 
 use triad_server::quote;
 
-use crate::app::{AppError, Monitor, RequestError, validate};
+use super::error::{AppError, RequestError};
+use super::{Monitor, validate};
 use crate::buckets::Range;
 use crate::store::LiveRow;
 
@@ -58,73 +59,76 @@ impl DriftQuery {
     }
 }
 
-/// Answers a `Drift` request.
-pub async fn drift(monitor: &Monitor, request: &DriftRequest) -> Result<DriftResponse, AppError> {
-    let store = monitor.store();
-    let query = DriftQuery::from_wire(request)?;
-    let version = match &query.version {
-        Some(version) => version.clone(),
-        None => match store.busiest_version(&query.model, &query.range).await? {
-            Some(version) => version,
-            None => {
-                return Ok(unavailable(
-                    String::new(),
-                    0,
-                    format!("no outcome of model {} in the range", quote(&query.model)),
-                ));
-            }
-        },
-    };
-    let rows = store
-        .live_rows(&query.model, &version, &query.range, query.max_rows)
-        .await?;
-    if rows.is_empty() {
-        let why = format!(
-            "no outcome of model {} version {} in the range",
-            quote(&query.model),
-            quote(&version)
-        );
-        return Ok(unavailable(version, 0, why));
-    }
-    let lookup = monitor.profiles().get(&query.model, &version).await;
-    let Some(profile) = lookup.profile().cloned() else {
-        let why = lookup.why_not(&query.model, &version).unwrap_or_default();
-        return Ok(unavailable(
+impl Monitor {
+    /// The drift of a model version's recent outcomes from its reference
+    /// profile (`Drift`).
+    pub async fn drift(&self, request: &DriftRequest) -> Result<DriftResponse, AppError> {
+        let store = self.store();
+        let query = DriftQuery::from_wire(request)?;
+        let version = match &query.version {
+            Some(version) => version.clone(),
+            None => match store.busiest_version(&query.model, &query.range).await? {
+                Some(version) => version,
+                None => {
+                    return Ok(unavailable(
+                        String::new(),
+                        0,
+                        format!("no outcome of model {} in the range", quote(&query.model)),
+                    ));
+                }
+            },
+        };
+        let rows = store
+            .live_rows(&query.model, &version, &query.range, query.max_rows)
+            .await?;
+        if rows.is_empty() {
+            let why = format!(
+                "no outcome of model {} version {} in the range",
+                quote(&query.model),
+                quote(&version)
+            );
+            return Ok(unavailable(version, 0, why));
+        }
+        let lookup = self.profiles().get(&query.model, &version).await;
+        let Some(profile) = lookup.profile().cloned() else {
+            let why = lookup.why_not(&query.model, &version).unwrap_or_default();
+            return Ok(unavailable(
+                version,
+                rows.len(),
+                format!("{why}: drift is not available"),
+            ));
+        };
+        let (rows, excluded): (Vec<LiveRow>, Vec<LiveRow>) = rows
+            .into_iter()
+            .partition(|row| row.schema_hash == profile.schema_hash);
+        if rows.is_empty() {
+            let mut response = unavailable(
+                version,
+                0,
+                format!(
+                    "every outcome in the range was scored on another feature schema than the profile's ({})",
+                    profile.schema_hash
+                ),
+            );
+            response.excluded_rows = excluded.len() as u64;
+            return Ok(response);
+        }
+        // Exact KS p-values over thousands of values take a while: keep them
+        // off the async workers.
+        let live_rows = rows.len();
+        let (features, score) = tokio::task::spawn_blocking(move || compare(&profile, &rows))
+            .await
+            .map_err(|error| AppError::Computation(error.to_string()))?;
+        Ok(DriftResponse {
             version,
-            rows.len(),
-            format!("{why}: drift is not available"),
-        ));
-    };
-    let (rows, excluded): (Vec<LiveRow>, Vec<LiveRow>) = rows
-        .into_iter()
-        .partition(|row| row.schema_hash == profile.schema_hash);
-    if rows.is_empty() {
-        let mut response = unavailable(
-            version,
-            0,
-            format!(
-                "every outcome in the range was scored on another feature schema than the profile's ({})",
-                profile.schema_hash
-            ),
-        );
-        response.excluded_rows = excluded.len() as u64;
-        return Ok(response);
+            live_rows: live_rows as u64,
+            features,
+            score: Some(score),
+            available: true,
+            unavailable_reason: String::new(),
+            excluded_rows: excluded.len() as u64,
+        })
     }
-    // Exact KS p-values over thousands of values take a while: keep them
-    // off the async workers.
-    let live_rows = rows.len();
-    let (features, score) = tokio::task::spawn_blocking(move || compare(&profile, &rows))
-        .await
-        .map_err(|error| AppError::Computation(error.to_string()))?;
-    Ok(DriftResponse {
-        version,
-        live_rows: live_rows as u64,
-        features,
-        score: Some(score),
-        available: true,
-        unavailable_reason: String::new(),
-        excluded_rows: excluded.len() as u64,
-    })
 }
 
 fn unavailable(version: String, live_rows: usize, reason: String) -> DriftResponse {
