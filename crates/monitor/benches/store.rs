@@ -21,7 +21,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use triad_monitor::{Monitor, Profiles, Store, StoreConfig};
 use triad_proto::v1::{
     Bucket, Budget, ExpenseLineItem, Label, Outcome, QueryMetricsRequest, RecordLabelsRequest,
@@ -227,5 +227,11 @@ fn query_metrics(c: &mut Criterion) {
     rt.block_on(monitor.close());
 }
 
-criterion_group!(benches, ingest, query_metrics);
-criterion_main!(benches);
+// What `criterion_group!` and `criterion_main!` expand to, without the
+// undocumented `pub fn` the first one declares.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    ingest(&mut criterion);
+    query_metrics(&mut criterion);
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -6,18 +6,18 @@
 //! (`app/validate.rs`).
 
 /// One hour in milliseconds: the counters' resolution.
-pub const HOUR_MS: i64 = 3_600_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 /// One day in milliseconds.
-pub const DAY_MS: i64 = 24 * HOUR_MS;
+pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
 /// One week in milliseconds.
-pub const WEEK_MS: i64 = 7 * DAY_MS;
+pub(crate) const WEEK_MS: i64 = 7 * DAY_MS;
 /// 1970-01-01 was a Thursday: weeks start 4 days after the epoch (Monday
 /// 1970-01-05), modulo 7 days.
 const WEEK_OFFSET_MS: i64 = 4 * DAY_MS;
 
 /// A bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Width {
+pub(crate) enum Width {
     /// One UTC hour.
     Hour,
     /// One UTC day.
@@ -28,7 +28,7 @@ pub enum Width {
 
 impl Width {
     /// The bucket's length in milliseconds.
-    pub fn millis(self) -> i64 {
+    pub(crate) fn millis(self) -> i64 {
         match self {
             Self::Hour => HOUR_MS,
             Self::Day => DAY_MS,
@@ -52,7 +52,7 @@ impl Width {
     /// and PostgreSQL fails), with `/` and `%` truncating toward zero as
     /// both databases do. Rows of one bucket share the number; ordering
     /// by it orders the buckets.
-    pub fn sql_number(self, column: &str) -> String {
+    pub(crate) fn sql_number(self, column: &str) -> String {
         let (width, offset) = self.grid();
         // column = q * width + r with |r| < width (truncating division):
         // floor(column / width) is q, less 1 when r < 0, and
@@ -74,7 +74,7 @@ impl Width {
 
     /// Start of the bucket holding `ms`; saturates at `i64::MIN` for the
     /// few times before the first representable bucket start.
-    pub fn start(self, ms: i64) -> i64 {
+    pub(crate) fn start(self, ms: i64) -> i64 {
         let (width, offset) = self.grid();
         let (ms, width, offset) = (i128::from(ms), i128::from(width), i128::from(offset));
         let start = (ms - offset).div_euclid(width) * width + offset;
@@ -85,7 +85,7 @@ impl Width {
     /// `first` to the one starting at `last` (both included), without
     /// overflow: `None` when `last < first` or the count does not fit a
     /// `usize`.
-    pub fn count(self, first: i64, last: i64) -> Option<usize> {
+    pub(crate) fn count(self, first: i64, last: i64) -> Option<usize> {
         let span = i128::from(last) - i128::from(first);
         if span < 0 {
             return None;
@@ -96,29 +96,22 @@ impl Width {
 
 /// A `[from, to)` range of epoch milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Range {
+pub(crate) struct Range {
     /// First millisecond in the range; `None`: unbounded.
     pub from_ms: Option<i64>,
     /// First millisecond after the range; `None`: unbounded.
     pub to_ms: Option<i64>,
 }
 
-impl Range {
-    /// Whether `ms` lies in the range.
-    pub fn contains(&self, ms: i64) -> bool {
-        self.from_ms.is_none_or(|from| ms >= from) && self.to_ms.is_none_or(|to| ms < to)
-    }
-}
-
 /// Now, in milliseconds since the epoch (the one clock of every service,
 /// [`triad_proto::time::now_ms`]).
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     triad_proto::time::now_ms()
 }
 
 /// The UTC day of `ms` as `YYYY-MM-DD`; empty for a time beyond the
 /// calendar's range (about 262 000 years either side of 1970).
-pub fn day_string(ms: i64) -> String {
+pub(crate) fn day_string(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.date_naive().to_string())
         .unwrap_or_default()
@@ -126,7 +119,7 @@ pub fn day_string(ms: i64) -> String {
 
 /// `ms` as a UTC day for messages: `YYYY-MM-DD`, or the raw number of
 /// milliseconds when it has no calendar date.
-pub fn day_or_ms(ms: i64) -> String {
+pub(crate) fn day_or_ms(ms: i64) -> String {
     match day_string(ms) {
         day if day.is_empty() => format!("{ms} ms"),
         day => day,
@@ -214,14 +207,5 @@ mod tests {
         );
         assert_eq!(day_or_ms(i64::MAX), format!("{} ms", i64::MAX));
         assert_eq!(day_or_ms(WED), "2026-11-25");
-    }
-
-    #[test]
-    fn ranges_include_their_start_not_their_end() {
-        let r = Range {
-            from_ms: Some(10),
-            to_ms: Some(20),
-        };
-        assert!(r.contains(10) && r.contains(19) && !r.contains(20) && !r.contains(9));
     }
 }

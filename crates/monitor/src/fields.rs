@@ -13,11 +13,11 @@ use triad_proto::v1::{Budget, ExpenseLineItem, Outcome};
 
 /// How many of [`MISSING_FLAG_FIELDS`] are the budget's (they come first):
 /// every budget field but its id.
-pub const BUDGET_INPUTS: usize = BUDGET_FIELDS.len() - 1;
+pub(crate) const BUDGET_INPUTS: usize = BUDGET_FIELDS.len() - 1;
 
 /// Every seed field name, as `null_rate` reports them: the budget's, then
 /// the line item's, as `triad_features::record` names them.
-pub const SEED_FIELDS: [&str; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()] = {
+pub(crate) const SEED_FIELDS: [&str; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()] = {
     let mut fields = [""; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()];
     let mut i = 0;
     while i < fields.len() {
@@ -33,7 +33,7 @@ pub const SEED_FIELDS: [&str; BUDGET_FIELDS.len() + LINE_ITEM_FIELDS.len()] = {
 
 /// The outcome's raw input values in [`MISSING_FLAG_FIELDS`] order (`None`
 /// when the side or the field is absent).
-pub fn input_values(outcome: &Outcome) -> [Option<&str>; MISSING_FLAG_FIELDS.len()] {
+pub(crate) fn input_values(outcome: &Outcome) -> [Option<&str>; MISSING_FLAG_FIELDS.len()] {
     let b = outcome.budget.as_ref();
     let i = outcome.line_item.as_ref();
     let bf = |f: fn(&Budget) -> &Option<String>| b.and_then(|b| f(b).as_deref());
@@ -58,7 +58,7 @@ pub fn input_values(outcome: &Outcome) -> [Option<&str>; MISSING_FLAG_FIELDS.len
 }
 
 /// Rebuilds both raw sides from the pair ids and the stored columns.
-pub fn sides(
+pub(crate) fn sides(
     budget_id: &str,
     itemization_id: &str,
     values: [Option<String>; MISSING_FLAG_FIELDS.len()],
@@ -106,7 +106,7 @@ pub fn sides(
 }
 
 /// A raw value counts as missing when absent or blank.
-pub fn is_missing(value: Option<&str>) -> bool {
+pub(crate) fn is_missing(value: Option<&str>) -> bool {
     value.is_none_or(|v| v.trim().is_empty())
 }
 

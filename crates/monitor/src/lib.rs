@@ -9,16 +9,16 @@
 //! One bad outcome, label or event never fails a batch: it is rejected
 //! next to what was stored.
 
-pub mod app;
-pub mod buckets;
+mod app;
+mod buckets;
 pub mod config;
 mod conversions;
-pub mod dashboard;
-pub mod fields;
-pub mod grpc;
-pub mod profiles;
-pub mod store;
-pub mod telemetry;
+mod dashboard;
+mod fields;
+mod grpc;
+mod profiles;
+mod store;
+mod telemetry;
 
 use std::future::Future;
 

@@ -185,7 +185,7 @@ fn read(path: &Path) -> Lookup {
 /// calibrated rate for the score ([`calibrate`]: the observed positive rate
 /// of the held-out scores in the same bin), or — without a profile — the
 /// raw score, clamped to `[0, 1]`.
-pub fn probability(profile: Option<&ReferenceProfile>, score: f64) -> f64 {
+pub(crate) fn probability(profile: Option<&ReferenceProfile>, score: f64) -> f64 {
     let p = profile.map_or(score, |profile| calibrate(&profile.calibration, score));
     if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }
 }

@@ -35,13 +35,13 @@ use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts};
 use crate::buckets::{DAY_MS, HOUR_MS};
 
 /// How far back the precision and recall gauges look.
-pub const QUALITY_WINDOW_MS: i64 = 7 * DAY_MS;
+pub(crate) const QUALITY_WINDOW_MS: i64 = 7 * DAY_MS;
 
 /// Most model names with series of their own in each per-model metric.
-pub const MAX_MODEL_SERIES: usize = 100;
+pub(crate) const MAX_MODEL_SERIES: usize = 100;
 
 /// The `model` label of outcomes of models past [`MAX_MODEL_SERIES`].
-pub const OTHER_MODELS: &str = "_other";
+pub(crate) const OTHER_MODELS: &str = "_other";
 
 /// The models with an outcome counter series of their own. Never held
 /// across an await.
@@ -122,19 +122,19 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 /// Registers every metric of the monitor (they appear at 0 before the
 /// first outcome).
-pub fn init() {
+pub(crate) fn init() {
     LazyLock::force(&METRICS);
 }
 
 /// Start of the window of the precision and recall gauges at `now_ms`:
 /// the hour holding `now_ms - QUALITY_WINDOW_MS`.
-pub fn quality_since(now_ms: i64) -> i64 {
+pub(crate) fn quality_since(now_ms: i64) -> i64 {
     (now_ms - QUALITY_WINDOW_MS).div_euclid(HOUR_MS) * HOUR_MS
 }
 
 /// Counts a committed batch: the models of its newly stored outcomes and
 /// its duplicates.
-pub fn outcomes_stored<'a>(models: impl IntoIterator<Item = &'a str>, duplicates: u64) {
+pub(crate) fn outcomes_stored<'a>(models: impl IntoIterator<Item = &'a str>, duplicates: u64) {
     let mut by_model: HashMap<&str, u64> = HashMap::new();
     for model in models {
         *by_model.entry(model).or_default() += 1;
@@ -149,13 +149,13 @@ pub fn outcomes_stored<'a>(models: impl IntoIterator<Item = &'a str>, duplicates
 }
 
 /// Counts the labels of a committed batch.
-pub fn labels_stored(n: u64) {
+pub(crate) fn labels_stored(n: u64) {
     METRICS.labels.inc_by(n);
 }
 
 /// One model's realized quality over the gauges' window.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModelQuality {
+pub(crate) struct ModelQuality {
     pub model: String,
     /// Outcomes of its primary versions in the window.
     pub outcomes: i64,
@@ -168,7 +168,7 @@ pub struct ModelQuality {
 /// Sets the precision and recall gauges to `models`, dropping models
 /// without a value, for the [`MAX_MODEL_SERIES`] models with the most
 /// outcomes.
-pub fn set_quality(mut models: Vec<ModelQuality>) {
+pub(crate) fn set_quality(mut models: Vec<ModelQuality>) {
     if models.len() > MAX_MODEL_SERIES {
         models.sort_by(|a, b| {
             b.outcomes

@@ -22,13 +22,13 @@ use crate::buckets::Range;
 use crate::store::LiveRow;
 
 /// Outcomes compared when the request says 0.
-pub const DEFAULT_MAX_ROWS: u32 = 5_000;
+pub(crate) const DEFAULT_MAX_ROWS: u32 = 5_000;
 /// Most outcomes one request may compare.
-pub const MAX_ROWS: u32 = 100_000;
+pub(crate) const MAX_ROWS: u32 = 100_000;
 
 /// A validated `Drift` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriftQuery {
+pub(crate) struct DriftQuery {
     pub model: String,
     /// `None`: the busiest version in the range.
     pub version: Option<String>,
@@ -39,7 +39,7 @@ pub struct DriftQuery {
 impl DriftQuery {
     /// Checks the request: a model, `from_ms <= to_ms` (0 = unbounded),
     /// `max_rows <= MAX_ROWS` (0 = [`DEFAULT_MAX_ROWS`]).
-    pub fn from_wire(request: &DriftRequest) -> Result<Self, RequestError> {
+    pub(crate) fn from_wire(request: &DriftRequest) -> Result<Self, RequestError> {
         validate::query_id("model", &request.model, true)?;
         validate::query_id("version", &request.version, false)?;
         let range = validate::range(request.from_ms, request.to_ms)?;
@@ -144,7 +144,10 @@ fn unavailable(version: String, live_rows: usize, reason: String) -> DriftRespon
 /// Every feature of `profile` (in its order) and the score, against the
 /// live `rows`. A row shorter than the profile's schema counts as missing
 /// the features it lacks.
-pub fn compare(profile: &ReferenceProfile, rows: &[LiveRow]) -> (Vec<FeatureDrift>, FeatureDrift) {
+pub(crate) fn compare(
+    profile: &ReferenceProfile,
+    rows: &[LiveRow],
+) -> (Vec<FeatureDrift>, FeatureDrift) {
     let features = profile
         .features
         .iter()
@@ -174,7 +177,7 @@ fn rate(part: u64, whole: u64) -> f64 {
 /// [`triad_series::drift_report`] over the finite values, the verdict of
 /// its three thresholds and one reason per threshold crossed. When either
 /// side has no finite value the statistics are NaN and nothing is flagged.
-pub fn feature_drift(name: &str, reference: &Distribution, live: &[f64]) -> FeatureDrift {
+pub(crate) fn feature_drift(name: &str, reference: &Distribution, live: &[f64]) -> FeatureDrift {
     let finite: Vec<f64> = live.iter().copied().filter(|v| v.is_finite()).collect();
     let live_count = live.len() as u64;
     let mut drift = FeatureDrift {

@@ -118,7 +118,7 @@ pub enum RequestError {
 impl RequestError {
     /// [`RequestError::TooLong`] of `field`, whose `value` is longer than
     /// `max` bytes.
-    pub fn too_long(field: &'static str, value: &str, max: usize) -> Self {
+    pub(crate) fn too_long(field: &'static str, value: &str, max: usize) -> Self {
         Self::TooLong {
             field,
             quoted: triad_server::quote(value).to_string(),
@@ -128,7 +128,7 @@ impl RequestError {
 
     /// [`RequestError::Nul`] of `field`, whose `value` holds a NUL
     /// character.
-    pub fn nul(field: &'static str, value: &str) -> Self {
+    pub(crate) fn nul(field: &'static str, value: &str) -> Self {
         Self::Nul {
             field,
             quoted: triad_server::quote(value).to_string(),
@@ -136,12 +136,12 @@ impl RequestError {
     }
 
     /// [`RequestError::PageToken`] of `token`.
-    pub fn page_token(token: &str) -> Self {
+    pub(crate) fn page_token(token: &str) -> Self {
         Self::PageToken(triad_server::quote(token).to_string())
     }
 
     /// [`RequestError::UnknownMetric`] of `name`.
-    pub fn unknown_metric(name: &str) -> Self {
+    pub(crate) fn unknown_metric(name: &str) -> Self {
         Self::UnknownMetric(triad_server::quote(name).to_string())
     }
 }

@@ -11,9 +11,9 @@ use crate::fields::sides;
 use crate::store::{MistakeFilter, MistakeKey, MistakeRow};
 
 /// Page size when the request gives none.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Largest page size a request may ask for.
-pub const MAX_PAGE_SIZE: u32 = 1_000;
+pub(crate) const MAX_PAGE_SIZE: u32 = 1_000;
 
 const TOKEN_PREFIX: &str = "m1:";
 

@@ -59,7 +59,7 @@ impl Monitor {
     }
 
     /// The reference profiles of the monitored model versions.
-    pub fn profiles(&self) -> &Profiles {
+    pub(crate) fn profiles(&self) -> &Profiles {
         &self.profiles
     }
 

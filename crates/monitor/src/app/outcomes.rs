@@ -22,7 +22,7 @@ use crate::profiles::probability;
 use crate::store::{NewItemError, NewOutcome};
 
 /// Longest item error message stored, in bytes; a longer one is cut.
-pub const MAX_ERROR_MESSAGE_BYTES: usize = 2_048;
+pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 2_048;
 
 fn check_finite(field: &str, value: f32) -> Result<(), String> {
     if value.is_finite() {

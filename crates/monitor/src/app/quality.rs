@@ -18,7 +18,7 @@ use crate::store::{Confusion, Counts};
 
 /// Metrics `Anomalies` can watch, besides `null_rate.<field>` for every
 /// seed field.
-pub const METRIC_NAMES: [&str; 14] = [
+pub(crate) const METRIC_NAMES: [&str; 14] = [
     "precision",
     "recall",
     "f1",
@@ -36,13 +36,13 @@ pub const METRIC_NAMES: [&str; 14] = [
 ];
 
 /// EWMA spans of the derived series.
-pub const EWMA_SPANS: [usize; 4] = [3, 5, 10, 20];
+pub(crate) const EWMA_SPANS: [usize; 4] = [3, 5, 10, 20];
 /// Rolling-median windows of the derived series.
-pub const MEDIAN_WINDOWS: [usize; 4] = [3, 5, 7, 9];
+pub(crate) const MEDIAN_WINDOWS: [usize; 4] = [3, 5, 7, 9];
 /// EWMA span of the `anomaly` series and the `Anomalies` default.
-pub const ANOMALY_SPAN: usize = 5;
+pub(crate) const ANOMALY_SPAN: usize = 5;
 /// The metrics that get derived series in `QueryMetrics`.
-pub const DERIVED_METRICS: [&str; 4] = [
+pub(crate) const DERIVED_METRICS: [&str; 4] = [
     "precision",
     "recall",
     "estimated_precision",
@@ -58,7 +58,7 @@ fn unsigned(n: i64) -> u64 {
 }
 
 /// The point of one bucket.
-pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
+pub(crate) fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
     let confusion = ConfusionCounts {
         true_positives: unsigned(c.tp),
         false_positives: unsigned(c.fp),
@@ -102,7 +102,7 @@ pub fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
 
 /// One value per point of a metric [`super::validate::metric`] accepts
 /// (NaN where undefined).
-pub fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
+pub(crate) fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
     let nan = f64::NAN;
     let field = name.strip_prefix("null_rate.");
     points
@@ -132,7 +132,7 @@ pub fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
 /// The PELT segmentation of the finite values (missing points are left
 /// out and get NaN), as one fitted value per point plus the indices where
 /// a new segment starts.
-pub fn piecewise(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
+pub(crate) fn piecewise(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
     let positions: Vec<usize> = (0..values.len())
         .filter(|&i| values[i].is_finite())
         .collect();
@@ -158,7 +158,7 @@ fn or_nan(result: triad_series::Result<Vec<f64>>, n: usize) -> Vec<f64> {
 }
 
 /// The derived series of one metric's values, named `<metric>.<series>`.
-pub fn derive(metric: &str, values: &[f64]) -> Vec<DerivedSeries> {
+pub(crate) fn derive(metric: &str, values: &[f64]) -> Vec<DerivedSeries> {
     let n = values.len();
     let mut out = Vec::with_capacity(EWMA_SPANS.len() + MEDIAN_WINDOWS.len() + 4);
     let mut push = |name: String, values: Vec<f64>| {
@@ -197,7 +197,7 @@ pub fn derive(metric: &str, values: &[f64]) -> Vec<DerivedSeries> {
 }
 
 /// Every derived series of `QueryMetrics`.
-pub fn derived_series(points: &[MetricPoint]) -> Vec<DerivedSeries> {
+pub(crate) fn derived_series(points: &[MetricPoint]) -> Vec<DerivedSeries> {
     DERIVED_METRICS
         .iter()
         .flat_map(|metric| derive(metric, &metric_values(points, metric)))
@@ -205,7 +205,12 @@ pub fn derived_series(points: &[MetricPoint]) -> Vec<DerivedSeries> {
 }
 
 /// Flags and change points of one metric.
-pub fn anomalies(points: &[MetricPoint], metric: &str, span: usize, k: f64) -> AnomaliesResponse {
+pub(crate) fn anomalies(
+    points: &[MetricPoint],
+    metric: &str,
+    span: usize,
+    k: f64,
+) -> AnomaliesResponse {
     let values = metric_values(points, metric);
     let anomalies = ewma_anomalies(&values, span, k)
         .unwrap_or_default()
@@ -234,14 +239,14 @@ impl Counts {
     /// Estimated precision, E[TP] / (E[TP] + E[FP]): the expected share of
     /// true positives among the predicted positives that carry an estimate.
     /// `None` without such a predicted positive.
-    pub fn estimated_precision(&self) -> Option<f64> {
+    pub(crate) fn estimated_precision(&self) -> Option<f64> {
         let predicted = self.expected_tp + self.expected_fp;
         (predicted > 0.0).then(|| (self.expected_tp / predicted).clamp(0.0, 1.0))
     }
 
     /// Estimated recall, E[TP] / (E[TP] + E[FN]). `None` when no outcome is
     /// expected to be positive.
-    pub fn estimated_recall(&self) -> Option<f64> {
+    pub(crate) fn estimated_recall(&self) -> Option<f64> {
         let positives = self.expected_tp + self.expected_fn;
         (positives > 0.0).then(|| (self.expected_tp / positives).clamp(0.0, 1.0))
     }
@@ -249,12 +254,12 @@ impl Counts {
 
 impl Confusion {
     /// `tp / (tp + fp)`, `None` with no labelled positive prediction.
-    pub fn precision(&self) -> Option<f64> {
+    pub(crate) fn precision(&self) -> Option<f64> {
         self.counts().precision()
     }
 
     /// `tp / (tp + fn)`, `None` with no labelled positive.
-    pub fn recall(&self) -> Option<f64> {
+    pub(crate) fn recall(&self) -> Option<f64> {
         self.counts().recall()
     }
 

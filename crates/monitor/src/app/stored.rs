@@ -10,25 +10,28 @@ use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 use crate::telemetry::{self, ModelQuality, quality_since};
 
 /// Bins of a score histogram when none are asked for.
-pub const DEFAULT_BINS: usize = 20;
+pub(crate) const DEFAULT_BINS: usize = 20;
 /// Most bins one histogram may have.
-pub const MAX_BINS: usize = 200;
+pub(crate) const MAX_BINS: usize = 200;
 
 impl Monitor {
     /// Every model with outcomes, by name.
-    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, AppError> {
+    pub(crate) async fn list_models(&self) -> Result<Vec<ModelSummary>, AppError> {
         Ok(self.store().list_models().await?)
     }
 
     /// One model's summary, `None` when it has no outcome.
-    pub async fn model_summary(&self, model: &str) -> Result<Option<ModelSummary>, AppError> {
+    pub(crate) async fn model_summary(
+        &self,
+        model: &str,
+    ) -> Result<Option<ModelSummary>, AppError> {
         Ok(self.store().model_summary(model).await?)
     }
 
     /// How many outcomes of `model` were scored in the hours starting at or
     /// after `from_hour_ms`, and the last of those hours
     /// ([`crate::store::Store::outcomes_from_hour`]).
-    pub async fn outcomes_from_hour(
+    pub(crate) async fn outcomes_from_hour(
         &self,
         model: &str,
         from_hour_ms: i64,
@@ -38,7 +41,7 @@ impl Monitor {
 
     /// Per model, the confusion cells of its primary versions over the
     /// gauges' window at `now_ms` ([`quality_since`]).
-    pub async fn recent_confusion(
+    pub(crate) async fn recent_confusion(
         &self,
         now_ms: i64,
     ) -> Result<Vec<(String, Confusion)>, AppError> {
@@ -47,7 +50,7 @@ impl Monitor {
 
     /// Sets the precision and recall gauges from the counters of the hours
     /// overlapping the gauges' window ([`telemetry::set_quality`]).
-    pub async fn refresh_quality_gauges(&self) -> Result<(), AppError> {
+    pub(crate) async fn refresh_quality_gauges(&self) -> Result<(), AppError> {
         let recent = self.recent_confusion(now_ms()).await?;
         telemetry::set_quality(
             recent
@@ -65,7 +68,7 @@ impl Monitor {
 
     /// The scores of the outcomes `filter` selects in `bins` equal bins
     /// (1 to [`MAX_BINS`]; 0 means [`DEFAULT_BINS`]), split by label.
-    pub async fn score_histogram(
+    pub(crate) async fn score_histogram(
         &self,
         filter: &HistogramFilter,
         bins: usize,

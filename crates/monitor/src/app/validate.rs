@@ -19,13 +19,13 @@ use crate::fields::SEED_FIELDS;
 
 /// Longest id (outcome, request, correlation, pair ids, model, version,
 /// event name, label source) accepted, in bytes.
-pub const MAX_ID_BYTES: usize = 512;
+pub(crate) const MAX_ID_BYTES: usize = 512;
 
 /// Most rejections one answer lists (a `RecordOutcomesStream` across all
 /// its messages). Every outcome sent is stored, a duplicate or rejected,
 /// so the caller still knows how many were rejected: sent − `stored` −
 /// `duplicates`.
-pub const MAX_REJECTIONS_LISTED: usize = 1_000;
+pub(crate) const MAX_REJECTIONS_LISTED: usize = 1_000;
 
 /// Why the id `value` of `field` cannot be stored, if it cannot: empty
 /// (when `required`), longer than [`MAX_ID_BYTES`] or holding a NUL

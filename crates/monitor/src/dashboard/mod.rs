@@ -21,8 +21,8 @@
 //! the application layer ([`Monitor`]) only, the same operations the gRPC
 //! handlers call; `page.rs` renders, `svg.rs` draws.
 
-pub mod page;
-pub mod svg;
+pub(crate) mod page;
+pub(crate) mod svg;
 
 use std::collections::HashMap;
 
@@ -44,16 +44,16 @@ use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
 use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 
 /// Days shown when the query does not say.
-pub const DEFAULT_DAYS: u32 = 30;
+pub(crate) const DEFAULT_DAYS: u32 = 30;
 /// Most days one page may cover (ten years).
-pub const MAX_DAYS: u32 = 3_660;
+pub(crate) const MAX_DAYS: u32 = 3_660;
 /// Mistakes listed on a model page.
-pub const MISTAKES_SHOWN: u32 = 25;
+pub(crate) const MISTAKES_SHOWN: u32 = 25;
 /// `k` of the EWMA band: the anomaly flags' (robust standard deviations).
-pub const BAND_K: f64 = DEFAULT_ANOMALY_K;
+pub(crate) const BAND_K: f64 = DEFAULT_ANOMALY_K;
 
 /// The dashboard's routes over `monitor`.
-pub fn router(monitor: Monitor) -> Router {
+pub(crate) fn router(monitor: Monitor) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/models/{name}", get(model_page))
@@ -63,7 +63,7 @@ pub fn router(monitor: Monitor) -> Router {
 /// A failed page: its status and a message for a person. A failed
 /// operation of the application layer becomes one in `conversions.rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageError {
+pub(crate) struct PageError {
     /// The HTTP status of the answer.
     pub status: StatusCode,
     /// What went wrong, shown on the error page.
@@ -91,7 +91,7 @@ impl IntoResponse for PageError {
 
 /// The validated query of a model page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     pub days: u32,
     pub width: Width,
     /// `None`: every primary version.
@@ -109,7 +109,7 @@ impl Default for PageQuery {
 }
 
 /// The query-string name of a bucket width.
-pub fn width_name(width: Width) -> &'static str {
+pub(crate) fn width_name(width: Width) -> &'static str {
     match width {
         Width::Hour => "hour",
         Width::Day => "day",
@@ -128,7 +128,7 @@ fn width_wire(width: Width) -> Bucket {
 impl PageQuery {
     /// Validates the query string's pairs; a repeated or unknown
     /// parameter is refused too.
-    pub fn parse(pairs: &[(String, String)]) -> Result<Self, PageError> {
+    pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Self, PageError> {
         let mut query = Self::default();
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in pairs {
@@ -183,7 +183,7 @@ impl PageQuery {
 
 /// Everything a model page shows, loaded once.
 #[derive(Debug, Clone)]
-pub struct ModelView {
+pub(crate) struct ModelView {
     pub model: String,
     pub query: PageQuery,
     pub summary: ModelSummary,
@@ -214,7 +214,7 @@ pub struct ModelView {
 impl ModelView {
     /// A derived series of `QueryMetrics` by name, when it has one value
     /// per point.
-    pub fn derived(&self, name: &str) -> Option<&[f64]> {
+    pub(crate) fn derived(&self, name: &str) -> Option<&[f64]> {
         self.series
             .iter()
             .find(|s| s.name == name && s.values.len() == self.points.len())
@@ -222,7 +222,7 @@ impl ModelView {
     }
 
     /// The buckets flagged by `<metric>.anomaly`.
-    pub fn anomalies(&self, metric: &str) -> Vec<usize> {
+    pub(crate) fn anomalies(&self, metric: &str) -> Vec<usize> {
         self.derived(&format!("{metric}.anomaly"))
             .map(|flags| {
                 flags
@@ -237,7 +237,7 @@ impl ModelView {
 
     /// The EWMA (span [`ANOMALY_SPAN`]) of `values`, from the derived
     /// series when `QueryMetrics` gave it, else computed.
-    pub fn ewma(&self, metric: &str, values: &[f64]) -> Vec<f64> {
+    pub(crate) fn ewma(&self, metric: &str, values: &[f64]) -> Vec<f64> {
         match self.derived(&format!("{metric}.ewma_{ANOMALY_SPAN}")) {
             Some(ewma) => ewma.to_vec(),
             None => triad_series::ewma(values, ANOMALY_SPAN)
@@ -268,12 +268,12 @@ const VERSIONS_NAMED: usize = 10;
 
 /// The end of a page's window opened at `now`: every outcome accepted
 /// until then was scored before it ([`triad_proto::time::check_event_time`]).
-pub fn window_end(now: i64) -> i64 {
+pub(crate) fn window_end(now: i64) -> i64 {
     now.saturating_add(triad_proto::time::MAX_CLOCK_SKEW_MS + 1)
 }
 
 /// Loads a model page's data, or 404 for an unknown model or version.
-pub async fn load(
+pub(crate) async fn load(
     monitor: &Monitor,
     model: String,
     query: PageQuery,

@@ -21,7 +21,7 @@ use crate::fields::{BUDGET_INPUTS, SEED_FIELDS, input_values};
 use crate::store::{Confusion, ModelSummary};
 
 /// `text` safe in HTML text and in double- or single-quoted attributes.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -38,7 +38,7 @@ pub fn escape(text: &str) -> String {
 
 /// `text` percent-encoded for a URL path segment or query value (every
 /// byte but `A-Z a-z 0-9 - . _ ~`).
-pub fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -51,7 +51,7 @@ pub fn encode(text: &str) -> String {
 }
 
 /// The link to a model's page with `query`.
-pub fn model_href(model: &str, query: &PageQuery) -> String {
+pub(crate) fn model_href(model: &str, query: &PageQuery) -> String {
     let mut href = format!(
         "/models/{}?days={}&bucket={}",
         encode(model),
@@ -71,7 +71,7 @@ fn datetime(ms: i64, format: &str) -> String {
 }
 
 /// `ms` as `YYYY-MM-DD HH:MM UTC`.
-pub fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     datetime(ms, "%Y-%m-%d %H:%M UTC")
 }
 
@@ -145,7 +145,7 @@ svg.nullbar{display:block}
 "#;
 
 /// A whole HTML document.
-pub fn layout(title: &str, body: &str) -> String {
+pub(crate) fn layout(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -156,7 +156,7 @@ pub fn layout(title: &str, body: &str) -> String {
 }
 
 /// The page of a failed request.
-pub fn error_page(status: StatusCode, message: &str) -> String {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> String {
     layout(
         status.canonical_reason().unwrap_or("error"),
         &format!(
@@ -169,7 +169,11 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
 }
 
 /// `GET /`: the models with outcomes.
-pub fn index(models: &[ModelSummary], recent: &HashMap<String, Confusion>, now_ms: i64) -> String {
+pub(crate) fn index(
+    models: &[ModelSummary],
+    recent: &HashMap<String, Confusion>,
+    now_ms: i64,
+) -> String {
     let mut body = String::from("<h1>Models</h1>");
     if models.is_empty() {
         body += "<section id=\"models\"><p class=\"empty\">no data yet: the monitor has not \
@@ -241,7 +245,7 @@ pub fn index(models: &[ModelSummary], recent: &HashMap<String, Confusion>, now_m
 }
 
 /// `GET /models/{name}`: every section in order.
-pub fn model(view: &ModelView) -> String {
+pub(crate) fn model(view: &ModelView) -> String {
     let sections = [
         header(view),
         summary(view),

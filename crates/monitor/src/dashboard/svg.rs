@@ -13,10 +13,10 @@ use std::fmt::Write;
 use super::page::escape;
 
 /// Width of every chart's view box.
-pub const WIDTH: f64 = 900.0;
+pub(crate) const WIDTH: f64 = 900.0;
 /// Height of the plot area; the view box adds the legend's rows above
 /// and the axis labels below.
-pub const PLOT_H: f64 = 210.0;
+pub(crate) const PLOT_H: f64 = 210.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 56.0;
 /// Baseline of the first legend row.
@@ -29,7 +29,7 @@ const CHAR_W: f64 = 6.8;
 
 /// One line of a [`LineChart`].
 #[derive(Debug, Clone, Copy)]
-pub struct Series<'a> {
+pub(crate) struct Series<'a> {
     /// Legend text.
     pub name: &'a str,
     /// CSS class and `data-series` attribute (a fixed identifier).
@@ -43,7 +43,7 @@ pub struct Series<'a> {
 
 /// A shaded band between two series of a [`LineChart`].
 #[derive(Debug, Clone, Copy)]
-pub struct Band<'a> {
+pub(crate) struct Band<'a> {
     pub name: &'a str,
     pub lower: &'a [f64],
     pub upper: &'a [f64],
@@ -51,7 +51,7 @@ pub struct Band<'a> {
 
 /// A line chart over time buckets.
 #[derive(Debug, Clone, Copy)]
-pub struct LineChart<'a> {
+pub(crate) struct LineChart<'a> {
     /// Accessible name of the chart.
     pub title: &'a str,
     /// Short axis label per bucket.
@@ -70,7 +70,7 @@ pub struct LineChart<'a> {
 
 /// One stacked part of a bar.
 #[derive(Debug, Clone, Copy)]
-pub struct Bars<'a> {
+pub(crate) struct Bars<'a> {
     pub name: &'a str,
     pub key: &'a str,
     pub values: &'a [f64],
@@ -78,7 +78,7 @@ pub struct Bars<'a> {
 
 /// Stacked bars over time buckets, with an optional share line.
 #[derive(Debug, Clone, Copy)]
-pub struct BarChart<'a> {
+pub(crate) struct BarChart<'a> {
     pub title: &'a str,
     pub x_labels: &'a [String],
     pub x_titles: &'a [String],
@@ -90,7 +90,7 @@ pub struct BarChart<'a> {
 
 /// Stacked counts in bins of a numeric axis.
 #[derive(Debug, Clone, Copy)]
-pub struct Histogram<'a> {
+pub(crate) struct Histogram<'a> {
     pub title: &'a str,
     /// `bins + 1` increasing edges.
     pub edges: &'a [f64],
@@ -179,7 +179,7 @@ fn frame(class: &str, title: &str, legend: &[Entry<'_>], body: &str) -> String {
 
 /// "Nice" tick values covering `[lo, hi]`: about five, at 1, 2 or 5
 /// times a power of ten.
-pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+pub(crate) fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     if !lo.is_finite() || !hi.is_finite() || hi <= lo {
         return vec![lo];
     }
@@ -196,7 +196,7 @@ pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// The top of a count axis: the first nice tick at or above `max`.
-pub fn nice_max(max: f64) -> f64 {
+pub(crate) fn nice_max(max: f64) -> f64 {
     if max.is_nan() || max <= 0.0 {
         return 1.0;
     }
@@ -393,7 +393,7 @@ fn polyline(out: &mut String, slots: &Slots, scale: Scale, s: &Series<'_>, title
 }
 
 /// A line chart; see [`LineChart`].
-pub fn line_chart(chart: &LineChart<'_>) -> String {
+pub(crate) fn line_chart(chart: &LineChart<'_>) -> String {
     let mut legend: Vec<Entry<'_>> = chart
         .series
         .iter()
@@ -481,7 +481,7 @@ fn totals(stacks: &[Bars<'_>], n: usize) -> Vec<f64> {
 }
 
 /// A stacked bar chart; see [`BarChart`].
-pub fn bar_chart(chart: &BarChart<'_>) -> String {
+pub(crate) fn bar_chart(chart: &BarChart<'_>) -> String {
     let mut legend: Vec<Entry<'_>> = chart
         .stacks
         .iter()
@@ -537,7 +537,7 @@ pub fn bar_chart(chart: &BarChart<'_>) -> String {
 }
 
 /// A stacked histogram; see [`Histogram`].
-pub fn histogram(chart: &Histogram<'_>) -> String {
+pub(crate) fn histogram(chart: &Histogram<'_>) -> String {
     let mut legend: Vec<Entry<'_>> = chart
         .stacks
         .iter()

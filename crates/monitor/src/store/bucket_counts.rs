@@ -12,7 +12,7 @@ use crate::buckets::{HOUR_MS, Range, Width};
 
 /// Which counters to sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountsFilter {
+pub(crate) struct CountsFilter {
     pub model: String,
     /// `None`: every version.
     pub version: Option<String>,
@@ -24,7 +24,7 @@ pub struct CountsFilter {
 
 impl Store {
     /// The summed counters of each bucket holding counters, in time order.
-    pub async fn bucket_counts(
+    pub(crate) async fn bucket_counts(
         &self,
         filter: &CountsFilter,
     ) -> Result<Vec<(i64, Counts)>, StorageError> {

@@ -37,7 +37,7 @@ pub(crate) struct CounterKey {
 
 /// The counters of one row, or a delta to add to them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub outcomes: i64,
     pub predicted_positive: i64,
     pub labelled: i64,
@@ -76,7 +76,7 @@ impl Counts {
     /// Adds one outcome's expected confusion cells: its calibrated
     /// probability `p` of being positive splits it between the two cells of
     /// its prediction.
-    pub fn expect(&mut self, matched: bool, p: f64) {
+    pub(crate) fn expect(&mut self, matched: bool, p: f64) {
         if matched {
             self.expected_tp += p;
             self.expected_fp += 1.0 - p;
@@ -87,7 +87,7 @@ impl Counts {
     }
 
     /// Adds `other` to `self`.
-    pub fn add(&mut self, other: &Counts) {
+    pub(crate) fn add(&mut self, other: &Counts) {
         self.outcomes += other.outcomes;
         self.predicted_positive += other.predicted_positive;
         self.labelled += other.labelled;

@@ -8,7 +8,7 @@ use crate::buckets::Range;
 
 /// One business event to store, as the caller checked it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent<'a> {
+pub(crate) struct NewEvent<'a> {
     pub name: &'a str,
     /// How long it took, in milliseconds (finite, >= 0).
     pub duration_ms: f64,
@@ -19,7 +19,7 @@ pub struct NewEvent<'a> {
 
 impl Store {
     /// Stores `events`, received at `now`; returns how many were stored.
-    pub async fn insert_events(
+    pub(crate) async fn insert_events(
         &self,
         events: &[NewEvent<'_>],
         now: i64,
@@ -49,7 +49,7 @@ impl Store {
 
     /// The time (`occurred_at_ms`) and duration of every event named
     /// `name` that happened in `range`.
-    pub async fn event_durations(
+    pub(crate) async fn event_durations(
         &self,
         name: &str,
         range: &Range,

@@ -11,13 +11,13 @@ use crate::buckets::Range;
 
 /// The feature vector as a JSON array, NaN and infinities as `null`, each
 /// number in the shortest form that reads back to the same `f32`.
-pub fn features_to_json(features: &[f32]) -> String {
+pub(crate) fn features_to_json(features: &[f32]) -> String {
     serde_json::to_string(features).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Reads [`features_to_json`]'s output back (`null` as NaN). Each number
 /// is parsed straight to `f32`, so every value reads back bit for bit.
-pub fn features_from_json(text: &str) -> Result<Vec<f32>, String> {
+pub(crate) fn features_from_json(text: &str) -> Result<Vec<f32>, String> {
     let inner = text
         .trim()
         .strip_prefix('[')
@@ -39,7 +39,7 @@ pub fn features_from_json(text: &str) -> Result<Vec<f32>, String> {
 
 /// One stored outcome as drift sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LiveRow {
+pub(crate) struct LiveRow {
     /// The feature vector the model scored, in schema order (NaN =
     /// missing).
     pub features: Vec<f32>,
@@ -66,7 +66,7 @@ impl Store {
     /// The version of `model` with the most outcomes scored in `range`:
     /// versions that served callers before shadow ones, then the most
     /// outcomes, then the smallest name. `None` when there is no outcome.
-    pub async fn busiest_version(
+    pub(crate) async fn busiest_version(
         &self,
         model: &str,
         range: &Range,
@@ -88,7 +88,7 @@ impl Store {
     /// The feature vectors, scores and schema hashes of the outcomes of
     /// `model` `version` scored in `range`, newest first (by `scored_at_ms`,
     /// then `outcome_id`), at most `max_rows`.
-    pub async fn live_rows(
+    pub(crate) async fn live_rows(
         &self,
         model: &str,
         version: &str,

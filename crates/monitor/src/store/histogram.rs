@@ -11,7 +11,7 @@ use crate::buckets::Range;
 
 /// Which outcomes a histogram counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistogramFilter {
+pub(crate) struct HistogramFilter {
     pub model: String,
     /// `None`: every version.
     pub version: Option<String>,
@@ -22,7 +22,7 @@ pub struct HistogramFilter {
 
 /// Scores counted in equal-width bins.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ScoreHistogram {
+pub(crate) struct ScoreHistogram {
     /// `bins + 1` increasing edges; bin `i` is `[edges[i], edges[i + 1])`,
     /// the last one closed. `[0, 1]` when every score lies in it,
     /// otherwise the scores' own range. Empty when no outcome matched.
@@ -39,7 +39,7 @@ pub struct ScoreHistogram {
 
 impl ScoreHistogram {
     /// Outcomes counted.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.positive.iter().sum::<u64>()
             + self.negative.iter().sum::<u64>()
             + self.unlabelled.iter().sum::<u64>()
@@ -117,7 +117,7 @@ impl Store {
     /// (at least one), split by label.
     /// Scans the model's outcomes in the range (the counters hold no
     /// scores).
-    pub async fn score_histogram(
+    pub(crate) async fn score_histogram(
         &self,
         filter: &HistogramFilter,
         bins: usize,

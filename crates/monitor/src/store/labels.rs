@@ -13,7 +13,7 @@ use super::{StorageError, Store, Writer, sql};
 
 /// A (model, budget, line item) pair: what a label is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PairKey {
+pub(crate) struct PairKey {
     pub model: String,
     pub budget_id: String,
     pub itemization_id: String,
@@ -21,7 +21,7 @@ pub struct PairKey {
 
 impl PairKey {
     /// The pair of `model`, `budget_id` and `itemization_id`.
-    pub fn of(model: &str, budget_id: &str, itemization_id: &str) -> Self {
+    pub(crate) fn of(model: &str, budget_id: &str, itemization_id: &str) -> Self {
         Self {
             model: model.to_owned(),
             budget_id: budget_id.to_owned(),
@@ -49,7 +49,7 @@ pub(crate) struct PairLabels {
 impl PairLabels {
     /// The label of the pair's outcome from `request_id`: the request's own
     /// label if any, else the pair's.
-    pub fn effective(&self, request_id: &str) -> Option<bool> {
+    pub(crate) fn effective(&self, request_id: &str) -> Option<bool> {
         self.by_request
             .get(request_id)
             .or(self.pair.as_ref())
@@ -172,7 +172,7 @@ async fn fetch_outcomes(
 
 /// One label to store, as the caller checked it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLabel<'a> {
+pub(crate) struct NewLabel<'a> {
     /// The pair it is about.
     pub pair: PairKey,
     /// The one request whose outcome it labels; empty: every outcome of the
@@ -189,7 +189,7 @@ impl Store {
     /// their pairs in one transaction; returns how many of the labels found
     /// an outcome to join (every outcome of the pair for a pair-wide label,
     /// the request's for the others).
-    pub async fn insert_labels(
+    pub(crate) async fn insert_labels(
         &self,
         labels: &[NewLabel<'_>],
         now: i64,

@@ -11,14 +11,14 @@ use crate::buckets::Range;
 /// Where a page of mistakes starts: after this (time, id), going back in
 /// time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MistakeKey {
+pub(crate) struct MistakeKey {
     pub scored_at_ms: i64,
     pub outcome_id: String,
 }
 
 /// Which mistakes to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MistakeFilter {
+pub(crate) struct MistakeFilter {
     pub model: String,
     /// `None`: every version.
     pub version: Option<String>,
@@ -36,7 +36,7 @@ pub struct MistakeFilter {
 
 /// A page of mistakes.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct MistakePage {
+pub(crate) struct MistakePage {
     /// At most the filter's `limit`, newest first.
     pub mistakes: Vec<MistakeRow>,
     /// Whether more mistakes follow the last one.
@@ -46,7 +46,7 @@ pub struct MistakePage {
 /// One stored mistake: an outcome whose label differs from its
 /// prediction.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MistakeRow {
+pub(crate) struct MistakeRow {
     pub outcome_id: String,
     pub request_id: String,
     pub correlation_id: String,
@@ -104,7 +104,10 @@ fn mistake(row: &AnyRow) -> Result<MistakeRow, StorageError> {
 impl Store {
     /// The first page of the mistakes `filter` selects, newest first (by
     /// `scored_at_ms`, then `outcome_id`).
-    pub async fn mistakes(&self, filter: &MistakeFilter) -> Result<MistakePage, StorageError> {
+    pub(crate) async fn mistakes(
+        &self,
+        filter: &MistakeFilter,
+    ) -> Result<MistakePage, StorageError> {
         // The partial index outcomes_mistakes holds exactly these rows.
         let mut statement = format!(
             "SELECT {COLUMNS}, {} FROM outcomes \

@@ -34,22 +34,23 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreConfig;
 
-pub use bucket_counts::CountsFilter;
-pub use counters::Counts;
+pub(crate) use bucket_counts::CountsFilter;
+pub(crate) use counters::Counts;
 pub use error::StorageError;
-pub use events::NewEvent;
-pub use features::{LiveRow, features_from_json, features_to_json};
-pub use histogram::{HistogramFilter, ScoreHistogram};
-pub use labels::{NewLabel, PairKey};
-pub use mistakes::{MistakeFilter, MistakeKey, MistakePage, MistakeRow};
-pub use models::{Confusion, ModelSummary, VersionSummary};
-pub use outcomes::{NewItemError, NewOutcome, OutcomesWritten};
+pub(crate) use events::NewEvent;
+pub(crate) use features::{LiveRow, features_from_json, features_to_json};
+pub(crate) use histogram::{HistogramFilter, ScoreHistogram};
+pub(crate) use labels::{NewLabel, PairKey};
+pub(crate) use mistakes::{MistakeFilter, MistakeKey, MistakeRow};
+pub(crate) use models::Confusion;
+pub use models::{ModelSummary, VersionSummary};
+pub(crate) use outcomes::{NewItemError, NewOutcome};
 
 /// The migrations in `crates/monitor/migrations`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How often the SQLite WAL is checkpointed in the background.
-pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+pub(crate) const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Key of the PostgreSQL advisory lock that serializes writers across
 /// monitor processes sharing one database ("triad" in ASCII).
@@ -58,7 +59,9 @@ const PG_WRITE_LOCK: i64 = 0x0074_7269_6164;
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// A SQLite file.
     Sqlite,
+    /// A PostgreSQL database.
     Postgres,
 }
 
@@ -71,7 +74,7 @@ impl Backend {
     /// binds positionally, which is the same thing when the numbers run in
     /// order, as they do in every statement of this crate (`sql::values`
     /// and `sql::list` already write `?` on SQLite).
-    pub fn sql(self, statement: String) -> String {
+    pub(crate) fn sql(self, statement: String) -> String {
         match self {
             Self::Postgres => statement,
             Self::Sqlite if !statement.contains('$') => statement,

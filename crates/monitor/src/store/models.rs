@@ -9,19 +9,26 @@ use super::{StorageError, Store, sql};
 /// One version of a model (primary or shadow) with outcomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionSummary {
+    /// The version's name.
     pub version: String,
+    /// Whether it is scored in the shadow of a primary version.
     pub shadow: bool,
+    /// Its outcomes.
     pub outcomes: i64,
+    /// Its outcomes with a label.
     pub labelled: i64,
-    /// Start of the first and of the last UTC hour holding an outcome.
+    /// Start of the first UTC hour holding one of its outcomes.
     pub first_hour_ms: i64,
+    /// Start of the last UTC hour holding one of its outcomes.
     pub last_hour_ms: i64,
 }
 
 /// A model with outcomes and its versions, primary versions first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSummary {
+    /// The model's name.
     pub model: String,
+    /// Its versions with outcomes: primary ones first, then by name.
     pub versions: Vec<VersionSummary>,
 }
 
@@ -48,7 +55,7 @@ impl ModelSummary {
 
 /// Summed confusion cells of one model's primary versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Confusion {
+pub(crate) struct Confusion {
     /// Outcomes, labelled or not.
     pub outcomes: i64,
     pub tp: i64,
@@ -90,7 +97,7 @@ impl Store {
     /// the last of those hours; `None` when there is none. The dashboard
     /// asks for the hours after now: outcomes stored before the monitor
     /// refused times in the future.
-    pub async fn outcomes_from_hour(
+    pub(crate) async fn outcomes_from_hour(
         &self,
         model: &str,
         from_hour_ms: i64,
@@ -110,7 +117,7 @@ impl Store {
 
     /// Per model, the confusion cells of its primary versions' outcomes
     /// scored in the hours starting at or after `since_ms`.
-    pub async fn recent_confusion(
+    pub(crate) async fn recent_confusion(
         &self,
         since_ms: i64,
     ) -> Result<Vec<(String, Confusion)>, StorageError> {

@@ -40,7 +40,7 @@ const OUTCOME_COLUMNS: [&str; 19] = [
 /// One outcome to store, as the caller checked it: its ids and texts
 /// storable, its time and numbers valid.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewOutcome<'a> {
+pub(crate) struct NewOutcome<'a> {
     pub outcome_id: &'a str,
     pub request_id: &'a str,
     pub correlation_id: &'a str,
@@ -68,7 +68,7 @@ pub struct NewOutcome<'a> {
 /// One item error of a request to store, its texts already cut to a
 /// bounded length and storable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewItemError {
+pub(crate) struct NewItemError {
     pub item_kind: String,
     pub index: u32,
     pub field: String,
@@ -81,7 +81,7 @@ pub struct NewItemError {
 
 /// What [`Store::insert_outcomes`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OutcomesWritten {
+pub(crate) struct OutcomesWritten {
     /// Indices of the outcomes newly stored, in the order given; the
     /// others were stored already.
     pub stored: Vec<usize>,
@@ -105,7 +105,7 @@ impl Store {
     /// errors of request `request_id` in one transaction, received at
     /// `now`: outcomes already stored are skipped and never counted again;
     /// each new one is joined to its current label and moves the counters.
-    pub async fn insert_outcomes(
+    pub(crate) async fn insert_outcomes(
         &self,
         outcomes: &[NewOutcome<'_>],
         request_id: &str,

@@ -10,7 +10,7 @@ use super::{Backend, StorageError};
 
 /// `($1,$2),($3,$4)` for `rows` rows of `cols` values, numbered from
 /// `first`; on SQLite `(?,?),(?,?)` (see [`Backend::sql`]).
-pub fn values(backend: Backend, rows: usize, cols: usize, first: usize) -> String {
+pub(crate) fn values(backend: Backend, rows: usize, cols: usize, first: usize) -> String {
     let mut out = String::with_capacity(rows * (cols * 6 + 3));
     let mut n = first;
     for r in 0..rows {
@@ -31,7 +31,7 @@ pub fn values(backend: Backend, rows: usize, cols: usize, first: usize) -> Strin
 }
 
 /// `$first,…` (or `?,…` on SQLite) for `n` values, for an `IN (…)` list.
-pub fn list(backend: Backend, n: usize, first: usize) -> String {
+pub(crate) fn list(backend: Backend, n: usize, first: usize) -> String {
     let mut out = String::with_capacity(n * 6);
     for i in 0..n {
         if i > 0 {
@@ -56,18 +56,18 @@ fn corrupt(index: usize, error: sqlx::Error) -> StorageError {
 }
 
 /// An integer column (any width).
-pub fn int(row: &AnyRow, index: usize) -> Result<i64, StorageError> {
+pub(crate) fn int(row: &AnyRow, index: usize) -> Result<i64, StorageError> {
     row.try_get::<i64, _>(index).map_err(|e| corrupt(index, e))
 }
 
 /// A nullable integer column.
-pub fn opt_int(row: &AnyRow, index: usize) -> Result<Option<i64>, StorageError> {
+pub(crate) fn opt_int(row: &AnyRow, index: usize) -> Result<Option<i64>, StorageError> {
     row.try_get::<Option<i64>, _>(index)
         .map_err(|e| corrupt(index, e))
 }
 
 /// A float column; SQLite may hand back an integer for a computed value.
-pub fn float(row: &AnyRow, index: usize) -> Result<f64, StorageError> {
+pub(crate) fn float(row: &AnyRow, index: usize) -> Result<f64, StorageError> {
     match row.try_get::<Option<f64>, _>(index) {
         Ok(value) => Ok(value.unwrap_or(0.0)),
         Err(_) => Ok(opt_int(row, index)?.unwrap_or(0) as f64),
@@ -75,13 +75,13 @@ pub fn float(row: &AnyRow, index: usize) -> Result<f64, StorageError> {
 }
 
 /// A text column.
-pub fn text(row: &AnyRow, index: usize) -> Result<String, StorageError> {
+pub(crate) fn text(row: &AnyRow, index: usize) -> Result<String, StorageError> {
     row.try_get::<String, _>(index)
         .map_err(|e| corrupt(index, e))
 }
 
 /// A nullable text column.
-pub fn opt_text(row: &AnyRow, index: usize) -> Result<Option<String>, StorageError> {
+pub(crate) fn opt_text(row: &AnyRow, index: usize) -> Result<Option<String>, StorageError> {
     row.try_get::<Option<String>, _>(index)
         .map_err(|e| corrupt(index, e))
 }
