@@ -43,7 +43,7 @@ impl triad_proto::v1::monitor_server::Monitor for MonitorService {
 
     /// Each message is stored in its own transaction as it arrives; the
     /// answer sums them, rejections numbered across the whole stream and
-    /// at most [`MAX_REJECTIONS_LISTED`] of them listed (sent − stored −
+    /// at most `MAX_REJECTIONS_LISTED` (1 000) of them listed (sent − stored −
     /// duplicates were rejected).
     async fn record_outcomes_stream(
         &self,

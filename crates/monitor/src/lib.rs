@@ -8,6 +8,15 @@
 //! `daily_precision_recall` and `mistakes` views, `docs/monitoring.md`).
 //! One bad outcome, label or event never fails a batch: it is rejected
 //! next to what was stored.
+//!
+//! Three layers (`docs/architecture.md`, "The monitor in layers"): the wire
+//! adapters (`grpc.rs`, `dashboard/`, and [`serve`] here) call the
+//! application layer, [`Monitor`] (`app/`: checks requests, computes model
+//! quality and drift, records telemetry), which calls the [`Store`]
+//! (`store/`: SQL only). Each layer has its error type ([`StorageError`];
+//! [`RequestError`] and [`AppError`]), and an operation's error becomes a
+//! gRPC or HTTP status in one place (`conversions.rs`); start-up and
+//! serving fail with `triad_server::ServerError`, like every service.
 
 mod app;
 mod buckets;
@@ -93,7 +102,7 @@ pub async fn serve(
 /// The monitor's HTTP port over `monitor`: the dashboard (`GET /`,
 /// `GET /models/{name}`), `GET /metrics` (the monitor's precision and
 /// recall gauges are refreshed from the store on each scrape, see
-/// [`telemetry`]) and `GET /health` (200 while the process runs).
+/// `telemetry.rs`) and `GET /health` (200 while the process runs).
 pub fn http_router(monitor: Monitor) -> Router {
     let metrics = triad_telemetry::metrics::router().layer(axum::middleware::from_fn_with_state(
         monitor.clone(),

@@ -94,7 +94,7 @@ impl Profiles {
         }
     }
 
-    /// No models directory: every lookup is [`Lookup::Missing`].
+    /// No models directory: every profile is missing.
     pub fn disabled() -> Self {
         Self::default()
     }

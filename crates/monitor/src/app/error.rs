@@ -1,7 +1,7 @@
 //! Why a monitor operation failed: the request was refused
 //! ([`RequestError`]), the store failed ([`StorageError`]) or a
 //! computation could not finish. A message that echoes a caller's value
-//! quotes at most 64 characters of it ([`triad_server::quote`]): the
+//! quotes at most 64 characters of it ([`triad_server::quote()`]): the
 //! variants hold the quotation, never the value. The mapping of these to a
 //! gRPC status and an HTTP status is `conversions.rs`'s.
 //!
@@ -25,7 +25,7 @@ pub enum RequestError {
     Nul {
         /// The request field.
         field: &'static str,
-        /// [`triad_server::quote`] of the value.
+        /// [`triad_server::quote()`] of the value.
         quoted: String,
     },
     /// An id or name is longer than can be stored.
@@ -33,7 +33,7 @@ pub enum RequestError {
     TooLong {
         /// The request field.
         field: &'static str,
-        /// [`triad_server::quote`] of the value.
+        /// [`triad_server::quote()`] of the value.
         quoted: String,
         /// The most bytes allowed.
         max: usize,
@@ -79,13 +79,13 @@ pub enum RequestError {
         max: u32,
     },
     /// A page token this server did not issue; holds its
-    /// [`triad_server::quote`].
+    /// [`triad_server::quote()`].
     #[error(
         "page_token is not one this server issued: expected the next_page_token of a previous answer, got {0}"
     )]
     PageToken(String),
     /// A metric `Anomalies` cannot watch; holds the
-    /// [`triad_server::quote`] of the name.
+    /// [`triad_server::quote()`] of the name.
     #[error("metric is {0}: expected one of {list} or null_rate.<seed field name>", list = super::quality::METRIC_NAMES.join(", "))]
     UnknownMetric(String),
     /// A tuning parameter that is not a finite positive number.
@@ -105,7 +105,8 @@ pub enum RequestError {
         points: usize,
         /// The most allowed.
         max: usize,
-        /// The first bucket's day ([`crate::buckets::day_or_ms`]).
+        /// The first bucket's day (`YYYY-MM-DD`, or milliseconds when it has
+        /// no calendar date).
         first_day: String,
         /// The last bucket's day.
         last_day: String,

@@ -31,6 +31,8 @@ use crate::profiles::Profiles;
 use crate::store::Store;
 
 pub use error::{AppError, RequestError};
+// The store's rows the wire adapters show as they are.
+pub(crate) use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 
 pub(crate) use stored::DEFAULT_BINS;
 

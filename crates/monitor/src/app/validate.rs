@@ -1,10 +1,11 @@
 //! Checks of the caller's values that every write and query shares: ids
 //! and names (at most [`MAX_ID_BYTES`], no NUL character, which
-//! PostgreSQL cannot store and would fail a whole batch over), event times (between 2000-01-01
-//! and now plus the clock skew, [`triad_proto::time::check_event_time`];
-//! 0 means now), and the rejections of refused items. A message or a
-//! rejection never echoes more than 64 characters of a caller's value
-//! ([`triad_server::quote`]), and one answer lists at most
+//! PostgreSQL cannot store and would fail a whole batch over), event times
+//! (between 2000-01-01 and now plus the clock skew,
+//! [`triad_proto::time::check_event_time`]; 0 means now), time ranges and
+//! bucket widths, metric names, and the rejections of refused items. A
+//! message or a rejection never echoes more than 64 characters of a
+//! caller's value ([`triad_server::quote()`]), and one answer lists at most
 //! [`MAX_REJECTIONS_LISTED`] rejections, so that what a caller sends cannot
 //! make the answer (or the monitor's memory) grow beyond what it sent.
 

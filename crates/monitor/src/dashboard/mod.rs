@@ -39,9 +39,10 @@ use triad_series::DEFAULT_ANOMALY_K;
 use triad_server::{quote, quote_list};
 
 use crate::app::quality::ANOMALY_SPAN;
-use crate::app::{DEFAULT_BINS, Monitor, validate};
+use crate::app::{
+    Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, Monitor, ScoreHistogram, validate,
+};
 use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
-use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
 
 /// Days shown when the query does not say.
 pub(crate) const DEFAULT_DAYS: u32 = 30;

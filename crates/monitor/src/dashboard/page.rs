@@ -16,9 +16,9 @@ use triad_series::ConfusionCounts;
 use super::svg::{self, Band, BarChart, Bars, Histogram, LineChart, Series};
 use super::{BAND_K, ModelView, PageQuery, width_name};
 use crate::app::quality::ANOMALY_SPAN;
+use crate::app::{Confusion, ModelSummary};
 use crate::buckets::Width;
 use crate::fields::{BUDGET_INPUTS, SEED_FIELDS, input_values};
-use crate::store::{Confusion, ModelSummary};
 
 /// `text` safe in HTML text and in double- or single-quoted attributes.
 pub(crate) fn escape(text: &str) -> String {
