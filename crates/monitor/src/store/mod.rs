@@ -18,6 +18,7 @@ mod events;
 mod features;
 mod histogram;
 mod labels;
+mod migrations;
 mod mistakes;
 mod models;
 mod outcomes;
@@ -45,9 +46,6 @@ pub(crate) use mistakes::{MistakeFilter, MistakeKey, MistakeRow};
 pub(crate) use models::Confusion;
 pub use models::{ModelSummary, VersionSummary};
 pub(crate) use outcomes::{NewItemError, NewOutcome};
-
-/// The migrations in `crates/monitor/migrations`, embedded in the binary.
-pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How often the SQLite WAL is checkpointed in the background.
 pub(crate) const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
@@ -250,7 +248,7 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        MIGRATOR.run(&pool).await?;
+        migrations::migrator().await?.run(&pool).await?;
         let target_name = match &target {
             Target::Sqlite { path, .. } => path.display().to_string(),
             Target::Postgres { .. } => "postgres".to_owned(),
