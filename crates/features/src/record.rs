@@ -97,13 +97,13 @@ pub const LINE_ITEM_FIELDS: [&str; 8] = [
 ];
 
 /// The kind of each [`RawBudget`] field, in declaration order.
-pub const BUDGET_FIELD_KINDS: [FieldKind; 9] = {
+pub const BUDGET_FIELD_KINDS: [FieldKind; BUDGET_FIELDS.len()] = {
     use FieldKind::{Id, Parsed, Text};
     [Id, Parsed, Text, Text, Text, Parsed, Parsed, Parsed, Parsed]
 };
 
 /// The kind of each [`RawLineItem`] field, in declaration order.
-pub const LINE_ITEM_FIELD_KINDS: [FieldKind; 8] = {
+pub const LINE_ITEM_FIELD_KINDS: [FieldKind; LINE_ITEM_FIELDS.len()] = {
     use FieldKind::{Id, Parsed, Text};
     [Id, Parsed, Text, Parsed, Text, Text, Text, Text]
 };

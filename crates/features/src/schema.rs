@@ -5,6 +5,8 @@ use std::sync::LazyLock;
 
 use sha2::{Digest, Sha256};
 
+use crate::record::{BUDGET_FIELDS, LINE_ITEM_FIELDS};
+
 /// Name of the schema this crate produces.
 pub const SCHEMA_NAME: &str = "budget_expense_pairs";
 
@@ -60,10 +62,12 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
 /// Number of columns.
 pub const N_FEATURES: usize = 35;
 
-/// Number of budget-side missing flags (they come first among the flags).
-pub(crate) const N_BUDGET_FLAGS: usize = 8;
-/// Number of line-item-side missing flags.
-pub(crate) const N_ITEM_FLAGS: usize = 7;
+/// Number of budget-side missing flags (they come first among the flags):
+/// one per budget field but the id.
+pub(crate) const N_BUDGET_FLAGS: usize = BUDGET_FIELDS.len() - 1;
+/// Number of line-item-side missing flags: one per line-item field but the
+/// id.
+pub(crate) const N_ITEM_FLAGS: usize = LINE_ITEM_FIELDS.len() - 1;
 /// Column of the first missing flag.
 pub(crate) const FIRST_FLAG: usize = N_FEATURES - N_BUDGET_FLAGS - N_ITEM_FLAGS;
 

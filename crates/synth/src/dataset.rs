@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use serde::Serialize;
 use triad_features::RawRequest;
+use triad_features::record::{BUDGET_FIELDS, LINE_ITEM_FIELDS};
 
 /// A synthetic data set: one request per user, ordered by `requested_at`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,8 +93,8 @@ fn ratio(numerator: usize, denominator: usize) -> f64 {
 }
 
 /// Non-id fields per budget and per line item.
-const BUDGET_NON_ID_FIELDS: usize = 8;
-const ITEM_NON_ID_FIELDS: usize = 7;
+const BUDGET_NON_ID_FIELDS: usize = BUDGET_FIELDS.len() - 1;
+const ITEM_NON_ID_FIELDS: usize = LINE_ITEM_FIELDS.len() - 1;
 
 fn is_missing(field: &Option<String>) -> bool {
     field.as_deref().is_none_or(str::is_empty)
