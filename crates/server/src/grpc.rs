@@ -184,7 +184,9 @@ async fn serve_port(
         .layer(
             TraceLayer::new(caller_errors_are_not_failures()).make_span_with(
                 // A child of the caller's `traceparent`, tagged with the service.
-                move |request: &http::Request<_>| request_id::make_service_span(name, request),
+                move |request: &http::Request<_>| {
+                    triad_telemetry::trace::make_service_span(name, request)
+                },
             ),
         )
         // Refused calls are counted and traced, and never take capacity.

@@ -152,52 +152,6 @@ impl RequestIds {
     }
 }
 
-/// The tracing span of one gRPC request: method path and request id; a
-/// child of the caller's W3C `traceparent` when it sent one and spans are
-/// exported, named after the method (`triad.v1.Scorer/Score`). Health
-/// checks and reflection only get a `trace`-level span, so probes do not
-/// fill the traces.
-pub fn make_span<B>(request: &Request<B>) -> tracing::Span {
-    make_service_span("", request)
-}
-
-/// [`make_span`] for a request served by `service` (e.g. `score`), which
-/// exported spans carry as `triad.service` (all services share one
-/// `service.name` when `triad up` runs them in one process). Log lines are
-/// the same as [`make_span`]'s.
-pub fn make_service_span<B>(service: &'static str, request: &Request<B>) -> tracing::Span {
-    let path = request.uri().path();
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|id| id.to_str().ok())
-        .unwrap_or("");
-    let probe = path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.");
-    let span = if probe {
-        tracing::trace_span!(
-            "grpc",
-            path = %path,
-            request_id = %id,
-            otel.name = tracing::field::Empty,
-            otel.kind = tracing::field::Empty,
-        )
-    } else {
-        tracing::info_span!(
-            "grpc",
-            path = %path,
-            request_id = %id,
-            otel.name = tracing::field::Empty,
-            otel.kind = tracing::field::Empty,
-        )
-    };
-    crate::trace::name_span(&span, path.trim_start_matches('/'), "server");
-    if !service.is_empty() {
-        crate::trace::set_attribute(&span, crate::trace::SERVICE_ATTRIBUTE, service);
-    }
-    crate::trace::set_parent_from(&span, request.headers());
-    span
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! exported.
 //!
 //! Where the context travels:
-//! - gRPC servers: [`crate::request_id::make_span`] (the request span of
+//! - gRPC servers: [`make_span`] (the request span of
 //!   `triad_server::serve`) is made a child of the caller's `traceparent`;
 //! - HTTP servers: [`HttpTraceLayer`] opens one span per request, a child of
 //!   the caller's `traceparent`, and runs the handler inside it;
@@ -30,6 +30,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::request_id::REQUEST_ID_HEADER;
 
 /// The W3C header naming the caller's trace and span.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
@@ -205,6 +207,52 @@ where
     }
 }
 
+/// The tracing span of one gRPC request: method path and request id; a
+/// child of the caller's W3C `traceparent` when it sent one and spans are
+/// exported, named after the method (`triad.v1.Scorer/Score`). Health
+/// checks and reflection only get a `trace`-level span, so probes do not
+/// fill the traces.
+pub fn make_span<B>(request: &Request<B>) -> tracing::Span {
+    make_service_span("", request)
+}
+
+/// [`make_span`] for a request served by `service` (e.g. `score`), which
+/// exported spans carry as `triad.service` (all services share one
+/// `service.name` when `triad up` runs them in one process). Log lines are
+/// the same as [`make_span`]'s.
+pub fn make_service_span<B>(service: &'static str, request: &Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or("");
+    let probe = path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.");
+    let span = if probe {
+        tracing::trace_span!(
+            "grpc",
+            path = %path,
+            request_id = %id,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "grpc",
+            path = %path,
+            request_id = %id,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        )
+    };
+    name_span(&span, path.trim_start_matches('/'), "server");
+    if !service.is_empty() {
+        set_attribute(&span, SERVICE_ATTRIBUTE, service);
+    }
+    set_parent_from(&span, request.headers());
+    span
+}
+
 /// The span of one HTTP request (none for scrapes and probes).
 pub fn make_http_span<B>(request: &Request<B>) -> tracing::Span {
     let path = request.uri().path();
@@ -217,7 +265,7 @@ pub fn make_http_span<B>(request: &Request<B>) -> tracing::Span {
         .map_or(path, axum::extract::MatchedPath::as_str);
     let id = request
         .headers()
-        .get(crate::REQUEST_ID_HEADER)
+        .get(REQUEST_ID_HEADER)
         .and_then(|id| id.to_str().ok())
         .unwrap_or("");
     let span = tracing::info_span!(
@@ -294,7 +342,7 @@ mod tests {
     #[test]
     fn a_server_span_continues_the_callers_trace() {
         with_tracing(|| {
-            let span = crate::request_id::make_span(&traced_request());
+            let span = make_span(&traced_request());
             let traceparent = span.in_scope(current_traceparent).unwrap();
             let parts: Vec<&str> = traceparent.split('-').collect();
             assert_eq!(parts.len(), 4, "{traceparent}");
@@ -312,7 +360,7 @@ mod tests {
                 .header(TRACEPARENT_HEADER, "00-not-a-trace-01")
                 .body(())
                 .unwrap();
-            let span = crate::request_id::make_span(&request);
+            let span = make_span(&request);
             let traceparent = span.in_scope(current_traceparent).unwrap();
             assert!(!traceparent.contains(TRACE));
             assert_eq!(traceparent.len(), 55, "{traceparent}");
@@ -343,7 +391,7 @@ mod tests {
     #[test]
     fn the_client_layer_sends_the_current_span() {
         with_tracing(|| {
-            let span = crate::request_id::make_span(&traced_request());
+            let span = make_span(&traced_request());
             let expected = span.in_scope(current_traceparent).unwrap();
             let headers = span.in_scope(|| send(Request::new(())));
             assert_eq!(
@@ -358,7 +406,7 @@ mod tests {
     #[test]
     fn the_client_layer_keeps_a_traceparent_the_call_set() {
         with_tracing(|| {
-            let span = crate::request_id::make_span(&traced_request());
+            let span = make_span(&traced_request());
             let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
             let request = Request::builder()
                 .header(TRACEPARENT_HEADER, own)
