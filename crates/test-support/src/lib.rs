@@ -13,6 +13,8 @@ pub mod fixtures;
 pub mod http;
 pub mod invariants;
 mod pki;
+#[cfg(test)]
+mod tidy;
 pub mod tools;
 
 use std::time::Duration;
