@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test of docker-compose.yml: builds the FROM-scratch images,
+# End-to-end test of docker-compose.yml: builds the FROM-scratch images
+# (each within its 25 MB budget and within 10 % of the size
+# docs/performance.md reports: `deploy/measure.sh --check-sizes`),
 # writes a development CA, certificates and tokens (`triad certs`), starts
 # preprocess (2 replicas), the monitor and two scorers (the matcher scaled
 # to 2) with mutual TLS and tokens on every port, waits for every container
@@ -142,6 +144,8 @@ for img in triad-preprocess triad-score triad-monitor; do
     ((size <= IMAGE_BUDGET_BYTES)) || fail "image $img:local is $size bytes, over the $IMAGE_BUDGET_BYTES-byte budget"
     echo "==> image $img:local: $size bytes"
 done
+# ...and the size docs/performance.md reports (deploy/measure.sh writes it).
+TAG=local "$ROOT/deploy/measure.sh" --check-sizes || fail "an image's size differs from docs/performance.md (see above)"
 
 # ---------------------------------------------------------------- secrets
 STEP="secrets"
