@@ -15,17 +15,28 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1_000;
 /// An event time outside the accepted range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
+    /// Before [`EARLIEST_MS`].
     #[error(
         "{field} is {got}: expected milliseconds since the epoch, no earlier than 2000-01-01 ({EARLIEST_MS})"
     )]
-    TooEarly { field: &'static str, got: i64 },
+    TooEarly {
+        /// The wire field that held the time, e.g. `scored_at_ms`.
+        field: &'static str,
+        /// The time it held, milliseconds since the epoch.
+        got: i64,
+    },
+    /// Later than the receiver's clock plus [`MAX_CLOCK_SKEW_MS`].
     #[error(
         "{field} is {got}: expected a time no later than now plus {} s of clock skew ({latest})",
         MAX_CLOCK_SKEW_MS / 1_000
     )]
     InTheFuture {
+        /// The wire field that held the time, e.g. `scored_at_ms`.
         field: &'static str,
+        /// The time it held, milliseconds since the epoch.
         got: i64,
+        /// The latest time accepted when it was checked, milliseconds since
+        /// the epoch.
         latest: i64,
     },
 }
