@@ -37,8 +37,11 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failures to set export up; the service then runs without it.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The exporter's own one-thread tokio runtime could not be started.
     #[error("cannot start the otlp export runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    /// The OTLP/gRPC span exporter could not be built (e.g. an invalid
+    /// endpoint).
     #[error("cannot build the otlp span exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
