@@ -20,7 +20,7 @@ use triad_features::{JsonLimits, parse_request};
 use triad_proto::v1::{self, scorer_client::ScorerClient};
 
 #[derive(Args)]
-pub struct BackfillArgs {
+pub(crate) struct BackfillArgs {
     /// Seed-format requests, one JSON per line.
     input: PathBuf,
     /// gRPC URL of the scorer.
@@ -39,7 +39,7 @@ pub struct BackfillArgs {
     client: triad_server::security::ClientArgs,
 }
 
-pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BackfillArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let times = match &args.times {

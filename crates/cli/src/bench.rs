@@ -27,7 +27,7 @@ use triad_server::Shutdown;
 use crate::http1::HttpConnection;
 
 #[derive(Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Seconds each scenario runs (after a one-second warm-up).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -66,7 +66,7 @@ struct Figures {
     p99: Duration,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let repository = bench_repository(&args.models_dir, &args.model)?;
     let mut services = Shutdown::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -28,37 +28,37 @@ use rcgen::{
 };
 
 /// The files `triad certs` writes, by name inside its directory.
-pub mod files {
+pub(crate) mod files {
     /// The authority's certificate: what clients trust and what servers
     /// check client certificates against.
-    pub const CA: &str = "ca.pem";
+    pub(crate) const CA: &str = "ca.pem";
     /// The certificate every service serves (server and client usages:
     /// a service's `healthcheck` presents it to its own port).
-    pub const SERVER_CERT: &str = "server.pem";
-    pub const SERVER_KEY: &str = "server-key.pem";
+    pub(crate) const SERVER_CERT: &str = "server.pem";
+    pub(crate) const SERVER_KEY: &str = "server-key.pem";
     /// The certificate callers present: the `triad` command, curl,
     /// grpcurl, and the scorer towards preprocess and the monitor.
-    pub const CLIENT_CERT: &str = "client.pem";
-    pub const CLIENT_KEY: &str = "client-key.pem";
+    pub(crate) const CLIENT_CERT: &str = "client.pem";
+    pub(crate) const CLIENT_KEY: &str = "client-key.pem";
     /// The scorer's service token: what its callers send.
-    pub const SCORE_TOKEN: &str = "score.token";
+    pub(crate) const SCORE_TOKEN: &str = "score.token";
     /// The preprocess service's token: what the scorer sends it.
-    pub const PREPROCESS_TOKEN: &str = "preprocess.token";
+    pub(crate) const PREPROCESS_TOKEN: &str = "preprocess.token";
     /// The monitor's service token: what the scorer (outcomes) and
     /// `triad labels` send; it may write.
-    pub const MONITOR_TOKEN: &str = "monitor.token";
+    pub(crate) const MONITOR_TOKEN: &str = "monitor.token";
     /// The read-only token of every service: the dashboard, the monitor's
     /// queries, `/metrics`.
-    pub const READ_TOKEN: &str = "read.token";
+    pub(crate) const READ_TOKEN: &str = "read.token";
     /// The token files, in the order they are written.
-    pub const TOKENS: [&str; 4] = [SCORE_TOKEN, PREPROCESS_TOKEN, MONITOR_TOKEN, READ_TOKEN];
+    pub(crate) const TOKENS: [&str; 4] = [SCORE_TOKEN, PREPROCESS_TOKEN, MONITOR_TOKEN, READ_TOKEN];
 }
 
 /// The names the server certificate carries by default: loopback (`triad
 /// up`, a container's own `healthcheck`), the services of
 /// `docker-compose.yml`, and the Services of `deploy/k8s/` (namespace
 /// `triad`), short and fully qualified.
-pub const DEFAULT_NAMES: &[&str] = &[
+pub(crate) const DEFAULT_NAMES: &[&str] = &[
     "localhost",
     "127.0.0.1",
     "::1",
@@ -85,7 +85,7 @@ pub const DEFAULT_NAMES: &[&str] = &[
 const TOKEN_BYTES: usize = 32;
 
 #[derive(Args)]
-pub struct CertsArgs {
+pub(crate) struct CertsArgs {
     /// Directory to write into (created, mode 0700, when missing).
     #[arg(long)]
     out: PathBuf,
@@ -111,7 +111,7 @@ pub struct CertsArgs {
     force: bool,
 }
 
-pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &CertsArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=3650).contains(&args.days),
         "--days must be 1 to 3650, got {}",
@@ -200,14 +200,14 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// A certificate and its private key, PEM.
-pub struct Pem {
+pub(crate) struct Pem {
     pub cert: String,
     pub key: String,
 }
 
 /// A development authority's certificate and the two certificates it
 /// signed.
-pub struct DevSet {
+pub(crate) struct DevSet {
     /// The authority's certificate (its key is dropped).
     pub ca: String,
     /// Serves every name in `names`, and may be presented as a client.
@@ -218,7 +218,7 @@ pub struct DevSet {
 
 /// Generates a fresh authority and its server and client certificates,
 /// valid from yesterday (clock skew) for `days` days.
-pub fn generate(names: &[String], days: u32) -> anyhow::Result<DevSet> {
+pub(crate) fn generate(names: &[String], days: u32) -> anyhow::Result<DevSet> {
     let today = Utc::now().date_naive();
     let not_before = today - Days::new(1);
     let not_after = today + Days::new(u64::from(days));
@@ -293,7 +293,7 @@ pub fn generate(names: &[String], days: u32) -> anyhow::Result<DevSet> {
 
 /// A random token: [`TOKEN_BYTES`] bytes from the operating system's
 /// generator, as hex.
-pub fn token() -> String {
+pub(crate) fn token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use triad_features::{FeatureMatrix, Featurizer, JsonLimits, parse_request};
 
 #[derive(Args)]
-pub struct FeaturizeArgs {
+pub(crate) struct FeaturizeArgs {
     /// Seed-format JSON request, or JSONL of requests; `-` or nothing for
     /// standard input.
     input: Option<PathBuf>,
@@ -27,7 +27,7 @@ pub struct FeaturizeArgs {
 /// Requests above this many lines get a progress bar.
 const PROGRESS_MIN_REQUESTS: usize = 100;
 
-pub fn run(args: &FeaturizeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &FeaturizeArgs) -> anyhow::Result<()> {
     let text = read_input(args.input.as_ref())?;
     let requests = split_requests(&text);
     let out: Box<dyn Write> = match &args.out {

@@ -12,14 +12,14 @@ use tokio::net::TcpStream;
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// One HTTP/1.1 connection: send a request, read its whole answer.
-pub struct HttpConnection {
+pub(crate) struct HttpConnection {
     stream: BufReader<TcpStream>,
     host: String,
     body: Vec<u8>,
 }
 
 impl HttpConnection {
-    pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
@@ -30,7 +30,7 @@ impl HttpConnection {
     }
 
     /// POSTs `body` as JSON and reads the whole answer; its status code.
-    pub async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+    pub(crate) async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
         self.send("POST", path, &[("content-type", "application/json")], body)
             .await
     }
@@ -38,7 +38,7 @@ impl HttpConnection {
     /// Sends one request with `headers` (besides `host` and
     /// `content-length`) and reads the whole answer; its status code. The
     /// answer's body is then [`Self::body`].
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -58,7 +58,7 @@ impl HttpConnection {
     }
 
     /// The body of the last answer.
-    pub fn body(&self) -> &[u8] {
+    pub(crate) fn body(&self) -> &[u8] {
         &self.body
     }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use triad_proto::v1::{self, monitor_client::MonitorClient};
 
 #[derive(Args)]
-pub struct LabelsArgs {
+pub(crate) struct LabelsArgs {
     /// CSV with `budget_id,itemization_id` and label columns (0/1), as
     /// `triad synth` writes.
     input: PathBuf,
@@ -43,7 +43,7 @@ struct Row {
     out_of_policy: Option<u8>,
 }
 
-pub async fn run(args: LabelsArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: LabelsArgs) -> anyhow::Result<()> {
     let mut reader = csv::Reader::from_path(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let source = args.input.display().to_string();

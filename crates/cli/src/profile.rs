@@ -12,7 +12,7 @@ use triad_series::{Distribution, PROFILE_FILE, ReferenceProfile};
 use triad_train::dataset::{self, LabelledMatrix, Target};
 
 #[derive(Args)]
-pub struct ProfileArgs {
+pub(crate) struct ProfileArgs {
     /// Model version directory, e.g. `models/out_of_policy/1`.
     model_dir: PathBuf,
     /// Directory written by `triad synth`.
@@ -40,7 +40,7 @@ impl From<TargetArg> for Target {
     }
 }
 
-pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let profile = write_profile(&args.model_dir, &args.data, args.target.into())?;
     eprintln!(
         "wrote {} ({} rows, {} features, {} calibration bins)",
@@ -55,7 +55,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
 /// Profiles the model in `model_dir` on the train split of `data` (every
 /// pair, as production traffic has them), calibrates it on the held-out
 /// split's `target` labels, and writes `profile.json`.
-pub fn write_profile(
+pub(crate) fn write_profile(
     model_dir: &Path,
     data: &Path,
     target: Target,

@@ -14,7 +14,7 @@ use triad_score::http::seed_entries;
 use triad_score::{Engine, FeatureSource, Repository, Selection};
 
 #[derive(Args)]
-pub struct ScoreArgs {
+pub(crate) struct ScoreArgs {
     /// Seed-format JSON request; `-` for standard input.
     input: PathBuf,
     /// gRPC URL of a running scorer.
@@ -38,7 +38,7 @@ pub struct ScoreArgs {
     client: triad_server::security::ClientArgs,
 }
 
-pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let body = if args.input.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
     } else {

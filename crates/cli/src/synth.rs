@@ -9,7 +9,7 @@ use clap::Args;
 use triad_synth::{Dataset, SynthConfig};
 
 #[derive(Args)]
-pub struct SynthArgs {
+pub(crate) struct SynthArgs {
     /// Directory to write into (created if missing).
     #[arg(long, short, default_value = "triad-data/synth")]
     pub out: PathBuf,
@@ -24,7 +24,7 @@ pub struct SynthArgs {
     pub test_share: f64,
 }
 
-pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let config = SynthConfig {
         seed: args.seed,
         users: args.users,

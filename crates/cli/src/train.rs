@@ -13,7 +13,7 @@ use triad_train::evaluation::ratio_text;
 use triad_train::{Evaluation, FitConfig, ModelCard, fit_logistic, write_model_version};
 
 #[derive(Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// Directory written by `triad synth` (train.jsonl, train_labels.csv,
     /// test.jsonl, test_labels.csv).
     #[arg(long, default_value = "triad-data/synth")]
@@ -35,7 +35,7 @@ pub struct TrainArgs {
     threshold: f64,
 }
 
-pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let featurizer = Featurizer::default();
     let load = |requests: &str, labels: &str| -> anyhow::Result<dataset::LabelledMatrix> {
         let jsonl = read(&args.data.join(requests))?;

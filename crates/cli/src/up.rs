@@ -41,13 +41,13 @@ use triad_server::{Security, SecurityArgs, Shutdown};
 use crate::certs::files;
 
 /// The seed's example request, embedded so the check needs no files.
-pub const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
+pub(crate) const SEED_REQUEST: &str = include_str!("../../../tests/fixtures/seed_request.json");
 
 /// Environment variable of `--secrets` (docker-compose.yml reads it too).
-pub const SECRETS_DIR_ENV: &str = "TRIAD_SECRETS_DIR";
+pub(crate) const SECRETS_DIR_ENV: &str = "TRIAD_SECRETS_DIR";
 
 /// What `triad up --help` adds about its TLS flags.
-pub const AFTER_HELP: &str = "\
+pub(crate) const AFTER_HELP: &str = "\
 Every port binds 127.0.0.1 unless an address flag says otherwise. A non-loopback \
 address is refused unless its callers must present a token (--token-file) or a \
 client certificate (--tls-client-ca), or --insecure is given.
@@ -65,7 +65,7 @@ fn loopback(addr: &str) -> SocketAddr {
 }
 
 #[derive(Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// gRPC address of the preprocess service.
     #[arg(long, env = triad_preprocess::config::ADDR_ENV, default_value_t = loopback(triad_preprocess::config::DEFAULT_ADDR))]
     preprocess_addr: SocketAddr,
@@ -322,7 +322,7 @@ fn exposure(
     Ok(None)
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.models_dir.is_dir(),
         "no model repository at {}: run from the repository root or pass --models-dir",

@@ -83,7 +83,7 @@ const HOSTILE_PACE: Duration = Duration::from_millis(50);
 const MARK: &str = "soakmark";
 
 #[derive(Args)]
-pub struct SoakArgs {
+pub(crate) struct SoakArgs {
     /// Seconds of mixed valid and hostile traffic.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -117,7 +117,7 @@ pub struct SoakArgs {
     keep: bool,
 }
 
-pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()?
