@@ -132,7 +132,7 @@ pub struct ScoreConfig {
     /// from its budgets and items before any work
     /// ([`crate::engine::estimated_bytes`]); a larger request is refused
     /// with `INVALID_ARGUMENT`. Default 56 MiB
-    /// ([`crate::engine::DEFAULT_MAX_REQUEST_BYTES`]): about 140 000 pairs
+    /// ([`DEFAULT_MAX_REQUEST_BYTES`]): about 140 000 pairs
     /// of one model with short ids.
     pub max_request_bytes: usize,
 }
@@ -161,10 +161,17 @@ impl Default for ScoreConfig {
             monitor_token: None,
             payload_log: PayloadLogConfig::default(),
             spool: SpoolConfig::default(),
-            max_request_bytes: crate::engine::DEFAULT_MAX_REQUEST_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }
+
+/// Default of [`ScoreConfig::max_request_bytes`] (and of
+/// `Engine::with_max_request_bytes`): 56 MiB, so that with what the
+/// engine's estimate leaves out (the HTTP body and its parsing, the
+/// allocator's slack) one request raises the scorer's RSS by at most
+/// 64 MiB (`triad soak`, `docs/performance.md`).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 56 << 20;
 
 /// Default bound of an on-disk spool.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;

@@ -22,6 +22,7 @@ use triad_telemetry::RequestIds;
 
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
+use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 use crate::offload;
 use crate::outcomes::{OutcomePublisher, ScoredRequest};
 use crate::repository::{LookupError, ModelSet, Repository};
@@ -31,12 +32,6 @@ const FEATURIZE_PATH: &str = "/triad.v1.Preprocess/Featurize";
 
 /// Most model names one request may list (before duplicates are dropped).
 pub const MAX_MODELS_PER_REQUEST: usize = 64;
-
-/// Default of [`Engine::with_max_request_bytes`]: 56 MiB, so that with
-/// what [`estimated_bytes`] leaves out (the HTTP body and its parsing, the
-/// allocator's slack) one request raises the scorer's RSS by at most
-/// 64 MiB (`triad soak`, `docs/performance.md`).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 56 << 20;
 
 // What one request costs the scorer, calibrated on release binaries with
 // `triad soak --heavy` (requests of up to 4 MiB built to allocate: one huge
