@@ -20,9 +20,9 @@ use triad_server::client::{self, ClientConfig, GrpcChannel, Retry};
 
 use triad_telemetry::RequestIds;
 
+use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
-use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 use crate::offload;
 use crate::outcomes::{OutcomePublisher, ScoredRequest};
 use crate::repository::{LookupError, ModelSet, Repository};

@@ -19,7 +19,11 @@ use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Mig
 /// `<VERSION>_<DESCRIPTION>.sql`, underscores read as spaces, as sqlx reads
 /// them) and its SQL.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "monitor", include_str!("../../migrations/0001_monitor.sql")),
+    (
+        1,
+        "monitor",
+        include_str!("../../migrations/0001_monitor.sql"),
+    ),
     (
         2,
         "estimates and drift",

@@ -4,7 +4,7 @@
 //! named by `TRIAD_TEST_POSTGRES_URL` and dropped afterwards — plus data
 //! builders. Every scenario runs on both backends through [`on_both!`].
 
-pub mod rng;
+pub(crate) mod rng;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,12 +21,12 @@ use triad_proto::v1::{self, Budget, ExpenseLineItem, Label, Outcome};
 const POSTGRES_URL_ENV: &str = "TRIAD_TEST_POSTGRES_URL";
 
 /// Monday 2025-11-24T00:00:00Z: in the past, as every accepted time is.
-pub const MONDAY: i64 = 1_763_942_400_000;
-pub const HOUR: i64 = 3_600_000;
-pub const DAY: i64 = 24 * HOUR;
+pub(crate) const MONDAY: i64 = 1_763_942_400_000;
+pub(crate) const HOUR: i64 = 3_600_000;
+pub(crate) const DAY: i64 = 24 * HOUR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Sqlite,
     Postgres,
 }
@@ -34,7 +34,7 @@ pub enum Kind {
 /// What a scenario gets: a client of the running monitor, its HTTP port
 /// (the dashboard) and a pool on its database for plain SQL.
 #[derive(Clone)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub kind: Kind,
     pub endpoint: String,
     pub http: std::net::SocketAddr,
@@ -46,7 +46,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub async fn client(&self) -> MonitorClient<Channel> {
+    pub(crate) async fn client(&self) -> MonitorClient<Channel> {
         MonitorClient::connect(self.endpoint.clone()).await.unwrap()
     }
 }
@@ -69,7 +69,7 @@ macro_rules! on_both {
 
 /// The PostgreSQL server to test against, or `None` (printing why) when
 /// none is configured; with `CI=true` a missing server is a failure.
-pub fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     match std::env::var(POSTGRES_URL_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -93,7 +93,7 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// `url` with its database name replaced by `database`.
-pub fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));
@@ -124,7 +124,7 @@ enum Db {
 
 /// Starts a monitor on a fresh database, runs `scenario`, stops the
 /// monitor and drops the database, then re-raises the scenario's panic.
-pub async fn run<F, Fut>(kind: Kind, scenario: F)
+pub(crate) async fn run<F, Fut>(kind: Kind, scenario: F)
 where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -219,7 +219,7 @@ where
 
 /// An outcome of model `m` version `1` for pair `(b, i)` from request
 /// `r-<id>`, scored at `at`: score 0.8 when matched, 0.2 otherwise.
-pub fn outcome(id: &str, at: i64, pair: (&str, &str), matched: bool) -> Outcome {
+pub(crate) fn outcome(id: &str, at: i64, pair: (&str, &str), matched: bool) -> Outcome {
     Outcome {
         outcome_id: id.to_owned(),
         request_id: format!("r-{id}"),
@@ -261,7 +261,7 @@ pub fn outcome(id: &str, at: i64, pair: (&str, &str), matched: bool) -> Outcome 
 }
 
 /// A pair-wide label of model `m`.
-pub fn label(pair: (&str, &str), value: bool) -> Label {
+pub(crate) fn label(pair: (&str, &str), value: bool) -> Label {
     Label {
         model: "m".into(),
         budget_id: pair.0.to_owned(),
@@ -273,7 +273,7 @@ pub fn label(pair: (&str, &str), value: bool) -> Label {
     }
 }
 
-pub async fn record(
+pub(crate) async fn record(
     client: &mut MonitorClient<Channel>,
     outcomes: Vec<Outcome>,
 ) -> v1::RecordOutcomesResponse {
@@ -287,7 +287,7 @@ pub async fn record(
         .into_inner()
 }
 
-pub async fn labels(
+pub(crate) async fn labels(
     client: &mut MonitorClient<Channel>,
     labels: Vec<Label>,
 ) -> v1::RecordLabelsResponse {
@@ -300,7 +300,7 @@ pub async fn labels(
 
 /// Totals over every point of model `model`:
 /// `[count, labelled, tp, fp, fn, tn]`.
-pub async fn totals(client: &mut MonitorClient<Channel>, model: &str) -> [u64; 6] {
+pub(crate) async fn totals(client: &mut MonitorClient<Channel>, model: &str) -> [u64; 6] {
     let points = client
         .query_metrics(v1::QueryMetricsRequest {
             model: model.into(),
@@ -323,7 +323,7 @@ pub async fn totals(client: &mut MonitorClient<Channel>, model: &str) -> [u64; 6
 }
 
 /// One integer from plain SQL.
-pub async fn scalar(pool: &AnyPool, sql: &str) -> i64 {
+pub(crate) async fn scalar(pool: &AnyPool, sql: &str) -> i64 {
     use sqlx::Row;
     sqlx::query(sql)
         .fetch_one(pool)

@@ -10,14 +10,14 @@ use triad_preprocess::PreprocessConfig;
 use triad_proto::v1::preprocess_client::PreprocessClient;
 
 /// A preprocess server on `127.0.0.1:0`, stopped by [`TestServer::stop`].
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
-    pub async fn start(config: PreprocessConfig) -> Self {
+    pub(crate) async fn start(config: PreprocessConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel();
@@ -35,15 +35,15 @@ impl TestServer {
         }
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub async fn client(&self) -> PreprocessClient<tonic::transport::Channel> {
+    pub(crate) async fn client(&self) -> PreprocessClient<tonic::transport::Channel> {
         PreprocessClient::connect(self.endpoint()).await.unwrap()
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

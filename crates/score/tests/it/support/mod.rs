@@ -19,7 +19,7 @@ use triad_proto::v1::{self, FeaturizeRequest};
 use triad_score::ScoreConfig;
 
 /// Writes a logistic model version: `weights` by feature name.
-pub fn write_logistic(
+pub(crate) fn write_logistic(
     root: &Path,
     name: &str,
     version: &str,
@@ -49,7 +49,7 @@ pub fn write_logistic(
 
 /// A preprocess service that counts the calls it serves.
 #[derive(Clone)]
-pub struct CountingPreprocess {
+pub(crate) struct CountingPreprocess {
     inner: PreprocessService,
     pub calls: Arc<AtomicUsize>,
 }
@@ -76,7 +76,7 @@ impl Preprocess for CountingPreprocess {
 }
 
 /// Preprocess and scorer, running until [`Stack::stop`].
-pub struct Stack {
+pub(crate) struct Stack {
     pub preprocess_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
@@ -87,11 +87,14 @@ pub struct Stack {
 
 impl Stack {
     /// Starts both services; `models_dir` is the scorer's repository.
-    pub async fn start(models_dir: &Path) -> Self {
+    pub(crate) async fn start(models_dir: &Path) -> Self {
         Self::start_with(models_dir, |_| {}).await
     }
 
-    pub async fn start_with(models_dir: &Path, tweak: impl FnOnce(&mut ScoreConfig)) -> Self {
+    pub(crate) async fn start_with(
+        models_dir: &Path,
+        tweak: impl FnOnce(&mut ScoreConfig),
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let until = move |mut stopped: watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -151,15 +154,15 @@ impl Stack {
         stack
     }
 
-    pub fn scorer_endpoint(&self) -> String {
+    pub(crate) fn scorer_endpoint(&self) -> String {
         format!("http://{}", self.grpc_addr)
     }
 
-    pub async fn scorer(&self) -> ScorerClient<tonic::transport::Channel> {
+    pub(crate) async fn scorer(&self) -> ScorerClient<tonic::transport::Channel> {
         ScorerClient::connect(self.scorer_endpoint()).await.unwrap()
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             tokio::time::timeout(Duration::from_secs(10), task)
@@ -172,7 +175,7 @@ impl Stack {
 
 /// A monitor that keeps what it receives in memory.
 #[derive(Clone, Default)]
-pub struct FakeMonitor {
+pub(crate) struct FakeMonitor {
     pub outcomes: Arc<tokio::sync::Mutex<Vec<v1::Outcome>>>,
     /// Per-item errors received, with the request they came from.
     pub errors: Arc<tokio::sync::Mutex<Vec<(String, v1::ItemError)>>>,
@@ -256,7 +259,7 @@ impl triad_proto::v1::monitor_server::Monitor for FakeMonitor {
 }
 
 /// Serves `monitor` on `listener` until `stop` resolves.
-pub fn serve_fake_monitor(
+pub(crate) fn serve_fake_monitor(
     listener: tokio::net::TcpListener,
     monitor: FakeMonitor,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -266,7 +269,7 @@ pub fn serve_fake_monitor(
 
 /// [`serve_fake_monitor`] refusing messages over `max_message_bytes` (as
 /// tonic does: `OUT_OF_RANGE`).
-pub fn serve_fake_monitor_with_limit(
+pub(crate) fn serve_fake_monitor_with_limit(
     listener: tokio::net::TcpListener,
     monitor: FakeMonitor,
     max_message_bytes: usize,
