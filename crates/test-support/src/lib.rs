@@ -7,7 +7,13 @@
 //! ([`invariants`]), and the external tools some tests drive ([`tools`]).
 //!
 //! Helpers only one crate's tests use stay in that crate's `tests/it/`.
-//! Every crate takes this one as a dev-dependency; nothing ships it.
+//! Crates whose tests need these take this one as a dev-dependency;
+//! nothing ships it.
+//!
+//! Each crate's integration tests are one binary, so tests that touch
+//! state global to the process (the tracing subscriber and its OTLP
+//! exporter, the Prometheus registry's gauges) hold
+//! [`process_wide_state`] while they do.
 
 pub mod fixtures;
 pub mod http;
@@ -25,6 +31,15 @@ pub use fixtures::{
 };
 pub use http::{HttpResponse, get, http_request, https_request, post};
 pub use pki::TestPki;
+
+/// A lock for tests that set or read state global to the process (the
+/// global tracing subscriber, gauges of the one Prometheus registry that
+/// a `/metrics` scrape refreshes): two such tests of one binary never run
+/// at once. Held for the whole test.
+pub async fn process_wide_state() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
 
 /// Waits until the gRPC server at `endpoint` answers `SERVING` (servers
 /// under test start in milliseconds); panics after about three seconds

@@ -149,6 +149,9 @@ async fn listener() -> (TcpListener, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_sheds_past_capacity_and_stays_bounded() {
+    // Its thousands of calls make spans the tracing test's exporter would
+    // queue beside its own.
+    let _process = triad_test_support::process_wide_state().await;
     let mut stops: Vec<oneshot::Sender<()>> = Vec::new();
     let mut stop = || {
         let (sender, receiver) = oneshot::channel::<()>();

@@ -7,8 +7,10 @@
 //! One process has one global tracer provider, so every span has the same
 //! `service.name`; the services are told apart by span name and by the
 //! `triad.service` attribute of server spans. The subscriber is global to
-//! the process too: the other tests of this binary may add spans of their
-//! own, and this test looks only at its two traces.
+//! the process too: this test holds `process_wide_state` (as the overload
+//! test, whose storm of calls would fill the exporter's queue, does), the
+//! other tests of this binary may add spans of their own, and this test
+//! looks only at its two traces.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -163,6 +165,8 @@ fn complete(spans: &[Exported], trace: &str, front_door: &str, with_monitor: boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_call_is_one_trace_across_preprocess_score_and_monitor() {
+    // The subscriber and the OTLP exporter it installs are the process's.
+    let _process = triad_test_support::process_wide_state().await;
     let (collector, mut received) = start_collector().await;
     let mut config = triad_telemetry::logging::TelemetryConfig::new(SERVICE_NAME);
     config.log_filter = "warn".to_owned();

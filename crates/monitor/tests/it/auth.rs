@@ -207,6 +207,8 @@ async fn a_missing_or_wrong_token_is_unauthenticated() {
 
 #[tokio::test]
 async fn the_dashboard_and_metrics_take_the_read_token_and_health_stays_open() {
+    // Its `/metrics` scrape resets the process-wide quality gauges.
+    let _process = triad_test_support::process_wide_state().await;
     let pki = TestPki::new();
     let monitor = start(&pki).await;
     let tls = pki.anonymous_client_tls();

@@ -259,6 +259,8 @@ fn polyline_points(html: &str, series: &str) -> usize {
 
 #[tokio::test]
 async fn the_dashboard_shows_a_model_and_metrics_pass_promtool() {
+    // A scrape resets the process-wide quality gauges to its own store's.
+    let _process = triad_test_support::process_wide_state().await;
     let monitor = Monitor::start().await;
     dashboard_scenario(&monitor).await;
     metrics_scenario(&monitor).await;
