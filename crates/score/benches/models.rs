@@ -128,7 +128,7 @@ fn onnx_tract(c: &mut Criterion) {
 }
 
 /// Number of logistic inputs: the whole feature matrix.
-const N_LOGISTIC_INPUTS: usize = 35;
+const N_LOGISTIC_INPUTS: usize = triad_features::N_FEATURES;
 
 /// A deterministic 35-input logistic model.
 fn logistic_model() -> LogisticModel {

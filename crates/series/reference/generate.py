@@ -5,7 +5,7 @@ Each fixture pairs deterministic inputs (seeded numpy generators) with the
 outputs of the Python reference libraries pinned in requirements.txt:
 pandas (EWMA, rolling median), numpy (polyfit, PSI arithmetic), statsmodels
 (Huber RLM), ruptures (PELT) and scipy (KS, Wasserstein). The Rust tests in
-crates/series/tests/reference.rs (and two unit tests in src/) read them; CI
+crates/series/tests/it/reference.rs (and two unit tests in src/) read them; CI
 never runs Python, so the JSON files are committed.
 
 Encoding: a float is a JSON number; NaN is null; +/-infinity are the strings
