@@ -50,7 +50,7 @@ impl From<AppError> for PageError {
         let status = http_status(code(&error));
         let message = error.to_string();
         if status.is_server_error() {
-            tracing::error!(error = %message, "dashboard page failed");
+            tracing::error!(error = %message, "HTTP request failed");
         }
         Self { status, message }
     }

@@ -10,7 +10,7 @@
 //! next to what was stored.
 //!
 //! Three layers (`docs/architecture.md`, "The monitor in layers"): the wire
-//! adapters (`grpc.rs`, `dashboard/`, and [`serve`] here) call the
+//! adapters (`grpc.rs`, `dashboard/`, `events_http.rs`, and [`serve`] here) call the
 //! application layer, [`Monitor`] (`app/`: checks requests, computes model
 //! quality and drift, records telemetry), which calls the [`Store`]
 //! (`store/`: SQL only). Each layer has its error type ([`StorageError`];
@@ -23,6 +23,7 @@ mod buckets;
 pub mod config;
 mod conversions;
 mod dashboard;
+mod events_http;
 mod fields;
 mod grpc;
 mod profiles;
@@ -32,7 +33,7 @@ mod telemetry;
 use std::future::Future;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use triad_proto::v1::monitor_server::MonitorServer;
 use triad_server::{ServerError, Shutdown};
@@ -100,7 +101,8 @@ pub async fn serve(
 }
 
 /// The monitor's HTTP port over `monitor`: the dashboard (`GET /`,
-/// `GET /models/{name}`), `GET /metrics` (the monitor's precision and
+/// `GET /models/{name}`), business events in (`POST /events`, the JSON
+/// twin of `RecordEvents`, `events_http.rs`), `GET /metrics` (the monitor's precision and
 /// recall gauges are refreshed from the store on each scrape, see
 /// `telemetry.rs`) and `GET /health` (200 while the process runs).
 pub fn http_router(monitor: Monitor) -> Router {
@@ -108,7 +110,11 @@ pub fn http_router(monitor: Monitor) -> Router {
         monitor.clone(),
         refresh_metrics,
     ));
+    let events = Router::new()
+        .route("/events", post(events_http::record))
+        .with_state(monitor.clone());
     dashboard::router(monitor)
+        .merge(events)
         .merge(metrics)
         .route("/health", get(|| async { "ok\n" }))
 }

@@ -50,6 +50,10 @@ pub(crate) const DEFAULT_DAYS: u32 = 30;
 pub(crate) const MAX_DAYS: u32 = 3_660;
 /// Mistakes listed on a model page.
 pub(crate) const MISTAKES_SHOWN: u32 = 25;
+/// Seconds a page may ask to wait before reloading itself (`?refresh=N`):
+/// no faster than every 5 s (each reload reruns the page's queries), no
+/// slower than hourly.
+pub(crate) const REFRESH_SECONDS: std::ops::RangeInclusive<u32> = 5..=3_600;
 /// `k` of the EWMA band: the anomaly flags' (robust standard deviations).
 pub(crate) const BAND_K: f64 = DEFAULT_ANOMALY_K;
 
@@ -97,6 +101,9 @@ pub(crate) struct PageQuery {
     pub width: Width,
     /// `None`: every primary version.
     pub version: Option<String>,
+    /// Seconds between reloads of the page (`?refresh=N`, opt-in);
+    /// `None`: the page never reloads itself.
+    pub refresh: Option<u32>,
 }
 
 impl Default for PageQuery {
@@ -105,6 +112,7 @@ impl Default for PageQuery {
             days: DEFAULT_DAYS,
             width: Width::Day,
             version: None,
+            refresh: None,
         }
     }
 }
@@ -170,9 +178,10 @@ impl PageQuery {
                 "version" => {
                     query.version = (!value.is_empty()).then(|| value.clone());
                 }
+                "refresh" => query.refresh = Some(parse_refresh(value)?),
                 _ => {
                     return Err(PageError::bad_request(format!(
-                        "unknown query parameter {}: expected days, bucket or version",
+                        "unknown query parameter {}: expected days, bucket, version or refresh",
                         quote(name)
                     )));
                 }
@@ -180,6 +189,23 @@ impl PageQuery {
         }
         Ok(query)
     }
+}
+
+/// The seconds of a `refresh` query parameter, within [`REFRESH_SECONDS`].
+fn parse_refresh(value: &str) -> Result<u32, PageError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|s| REFRESH_SECONDS.contains(s))
+        .ok_or_else(|| {
+            PageError::bad_request(format!(
+                "refresh is {}: expected a whole number of seconds from {} to {}",
+                quote(value),
+                REFRESH_SECONDS.start(),
+                REFRESH_SECONDS.end()
+            ))
+        })
 }
 
 /// Everything a model page shows, loaded once.
@@ -247,11 +273,19 @@ impl ModelView {
     }
 }
 
-async fn index(State(monitor): State<Monitor>) -> Result<Html<String>, PageError> {
+/// The index; of its query string only `refresh` is read.
+async fn index(
+    State(monitor): State<Monitor>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, PageError> {
+    let refresh = match pairs.iter().find(|(name, _)| name == "refresh") {
+        Some((_, value)) => Some(parse_refresh(value)?),
+        None => None,
+    };
     let now = now_ms();
     let (models, recent) = tokio::try_join!(monitor.list_models(), monitor.recent_confusion(now))?;
     let recent: HashMap<String, Confusion> = recent.into_iter().collect();
-    Ok(Html(page::index(&models, &recent, now)))
+    Ok(Html(page::index(&models, &recent, now, refresh)))
 }
 
 async fn model_page(
@@ -405,7 +439,8 @@ mod tests {
             PageQuery {
                 days: 7,
                 width: Width::Hour,
-                version: Some("2".into())
+                version: Some("2".into()),
+                refresh: None,
             }
         );
         assert_eq!(

@@ -61,6 +61,9 @@ pub(crate) fn model_href(model: &str, query: &PageQuery) -> String {
     if let Some(version) = &query.version {
         href += &format!("&version={}", encode(version));
     }
+    if let Some(refresh) = query.refresh {
+        href += &format!("&refresh={refresh}");
+    }
     href
 }
 
@@ -144,11 +147,15 @@ svg.nullbar{display:block}
 .chart .anomaly{fill:none;stroke:#d62728;stroke-width:2.5}
 "#;
 
-/// A whole HTML document.
-pub(crate) fn layout(title: &str, body: &str) -> String {
+/// A whole HTML document, reloading itself every `refresh` seconds if
+/// asked to.
+pub(crate) fn layout(title: &str, refresh: Option<u32>, body: &str) -> String {
+    let refresh = refresh
+        .map(|seconds| format!("<meta http-equiv=\"refresh\" content=\"{seconds}\">"))
+        .unwrap_or_default();
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
          <title>{} — Triad monitor</title><style>{STYLE}</style></head>\
          <body><header class=\"top\"><a href=\"/\">Triad monitor</a></header><main>{body}</main></body></html>\n",
         escape(title)
@@ -159,6 +166,7 @@ pub(crate) fn layout(title: &str, body: &str) -> String {
 pub(crate) fn error_page(status: StatusCode, message: &str) -> String {
     layout(
         status.canonical_reason().unwrap_or("error"),
+        None,
         &format!(
             "<section class=\"error\"><h1>{} {}</h1><p>{}</p><p><a href=\"/\">all models</a></p></section>",
             status.as_u16(),
@@ -173,13 +181,14 @@ pub(crate) fn index(
     models: &[ModelSummary],
     recent: &HashMap<String, Confusion>,
     now_ms: i64,
+    refresh: Option<u32>,
 ) -> String {
     let mut body = String::from("<h1>Models</h1>");
     if models.is_empty() {
         body += "<section id=\"models\"><p class=\"empty\">no data yet: the monitor has not \
                  stored any outcome. Outcomes arrive from the scorer (or \
                  <code>RecordOutcomes</code>); their models appear here.</p></section>";
-        return layout("Models", &body);
+        return layout("Models", refresh, &body);
     }
     let _ = write!(
         body,
@@ -197,6 +206,7 @@ pub(crate) fn index(
             .map(|v| {
                 let query = PageQuery {
                     version: Some(v.version.clone()),
+                    refresh,
                     ..PageQuery::default()
                 };
                 format!(
@@ -214,7 +224,13 @@ pub(crate) fn index(
             "<tr data-model=\"{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"num\">{outcomes}</td>\
              <td class=\"num\">{} ({})</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             escape(&m.model),
-            escape(&model_href(&m.model, &PageQuery::default())),
+            escape(&model_href(
+                &m.model,
+                &PageQuery {
+                    refresh,
+                    ..PageQuery::default()
+                }
+            )),
             escape(&m.model),
             versions.join(", "),
             m.labelled(),
@@ -241,7 +257,7 @@ pub(crate) fn index(
         );
     }
     body += "</tbody></table></section>";
-    layout("Models", &body)
+    layout("Models", refresh, &body)
 }
 
 /// `GET /models/{name}`: every section in order.
@@ -256,7 +272,7 @@ pub(crate) fn model(view: &ModelView) -> String {
         mistakes(view),
         drift(view),
     ];
-    layout(&view.model, &sections.concat())
+    layout(&view.model, view.query.refresh, &sections.concat())
 }
 
 /// A section with an id, a heading and `content`.
@@ -333,8 +349,12 @@ fn header(view: &ModelView) -> String {
          <form class=\"controls\" method=\"get\" action=\"/models/{href}\">\
          <label>last <input type=\"number\" name=\"days\" min=\"1\" max=\"{max}\" value=\"{days}\"> days</label>\
          <label>bucket <select name=\"bucket\">{buckets}</select></label>\
-         <label>version <select name=\"version\">{versions}</select></label>\
+         <label>version <select name=\"version\">{versions}</select></label>{refresh}\
          <button type=\"submit\">show</button></form>",
+        refresh = q
+            .refresh
+            .map(|s| format!("<input type=\"hidden\" name=\"refresh\" value=\"{s}\">"))
+            .unwrap_or_default(),
         model = escape(&view.model),
         version = match &q.version {
             Some(v) => format!("Version {}", escape(v)),
@@ -965,7 +985,7 @@ mod tests {
     #[test]
     fn the_stylesheet_styles_drifted_rows_and_stays_out_of_the_body() {
         assert!(STYLE.contains(".drifted td{"));
-        let page = index(&[], &HashMap::new(), 0);
+        let page = index(&[], &HashMap::new(), 0, None);
         let body = page
             .split("</style>")
             .nth(1)

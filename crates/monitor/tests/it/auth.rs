@@ -241,6 +241,24 @@ async fn the_dashboard_and_metrics_take_the_read_token_and_health_stays_open() {
     assert!(metrics.body.contains("# TYPE"), "{}", metrics.body);
     assert_eq!(get("/health", None).await.status, 200);
 
+    // POST /events writes: the service token, never the read token.
+    let body = r#"{"events": [{"name": "expense_matched", "duration_ms": 12.5}]}"#;
+    let post = |token: Option<&'static str>| {
+        let tls = tls.clone();
+        let addr = monitor.http;
+        async move {
+            https_request(addr, &tls, "POST", "/events", token, body)
+                .await
+                .expect("HTTPS request")
+        }
+    };
+    assert_eq!(post(None).await.status, 401);
+    assert_eq!(post(Some("wrong")).await.status, 401);
+    assert_eq!(post(Some(READ)).await.status, 403);
+    let stored = post(Some(WRITE)).await;
+    assert_eq!(stored.status, 200, "{stored:?}");
+    assert!(stored.body.contains(r#""stored":1"#), "{}", stored.body);
+
     let _ = monitor.stop.send(true);
     monitor.server.await.unwrap();
 }

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use triad_monitor::{MonitorConfig, StoreConfig};
 use triad_proto::v1::monitor_client::MonitorClient;
-use triad_proto::v1::{Outcome, QueryMetricsRequest};
+use triad_proto::v1::{Bucket, Outcome, QueryEventsRequest, QueryMetricsRequest};
 use triad_test_support::tools::{promtool_check, tool_available};
-use triad_test_support::{get, wait_healthy};
+use triad_test_support::{get, post, wait_healthy};
 
 use crate::support::{DAY, label, labels, outcome, postgres_url, record, with_database};
 
@@ -447,6 +447,98 @@ async fn dashboard_scenario(monitor: &Monitor) {
         let (status, _) = monitor.get(&format!("/models/matcher?{bad}")).await;
         assert_eq!(status, 400, "{bad}");
     }
+
+    // The pages reload themselves only when asked to, within bounds, and
+    // their links keep asking.
+    let reloads = |page: &str| page.contains(r#"<meta http-equiv="refresh" content="60">"#);
+    let (status, page) = monitor.get("/models/matcher?refresh=60").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(reloads(&page), "{page}");
+    assert!(
+        page.contains(r#"<input type="hidden" name="refresh" value="60">"#),
+        "the form keeps the refresh: {page}"
+    );
+    let (_, page) = monitor.get("/models/matcher").await;
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    let (status, page) = monitor.get("/?refresh=60").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(reloads(&page), "{page}");
+    assert!(
+        page.contains("refresh=60\""),
+        "model links keep the refresh: {page}"
+    );
+    for bad in ["refresh=0", "refresh=4", "refresh=3601", "refresh=soon"] {
+        let (status, body) = monitor.get(&format!("/models/matcher?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            body.contains("expected a whole number of seconds from 5 to 3600"),
+            "{body}"
+        );
+        let (status, _) = monitor.get(&format!("/?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+}
+
+/// `POST /events` stores business events as `RecordEvents` does: a bad
+/// event is rejected next to the stored ones, a body that is not the
+/// request's JSON (or names an unknown field) is a 400, and what was
+/// stored is what `QueryEvents` reads.
+#[tokio::test]
+async fn business_events_come_in_over_http() {
+    let monitor = Monitor::start().await;
+    let (status, body) = post(
+        monitor.http,
+        "/events",
+        r#"{"events": [
+            {"name": "expense_matched", "duration_ms": 1000},
+            {"name": "expense_matched", "duration_ms": 3000, "occurred_at_ms": 0, "request_id": "r-1"},
+            {"name": "expense_matched", "duration_ms": -1}
+        ]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["stored"], 2, "{body}");
+    assert_eq!(answer["rejected"][0]["index"], 2, "{body}");
+    assert!(
+        answer["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("duration_ms is -1"),
+        "{body}"
+    );
+
+    for bad in [
+        "not json",
+        r#"{"events": [{"name": "x"}]}"#,
+        r#"{"events": [{"name": "x", "duration_ms": 1, "colour": "red"}]}"#,
+        r#"{"event": []}"#,
+    ] {
+        let (status, body) = post(monitor.http, "/events", bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains("duration_ms"),
+            "{body}"
+        );
+    }
+
+    let points = monitor
+        .client()
+        .await
+        .query_events(QueryEventsRequest {
+            name: "expense_matched".into(),
+            bucket: Bucket::Day.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .points;
+    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 2);
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].median_ms, 2000.0);
+    monitor.stop().await;
 }
 
 /// `/metrics` after [`dashboard_scenario`].
