@@ -1,6 +1,7 @@
 //! What the dashboard and the gauges read about what is stored: the models
 //! and their versions, each model's realized quality over the gauges'
-//! window, the outcomes dated after a page's window, and score histograms.
+//! window, the outcomes dated after a page's window, score histograms, and
+//! which business events a window holds.
 
 use super::Monitor;
 use super::error::AppError;
@@ -15,6 +16,17 @@ pub(crate) const DEFAULT_BINS: usize = 20;
 pub(crate) const MAX_BINS: usize = 200;
 
 impl Monitor {
+    /// The names of the business events of a window (`from_ms` included,
+    /// `to_ms` excluded), most frequent first, at most `limit`.
+    pub(crate) async fn event_names(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, AppError> {
+        Ok(self.store().event_names(from_ms, to_ms, limit).await?)
+    }
+
     /// Every model with outcomes, by name.
     pub(crate) async fn list_models(&self) -> Result<Vec<ModelSummary>, AppError> {
         Ok(self.store().list_models().await?)

@@ -32,7 +32,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use triad_proto::v1::{
-    Bucket, DerivedSeries, ListMistakesRequest, MetricPoint, Mistake, QueryMetricsRequest,
+    Bucket, DerivedSeries, EventPoint, ListMistakesRequest, MetricPoint, Mistake,
+    QueryEventsRequest, QueryMetricsRequest,
 };
 use triad_series::DEFAULT_ANOMALY_K;
 
@@ -40,7 +41,8 @@ use triad_server::{quote, quote_list};
 
 use crate::app::quality::ANOMALY_SPAN;
 use crate::app::{
-    Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, Monitor, ScoreHistogram, validate,
+    AppError, Confusion, DEFAULT_BINS, HistogramFilter, ModelSummary, Monitor, ScoreHistogram,
+    validate,
 };
 use crate::buckets::{DAY_MS, HOUR_MS, Range, Width, now_ms};
 
@@ -50,6 +52,9 @@ pub(crate) const DEFAULT_DAYS: u32 = 30;
 pub(crate) const MAX_DAYS: u32 = 3_660;
 /// Mistakes listed on a model page.
 pub(crate) const MISTAKES_SHOWN: u32 = 25;
+/// Most business events a model page charts (the most frequent of its
+/// window).
+pub(crate) const EVENTS_SHOWN: u32 = 5;
 /// Seconds a page may ask to wait before reloading itself (`?refresh=N`):
 /// no faster than every 5 s (each reload reruns the page's queries), no
 /// slower than hourly.
@@ -236,6 +241,9 @@ pub(crate) struct ModelView {
     /// Drift of the newest outcomes of the range against the model's
     /// reference profile.
     pub drift: triad_proto::v1::DriftResponse,
+    /// The window's most frequent business events ([`EVENTS_SHOWN`]) and
+    /// their duration per bucket (`QueryEvents`).
+    pub events: Vec<(String, Vec<EventPoint>)>,
 }
 
 impl ModelView {
@@ -393,10 +401,26 @@ pub(crate) async fn load(
         ..triad_proto::v1::DriftRequest::default()
     };
     let drift = monitor.drift(&drift_request);
+    // The business events of the window, each as QueryEvents answers it.
+    let events = async {
+        let names = monitor.event_names(from_ms, to_ms, EVENTS_SHOWN).await?;
+        let mut events = Vec::with_capacity(names.len());
+        for name in names {
+            let request = QueryEventsRequest {
+                name,
+                from_ms,
+                to_ms,
+                bucket: width_wire(query.width).into(),
+            };
+            let points = monitor.query_events(&request).await?.points;
+            events.push((request.name, points));
+        }
+        Ok::<_, AppError>(events)
+    };
     // The counters of the hours the window's quality series leave out.
     let future = monitor.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
-    let (quality, mistakes, histogram, drift, future) =
-        tokio::try_join!(quality, mistakes, histogram, drift, future)?;
+    let (quality, mistakes, histogram, drift, future, events) =
+        tokio::try_join!(quality, mistakes, histogram, drift, future, events)?;
     Ok(ModelView {
         model,
         query,
@@ -412,6 +436,7 @@ pub(crate) async fn load(
         mistakes: mistakes.mistakes,
         histogram,
         drift,
+        events,
     })
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use axum::http::StatusCode;
 use triad_features::MISSING_FLAG_FIELDS;
-use triad_proto::v1::{FeatureDrift, MetricPoint, Mistake};
+use triad_proto::v1::{EventPoint, FeatureDrift, MetricPoint, Mistake};
 use triad_series::ConfusionCounts;
 
 use super::svg::{self, Band, BarChart, Bars, Histogram, LineChart, Series};
@@ -266,6 +266,7 @@ pub(crate) fn model(view: &ModelView) -> String {
         header(view),
         summary(view),
         precision_recall(view),
+        business_events(view),
         volume(view),
         score_histogram(view),
         null_rates(view),
@@ -439,6 +440,90 @@ fn summary(view: &ModelView) -> String {
 
 /// Precision and recall charts: realized, estimated when given, EWMA and
 /// its band, anomalies.
+/// The window's most frequent business events: median and 90th
+/// percentile of their duration per bucket, on the buckets of the
+/// precision and recall charts.
+fn business_events(view: &ModelView) -> String {
+    let heading = "Business events";
+    if view.events.is_empty() {
+        return section(
+            "events",
+            heading,
+            &empty(
+                "no business event in this range: send them with <code>RecordEvents</code> \
+                 or <code>POST /events</code>.",
+            ),
+        );
+    }
+    if view.points.is_empty() {
+        return section("events", heading, &no_outcomes(view));
+    }
+    let (x_labels, x_titles) = bucket_labels(view);
+    let mut content = String::new();
+    for (name, points) in &view.events {
+        let by_bucket: HashMap<i64, &EventPoint> =
+            points.iter().map(|p| (p.bucket_start_ms, p)).collect();
+        let at = |value: fn(&EventPoint) -> f64| -> Vec<f64> {
+            view.points
+                .iter()
+                .map(|p| {
+                    by_bucket
+                        .get(&p.bucket_start_ms)
+                        .map_or(f64::NAN, |e| value(e))
+                })
+                .collect()
+        };
+        let median = at(|e| e.median_ms);
+        let p90 = at(|e| e.p90_ms);
+        let top = p90
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        let count: u64 = points.iter().map(|p| p.count).sum();
+        let series = [
+            Series {
+                name: "median duration (ms)",
+                key: "median",
+                values: &median,
+                dashed: false,
+                markers: true,
+            },
+            Series {
+                name: "90th percentile (ms)",
+                key: "p90",
+                values: &p90,
+                dashed: true,
+                markers: true,
+            },
+        ];
+        let _ = write!(
+            content,
+            "<h3 class=\"event\" data-event=\"{0}\">{0}</h3>",
+            escape(name)
+        );
+        content += &svg::line_chart(&LineChart {
+            title: &format!(
+                "Duration of {name} per {} bucket",
+                width_name(view.query.width)
+            ),
+            x_labels: &x_labels,
+            x_titles: &x_titles,
+            y_range: (0.0, svg::nice_max(top)),
+            series: &series,
+            band: None,
+            flags: &[],
+            flag_name: "",
+        });
+        let _ = write!(
+            content,
+            "<p class=\"caption\">{count} events in this range, every model's; \
+             <code>QueryEvents</code> gives the same figures.</p>"
+        );
+    }
+    section("events", heading, &content)
+}
+
 fn precision_recall(view: &ModelView) -> String {
     let heading = "Precision and recall";
     if view.points.is_empty() {

@@ -47,6 +47,31 @@ impl Store {
         Ok(stored)
     }
 
+    /// The names of the events that happened from `from_ms` (included) to
+    /// `to_ms` (excluded), most frequent first (then by name), at most
+    /// `limit` of them.
+    pub(crate) async fn event_names(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let statement = self.backend().sql(
+            "SELECT name FROM events WHERE occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+             GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT $3"
+                .to_owned(),
+        );
+        sqlx::query::<Any>(&statement)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| sql::text(row, 0))
+            .collect()
+    }
+
     /// The time (`occurred_at_ms`) and duration of every event named
     /// `name` that happened in `range`.
     pub(crate) async fn event_durations(

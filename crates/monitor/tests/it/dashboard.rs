@@ -460,6 +460,7 @@ async fn dashboard_scenario(monitor: &Monitor) {
     );
     let (_, page) = monitor.get("/models/matcher").await;
     assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    assert!(page.contains("no business event in this range"), "{page}");
     let (status, page) = monitor.get("/?refresh=60").await;
     assert_eq!(status, 200, "{page}");
     assert!(reloads(&page), "{page}");
@@ -538,6 +539,23 @@ async fn business_events_come_in_over_http() {
     assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 2);
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].median_ms, 2000.0);
+
+    // A model page charts them next to precision and recall.
+    six_days(&monitor, "matcher").await;
+    let (status, page) = monitor.get("/models/matcher?days=7").await;
+    assert_eq!(status, 200, "{page}");
+    let events = &page[page
+        .find(r#"<section id="events">"#)
+        .expect("an events section")..];
+    let events = &events[..events.find("</section>").unwrap()];
+    assert!(
+        events.contains(r#"data-event="expense_matched""#),
+        "{events}"
+    );
+    assert!(events.contains(r#"data-series="median""#), "{events}");
+    assert!(events.contains(r#"data-series="p90""#), "{events}");
+    assert!(events.contains("median duration (ms): 2000"), "{events}");
+    assert!(events.contains("2 events in this range"), "{events}");
     monitor.stop().await;
 }
 
