@@ -13,11 +13,16 @@
 //! [{"index": i, "reason": "…"}]}` with 200, a bad event rejected next to
 //! the stored ones; a body that is not such JSON is a 400. A POST writes,
 //! so with tokens on it takes the service (write) token.
+//!
+//! The body must be sent as `Content-Type: application/json` (415
+//! otherwise): a web page on another origin cannot send that type without
+//! a CORS preflight, which this port never grants, so a browser cannot be
+//! made to post events to a monitor that runs without tokens.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use triad_proto::v1::{Event, RecordEventsRequest};
@@ -64,7 +69,22 @@ fn refused(status: StatusCode, message: String) -> Response {
 }
 
 /// `POST /events`.
-pub(crate) async fn record(State(monitor): State<Monitor>, body: Bytes) -> Response {
+pub(crate) async fn record(
+    State(monitor): State<Monitor>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be sent as Content-Type: application/json".to_owned(),
+        );
+    }
     let body: EventsBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(error) => {

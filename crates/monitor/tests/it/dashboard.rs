@@ -524,6 +524,24 @@ async fn business_events_come_in_over_http() {
         );
     }
 
+    // A body not sent as JSON is refused, as a cross-origin page would
+    // send it.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = r#"{"events": [{"name": "expense_matched", "duration_ms": 1}]}"#;
+        let mut stream = tokio::net::TcpStream::connect(monitor.http).await.unwrap();
+        let request = format!(
+            "POST /events HTTP/1.1\r\nhost: localhost\r\ncontent-type: text/plain\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+        assert!(answer.contains("application/json"), "{answer}");
+    }
+
     let points = monitor
         .client()
         .await
