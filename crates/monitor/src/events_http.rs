@@ -14,6 +14,10 @@
 //! the stored ones; a body that is not such JSON is a 400. A POST writes,
 //! so with tokens on it takes the service (write) token.
 //!
+//! A body is at most [`MAX_BODY_BYTES`] (413 beyond, before it is
+//! read): some 60 000 of the shortest events, parsed and stored in one
+//! call like a `RecordEvents` message of the same size.
+//!
 //! The body must be sent as `Content-Type: application/json` (415
 //! otherwise): a web page on another origin cannot send that type without
 //! a CORS preflight, which this port never grants, so a browser cannot be
@@ -29,6 +33,9 @@ use triad_proto::v1::{Event, RecordEventsRequest};
 
 use crate::app::Monitor;
 use crate::dashboard::PageError;
+
+/// Most bytes of a `POST /events` body: axum's default, written down.
+pub(crate) const MAX_BODY_BYTES: usize = 2 << 20;
 
 /// The JSON body of `POST /events`.
 #[derive(Debug, Deserialize)]

@@ -112,6 +112,9 @@ pub fn http_router(monitor: Monitor) -> Router {
     ));
     let events = Router::new()
         .route("/events", post(events_http::record))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            events_http::MAX_BODY_BYTES,
+        ))
         .with_state(monitor.clone());
     dashboard::router(monitor)
         .merge(events)

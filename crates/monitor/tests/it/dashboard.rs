@@ -524,6 +524,15 @@ async fn business_events_come_in_over_http() {
         );
     }
 
+    // A body over 2 MiB is refused whole, before anything is stored.
+    let event = r#"{"name": "expense_matched", "duration_ms": 1},"#;
+    let huge = format!(
+        r#"{{"events": [{}{{"name": "expense_matched", "duration_ms": 1}}]}}"#,
+        event.repeat((2 << 20) / event.len() + 1)
+    );
+    let (status, body) = post(monitor.http, "/events", &huge).await;
+    assert_eq!(status, 413, "{body}");
+
     // A body not sent as JSON is refused, as a cross-origin page would
     // send it.
     {
