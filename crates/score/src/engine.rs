@@ -23,6 +23,7 @@ use triad_telemetry::RequestIds;
 use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 use crate::error::ScoreError;
 use crate::model::LoadedModel;
+use crate::model::explain::NO_EXPLANATION;
 use crate::offload;
 use crate::outcomes::{OutcomePublisher, ScoredRequest};
 use crate::repository::{LookupError, ModelSet, Repository};
@@ -49,6 +50,13 @@ const PAIR_OVERHEAD_BYTES: u128 = 64;
 /// Bytes a scored pair costs per model: the score and the decision, held
 /// and encoded in the answer.
 const PAIR_BYTES_PER_MODEL: u128 = 10;
+/// Bytes a pair costs per contribution of an explanation the caller asked
+/// for (`explain`, `?verbose=true`): the float held and encoded in the
+/// answer, and on the HTTP contract written as JSON beside the feature's
+/// name (at most 64 bytes a name in the schema, the number in at most 16).
+/// Outcomes' explanations are built one row at a time as they are written
+/// and hold no more than one row.
+pub const PAIR_BYTES_PER_CONTRIBUTION: u128 = 96;
 /// How many times a pair's id bytes are held at once: encoded in the
 /// preprocess answer and decoded, encoded in the answer, written as JSON
 /// on the HTTP contract (whose buffer grows by doubling), and the
@@ -66,12 +74,18 @@ const ITEM_BYTES: u128 = 1_200;
 const INPUT_COPIES: u128 = 8;
 
 /// What a request of `request`'s budgets and items, scored by `models`
-/// models over `n_cols` columns, holds in the scorer at most: its inputs,
-/// and every pair's matrix row, ids and scores, decoded and encoded. An
-/// upper bound (every budget and item counted, as if each formed pairs),
-/// computed from the request before any work, in the same units the
-/// per-request limit is given in.
-pub fn estimated_bytes(request: &FeaturizeRequest, n_cols: usize, models: usize) -> u128 {
+/// models over `n_cols` columns, with `explained` contributions asked for
+/// per pair (the explaining models' inputs, summed), holds in the scorer at
+/// most: its inputs, and every pair's matrix row, ids, scores and
+/// explanations, decoded and encoded. An upper bound (every budget and item
+/// counted, as if each formed pairs), computed from the request before any
+/// work, in the same units the per-request limit is given in.
+pub fn estimated_bytes(
+    request: &FeaturizeRequest,
+    n_cols: usize,
+    models: usize,
+    explained: usize,
+) -> u128 {
     let id_bound = triad_features::FeaturizerConfig::default().max_id_bytes;
     let id_len = |id: &Option<String>| id.as_deref().map_or(0, |id| id.len().min(id_bound)) as u128;
     let (n_budgets, n_items) = (
@@ -86,7 +100,8 @@ pub fn estimated_bytes(request: &FeaturizeRequest, n_cols: usize, models: usize)
         .sum();
     let per_pair = PAIR_BYTES_PER_COLUMN * n_cols as u128
         + PAIR_OVERHEAD_BYTES
-        + PAIR_BYTES_PER_MODEL * models as u128;
+        + PAIR_BYTES_PER_MODEL * models as u128
+        + PAIR_BYTES_PER_CONTRIBUTION * explained as u128;
     let pairs =
         n_budgets * n_items * per_pair + ID_COPIES * (n_items * budget_ids + n_budgets * item_ids);
     let inputs = (n_budgets + n_items) * ITEM_BYTES + INPUT_COPIES * request.encoded_len() as u128;
@@ -225,6 +240,9 @@ pub struct Selection {
     /// When the request happened, for backfills (milliseconds since the
     /// epoch); outcomes are recorded at this time. `None` means now.
     pub occurred_at_ms: Option<i64>,
+    /// Return each row's explanation from every model that has one
+    /// (`ModelScores.explanations`).
+    pub explain: bool,
 }
 
 impl Selection {
@@ -261,7 +279,22 @@ pub struct Engine {
 }
 
 /// The model versions one request runs: (answering, shadow) per model.
-type Plan = Vec<(Arc<LoadedModel>, String, Option<Arc<LoadedModel>>)>;
+/// One model a request runs.
+#[derive(Debug, Clone)]
+struct Run {
+    /// The version that answers.
+    model: Arc<LoadedModel>,
+    /// The model's name.
+    name: String,
+    /// Its shadow version, scored off the request path.
+    shadow: Option<Arc<LoadedModel>>,
+    /// For a gated model, the index in the plan of its gate model (which is
+    /// never gated itself).
+    gate: Option<usize>,
+}
+
+/// The models a request runs, in answer order.
+type Plan = Vec<Run>;
 
 impl Engine {
     /// Scores the models of `repository` on matrices from `features`,
@@ -310,13 +343,9 @@ impl Engine {
         selection.check()?;
         let models = self.repository.snapshot();
         let plan = plan(&models, selection)?;
-        let runs = plan.len()
-            + plan
-                .iter()
-                .filter(|(_, _, shadow)| shadow.is_some())
-                .count();
+        let runs = plan.len() + plan.iter().filter(|run| run.shadow.is_some()).count();
         let n_cols = self.repository.schema().feature_names.len();
-        let estimated = estimated_bytes(&request, n_cols, runs);
+        let estimated = estimated_bytes(&request, n_cols, runs, explained(&plan, selection));
         if estimated > self.max_request_bytes as u128 {
             return Err(ScoreError::TooLarge {
                 budgets: request.budgets.len(),
@@ -342,6 +371,20 @@ impl Engine {
     ) -> Result<v1::ScoreResponse, ScoreError> {
         selection.check()?;
         check_keys(&matrix.keys)?;
+        // The matrix is here already; what the explanations add is bounded
+        // like any request's.
+        let plan = plan(&self.repository.snapshot(), selection)?;
+        let explained_bytes = matrix.keys.len() as u128
+            * PAIR_BYTES_PER_CONTRIBUTION
+            * explained(&plan, selection) as u128;
+        if explained_bytes > self.max_request_bytes as u128 {
+            return Err(ScoreError::TooLarge {
+                budgets: 0,
+                items: matrix.keys.len(),
+                estimated_mib: (explained_bytes >> 20).min(u64::MAX as u128) as u64,
+                limit_mib: (self.max_request_bytes >> 20) as u64,
+            });
+        }
         self.score_inner(matrix, selection, ids, None, Instant::now())
             .await
     }
@@ -357,7 +400,7 @@ impl Engine {
         let models = self.repository.snapshot();
         let plan = plan(&models, selection)?;
         let schema = check_matrix(&matrix, self.repository.schema())?;
-        for (model, name, _) in &plan {
+        for Run { model, name, .. } in &plan {
             if model.meta.schema.hash != schema.hash {
                 return Err(ScoreError::SchemaMismatch {
                     model: name.clone(),
@@ -375,7 +418,8 @@ impl Engine {
         let values = Arc::new(matrix.values);
         let results = offload::run(values.len(), {
             let (plan, values) = (plan.clone(), Arc::clone(&values));
-            move || run_plan(&plan, &values, n_rows, n_cols)
+            let explain = selection.explain;
+            move || run_plan(&plan, &values, n_rows, n_cols, explain)
         })
         .await??;
         let scored = self.outcomes.as_ref().map(|_| ScoredRequest {
@@ -390,6 +434,7 @@ impl Engine {
             values: Arc::clone(&values),
             n_cols,
             results: Vec::new(),
+            models: Vec::new(),
             shadow: false,
             inputs,
             errors: Arc::clone(&errors),
@@ -400,7 +445,8 @@ impl Engine {
             // that cannot be recorded refuse the request.
             publisher
                 .publish(ScoredRequest {
-                    results: results.clone(),
+                    results: results.iter().map(without_explanations).collect(),
+                    models: plan.iter().map(|run| Arc::clone(&run.model)).collect(),
                     ..scored.clone()
                 })
                 .await
@@ -408,6 +454,7 @@ impl Engine {
         }
         spawn_shadows(
             &plan,
+            &results,
             n_rows,
             self.outcomes.clone().zip(scored),
             &ids.request_id,
@@ -451,6 +498,7 @@ impl Engine {
                         metrics: meta.metrics.clone().into_iter().collect(),
                         schema_hash: meta.schema.hash.clone(),
                         description: meta.description.clone(),
+                        gate: served.gate.clone().unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -459,7 +507,10 @@ impl Engine {
 }
 
 /// Resolves the selection against the served models, each name with
-/// [`ModelSet::resolve`]: each model named once, in the order first named.
+/// [`ModelSet::resolve`]: each model named once, in the order first named;
+/// then the gate model of every gated one the selection did not name (in
+/// its serving version), which runs, is answered and recorded like a named
+/// one.
 fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
     if models.models.is_empty() {
         return Err(ScoreError::NoModels);
@@ -483,14 +534,64 @@ fn plan(models: &ModelSet, selection: &Selection) -> Result<Plan, ScoreError> {
             .into());
         }
     }
-    names
-        .into_iter()
-        .map(|name| {
-            let pinned = selection.versions.get(name).map(String::as_str);
-            let (served, model) = models.resolve(name, pinned)?;
-            Ok((Arc::clone(model), name.clone(), served.shadow.clone()))
-        })
-        .collect()
+    let mut plan: Plan = Vec::with_capacity(names.len());
+    let mut gates: Vec<(usize, String)> = Vec::new();
+    for name in names {
+        let pinned = selection.versions.get(name).map(String::as_str);
+        let (served, model) = models.resolve(name, pinned)?;
+        if let Some(gate) = &served.gate {
+            gates.push((plan.len(), gate.clone()));
+        }
+        plan.push(Run {
+            model: Arc::clone(model),
+            name: name.clone(),
+            shadow: served.shadow.clone(),
+            gate: None,
+        });
+    }
+    for (index, gate) in gates {
+        let position = match plan.iter().position(|run| run.name == gate) {
+            Some(position) => position,
+            None => {
+                let (served, model) = models.resolve(&gate, None)?;
+                plan.push(Run {
+                    model: Arc::clone(model),
+                    name: gate.clone(),
+                    shadow: served.shadow.clone(),
+                    gate: None,
+                });
+                plan.len() - 1
+            }
+        };
+        plan[index].gate = Some(position);
+    }
+    Ok(plan)
+}
+
+/// Contributions per pair the caller asked for: the inputs of every model
+/// of `plan` that explains itself, when the selection asks to explain.
+fn explained(plan: &Plan, selection: &Selection) -> usize {
+    if !selection.explain {
+        return 0;
+    }
+    plan.iter()
+        .map(|run| crate::model::explain::explained_inputs(&run.model))
+        .sum()
+}
+
+/// `scores` without the explanations only the caller asked for (outcomes
+/// build their own, a row at a time).
+fn without_explanations(scores: &v1::ModelScores) -> v1::ModelScores {
+    v1::ModelScores {
+        model: scores.model.clone(),
+        version: scores.version.clone(),
+        threshold: scores.threshold,
+        scores: scores.scores.clone(),
+        matched: scores.matched.clone(),
+        scored: scores.scored.clone(),
+        gate: scores.gate.clone(),
+        ..v1::ModelScores::default()
+    }
 }
 
 /// Checks that a matrix is internally consistent and, when it claims the
@@ -578,56 +679,155 @@ fn check_keys(keys: &[v1::PairKey]) -> Result<(), ScoreError> {
     Ok(())
 }
 
+/// The row indices a gate's decisions let through.
+fn gated_rows(gate: &[bool]) -> Vec<usize> {
+    gate.iter()
+        .enumerate()
+        .filter_map(|(row, matched)| matched.then_some(row))
+        .collect()
+}
+
+/// Scores every row of the matrix with `model`, or, under a `gate` (its
+/// gate model's name and decisions), only the rows the gate matched: the
+/// others get score NaN, matched false and `scored` false. With `explain`,
+/// adds each scored row's explanation, or says why there is none.
 fn run_model(
     model: &LoadedModel,
     name: &str,
     values: &[f32],
     n_rows: usize,
     n_cols: usize,
+    gate: Option<(&str, &[bool])>,
+    explain: bool,
 ) -> Result<v1::ModelScores, ScoreError> {
     let _span =
         tracing::info_span!("model.score", model = name, version = %model.version, rows = n_rows)
             .entered();
-    let mut scores = Vec::new();
-    model
-        .predict_matrix(values, n_rows, n_cols, &mut scores)
-        .map_err(|source| ScoreError::Model {
-            model: name.to_owned(),
-            version: model.version.clone(),
-            source: Box::new(source),
-        })?;
+    let failed = |source| ScoreError::Model {
+        model: name.to_owned(),
+        version: model.version.clone(),
+        source: Box::new(source),
+    };
     let threshold = model.meta.threshold;
-    Ok(v1::ModelScores {
+    let mut scores = Vec::new();
+    let (rows, scored) = match gate {
+        None => {
+            model
+                .predict_matrix(values, n_rows, n_cols, &mut scores)
+                .map_err(failed)?;
+            (None, Vec::new())
+        }
+        Some((_, decisions)) => {
+            let rows = gated_rows(decisions);
+            let mut gathered = Vec::with_capacity(rows.len() * n_cols);
+            for &row in &rows {
+                gathered.extend_from_slice(&values[row * n_cols..(row + 1) * n_cols]);
+            }
+            let mut some = Vec::new();
+            model
+                .predict_matrix(&gathered, rows.len(), n_cols, &mut some)
+                .map_err(failed)?;
+            scores = vec![f32::NAN; n_rows];
+            let mut scored = vec![false; n_rows];
+            for (&row, score) in rows.iter().zip(some) {
+                scores[row] = score;
+                scored[row] = true;
+            }
+            (Some(rows), scored)
+        }
+    };
+    let mut result = v1::ModelScores {
         model: name.to_owned(),
         version: model.version.clone(),
         threshold,
         matched: scores.iter().map(|s| *s >= threshold).collect(),
         scores,
-    })
+        scored,
+        gate: gate.map(|(gate, _)| gate.to_owned()).unwrap_or_default(),
+        ..v1::ModelScores::default()
+    };
+    if explain {
+        let explained = match &rows {
+            None => model.explain_rows(values, n_cols, 0..n_rows),
+            Some(rows) => model
+                .explain_rows(values, n_cols, rows.iter().copied())
+                .map(|some| {
+                    let mut all = vec![v1::Explanation::default(); n_rows];
+                    for (&row, explanation) in rows.iter().zip(some) {
+                        all[row] = explanation;
+                    }
+                    all
+                }),
+        };
+        match explained {
+            Some(explanations) => {
+                result.explained_features.clone_from(&model.meta.features);
+                result.explanations = explanations;
+            }
+            None => result.explanation_unavailable = NO_EXPLANATION.to_owned(),
+        }
+    }
+    Ok(result)
 }
 
+/// Runs every model of `plan`: ungated ones first, then each gated one on
+/// the rows its gate matched; answers in plan order.
 fn run_plan(
     plan: &Plan,
     values: &[f32],
     n_rows: usize,
     n_cols: usize,
+    explain: bool,
 ) -> Result<Vec<v1::ModelScores>, ScoreError> {
-    plan.iter()
-        .map(|(model, name, _)| run_model(model, name, values, n_rows, n_cols))
-        .collect()
+    let mut results: Vec<Option<v1::ModelScores>> = vec![None; plan.len()];
+    for (slot, run) in results.iter_mut().zip(plan) {
+        if run.gate.is_none() {
+            *slot = Some(run_model(
+                &run.model, &run.name, values, n_rows, n_cols, None, explain,
+            )?);
+        }
+    }
+    for (index, run) in plan.iter().enumerate() {
+        let Some(gate) = run.gate else { continue };
+        let decisions = results
+            .get(gate)
+            .and_then(Option::as_ref)
+            .map(|r| (r.model.clone(), r.matched.clone()))
+            .ok_or_else(|| {
+                ScoreError::BadMatrix(format!("the gate of model {} did not run", run.name))
+            })?;
+        results[index] = Some(run_model(
+            &run.model,
+            &run.name,
+            values,
+            n_rows,
+            n_cols,
+            Some((&decisions.0, &decisions.1)),
+            explain,
+        )?);
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Scores shadow versions off the request path; the caller never sees
 /// them, the monitor does (tagged `shadow`).
 fn spawn_shadows(
     plan: &Plan,
+    answered: &[v1::ModelScores],
     n_rows: usize,
     outcomes: Option<(OutcomePublisher, ScoredRequest)>,
     request_id: &str,
 ) {
+    // A gated model's shadow scores the rows the answered gate matched.
     let shadows: Vec<_> = plan
         .iter()
-        .filter_map(|(_, name, shadow)| shadow.clone().map(|s| (name.clone(), s)))
+        .filter_map(|run| {
+            let gate = run
+                .gate
+                .and_then(|gate| answered.get(gate))
+                .map(|gate| (gate.model.clone(), gate.matched.clone()));
+            run.shadow.clone().map(|s| (run.name.clone(), s, gate))
+        })
         .collect();
     let Some((publisher, template)) = outcomes else {
         return;
@@ -641,9 +841,22 @@ fn spawn_shadows(
     tokio::task::spawn_blocking(move || {
         let _entered = parent.enter();
         let mut results = Vec::new();
-        for (name, shadow) in shadows {
-            match run_model(&shadow, &name, &template.values, n_rows, template.n_cols) {
+        let mut models = Vec::new();
+        for (name, shadow, gate) in shadows {
+            let gate = gate
+                .as_ref()
+                .map(|(name, matched)| (name.as_str(), matched.as_slice()));
+            match run_model(
+                &shadow,
+                &name,
+                &template.values,
+                n_rows,
+                template.n_cols,
+                gate,
+                false,
+            ) {
                 Ok(scores) => {
+                    models.push(Arc::clone(&shadow));
                     tracing::debug!(
                         request_id,
                         model = name,
@@ -660,6 +873,7 @@ fn spawn_shadows(
         // answered ones.
         publisher.publish_shadow(ScoredRequest {
             results,
+            models,
             shadow: true,
             errors: Arc::new(Vec::new()),
             ..template

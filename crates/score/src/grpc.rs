@@ -52,6 +52,7 @@ impl Scorer for ScorerService {
             models: request.models,
             versions: request.versions.into_iter().collect(),
             occurred_at_ms,
+            explain: request.explain,
         };
         let features = FeaturizeRequest {
             budgets: request.budgets,
@@ -88,6 +89,7 @@ impl Scorer for ScorerService {
             models: request.models,
             versions: request.versions.into_iter().collect(),
             occurred_at_ms: None,
+            explain: request.explain,
         };
         let response = self.engine.score_matrix(matrix, &selection, &ids).await?;
         Ok(Response::new(response))

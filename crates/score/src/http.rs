@@ -3,7 +3,15 @@
 //! a JSON list of `{"score", "budget_id", "itemization_id"}`.
 //!
 //! `score` is the model's decision, 1 or 0, as in the seed's response;
-//! `?verbose=true` adds the probability, threshold, model and version. A bad
+//! `?verbose=true` adds the probability, threshold, model and version, and
+//! the pair's explanation (`explanation`: the contributions of each input
+//! to the logit, by feature name, with the intercept and the logit), or,
+//! for a model that has none (ONNX), `explanation_unavailable` saying so.
+//! When the contract's model is gated (`gate` in its `serving.toml`), a
+//! pair its gate model did not match is answered
+//! `{"score": null, "scored": false, "gate": "<gate model>", ...}`: no
+//! score at all, never a 0. (`budget_expense_matcher`, the default model,
+//! is not gated, so its answer is the seed's, unchanged.) A bad
 //! item is an entry with an `error` object inside the 200 response, never a
 //! failed batch; malformed JSON is a 400 with a message saying what was
 //! expected.
@@ -103,6 +111,23 @@ pub enum Entry<'a> {
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         detail: Option<Detail<'a>>,
     },
+    /// A pair the model did not score: it is gated and its gate model did
+    /// not match the pair.
+    NotScored {
+        /// Always null: there is no score, not even 0.
+        score: Option<u8>,
+        /// Always false.
+        scored: bool,
+        /// The model whose decision left the pair unscored.
+        #[serde(borrow)]
+        gate: Cow<'a, str>,
+        /// The pair's budget.
+        #[serde(borrow)]
+        budget_id: Cow<'a, str>,
+        /// The pair's line item.
+        #[serde(borrow)]
+        itemization_id: Cow<'a, str>,
+    },
     /// An item the request could not use whole.
     Error {
         /// The budget's id, when the error is about a budget that has one.
@@ -128,6 +153,28 @@ pub struct Detail<'a> {
     /// The model version that scored.
     #[serde(borrow)]
     pub version: Cow<'a, str>,
+    /// Why the pair scored as it did: `{"intercept", "logit",
+    /// "contributions": {feature: contribution}}`, the contributions in
+    /// the model's input order, `logit = intercept + Σ contributions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<serde_json::Value>,
+    /// Why there is no `explanation` (the model cannot explain itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation_unavailable: Option<String>,
+}
+
+/// An explanation as the JSON of [`Detail::explanation`].
+fn explanation_json(features: &[String], explanation: &v1::Explanation) -> serde_json::Value {
+    let contributions: serde_json::Map<String, serde_json::Value> = features
+        .iter()
+        .zip(&explanation.contributions)
+        .map(|(name, value)| (name.clone(), serde_json::json!(value)))
+        .collect();
+    serde_json::json!({
+        "intercept": explanation.intercept,
+        "logit": explanation.logit,
+        "contributions": contributions,
+    })
 }
 
 /// A per-item error inside the response list.
@@ -183,16 +230,34 @@ impl<'a> SeedResponse<'a> {
                 .iter()
                 .zip(&result.scores)
                 .zip(&result.matched)
-                .map(move |((key, probability), matched)| Entry::Score {
-                    score: u8::from(*matched),
-                    budget_id: Cow::Borrowed(&key.budget_id),
-                    itemization_id: Cow::Borrowed(&key.itemization_id),
-                    detail: verbose.then(|| Detail {
-                        probability: *probability,
-                        threshold: result.threshold,
-                        model: Cow::Borrowed(&result.model),
-                        version: Cow::Borrowed(&result.version),
-                    }),
+                .enumerate()
+                .map(move |(row, ((key, probability), matched))| {
+                    if !crate::outcomes::row_scored(result, row) {
+                        return Entry::NotScored {
+                            score: None,
+                            scored: false,
+                            gate: Cow::Borrowed(&result.gate),
+                            budget_id: Cow::Borrowed(&key.budget_id),
+                            itemization_id: Cow::Borrowed(&key.itemization_id),
+                        };
+                    }
+                    Entry::Score {
+                        score: u8::from(*matched),
+                        budget_id: Cow::Borrowed(&key.budget_id),
+                        itemization_id: Cow::Borrowed(&key.itemization_id),
+                        detail: verbose.then(|| Detail {
+                            probability: *probability,
+                            threshold: result.threshold,
+                            model: Cow::Borrowed(&result.model),
+                            version: Cow::Borrowed(&result.version),
+                            explanation: result
+                                .explanations
+                                .get(row)
+                                .map(|e| explanation_json(&result.explained_features, e)),
+                            explanation_unavailable: (!result.explanation_unavailable.is_empty())
+                                .then(|| result.explanation_unavailable.clone()),
+                        }),
+                    }
                 })
         })
     }
@@ -249,6 +314,7 @@ async fn score(
     });
     let selection = Selection {
         models: vec![state.model.clone()],
+        explain: options.verbose,
         ..Selection::default()
     };
     let response = match state

@@ -124,6 +124,21 @@ pub enum OipError {
         /// What the model reported.
         source: Box<ModelError>,
     },
+    /// The model is gated (`FAILED_PRECONDITION`): it judges only the
+    /// pairs its gate model matched, and this protocol's rows carry only
+    /// the model's own inputs, not its gate model's, so it cannot tell
+    /// which rows to score; `Score` and `ScoreMatrix` can.
+    #[error(
+        "model {} is gated on {}: it scores only the pairs that model matched, and rows sent here carry only its own inputs; score them with triad.v1.Scorer/Score or ScoreMatrix, which run the gate",
+        triad_server::quote(model),
+        triad_server::quote(gate)
+    )]
+    Gated {
+        /// The model's name as requested.
+        model: String,
+        /// Its gate model.
+        gate: String,
+    },
     /// The blocking task scoring a large input panicked or was cancelled
     /// (`INTERNAL`).
     #[error("inference task failed: {0}")]
@@ -135,6 +150,7 @@ impl From<OipError> for Status {
         use tonic::Code;
         let code = match &error {
             OipError::Lookup(_) => Code::NotFound,
+            OipError::Gated { .. } => Code::FailedPrecondition,
             OipError::BadInput { .. } | OipError::BadRequest(_) => Code::InvalidArgument,
             OipError::Model { .. } | OipError::Task(_) => Code::Internal,
         };
@@ -518,10 +534,16 @@ fn outputs(
 impl InferenceService {
     async fn infer(&self, mut request: ModelInferRequest) -> Result<ModelInferResponse, OipError> {
         let models = self.repository.snapshot();
-        let (_, model) = models.resolve(
+        let (served, model) = models.resolve(
             &request.model_name,
             requested_version(&request.model_version),
         )?;
+        if let Some(gate) = &served.gate {
+            return Err(OipError::Gated {
+                model: request.model_name.clone(),
+                gate: gate.clone(),
+            });
+        }
         let model = Arc::clone(model);
         let wanted = requested_outputs(&request)?;
         let rows = read_input(

@@ -10,7 +10,13 @@
 //! - a version whose files fail to load never serves: if it was loaded
 //!   before, the previous load keeps serving and the failure is logged;
 //! - `serving.toml` may name a `shadow` version, scored on every request
-//!   but never returned to callers.
+//!   but never returned to callers;
+//! - `serving.toml` may name a `gate` model: the model then scores only the
+//!   rows its gate model matched ([`ServedModel::gate`]). The gate must be
+//!   served by this repository, must not be gated itself (no chains, no
+//!   cycles) and must read the same feature schema; a reload that breaks
+//!   this keeps the model's previous gate when that is still valid, and
+//!   otherwise the model does not serve (it is never served ungated).
 //!
 //! Copy a new version into place under a temporary name and rename it, so a
 //! poll never sees half a directory.
@@ -40,6 +46,9 @@ pub struct ServingPolicy {
     pub version: Option<String>,
     /// A version to score in the shadow of the serving one.
     pub shadow: Option<String>,
+    /// A model whose matches this one judges: only the rows it matched are
+    /// scored, the others are reported as not scored.
+    pub gate: Option<String>,
 }
 
 /// One model as served right now.
@@ -55,6 +64,10 @@ pub struct ServedModel {
     /// The version scored in the serving one's shadow, never answered;
     /// never the serving version itself.
     pub shadow: Option<Arc<LoadedModel>>,
+    /// The served model this one is gated on (validated: served, ungated
+    /// itself, the same feature schema): this model scores only the rows
+    /// the gate model matched in the same request.
+    pub gate: Option<String>,
 }
 
 impl ServedModel {
@@ -237,6 +250,7 @@ impl Repository {
                 models.insert(name, model);
             }
         }
+        check_gates(&mut models, &previous);
         let changed = !same_set(&previous, &models);
         if changed {
             for model in models.values() {
@@ -244,6 +258,7 @@ impl Repository {
                     model = %model.name,
                     serving = %model.serving.version,
                     shadow = model.shadow.as_ref().map(|s| s.version.as_str()),
+                    gate = model.gate.as_deref(),
                     versions = ?model.versions.keys().collect::<Vec<_>>(),
                     "model set updated"
                 );
@@ -367,7 +382,68 @@ impl Repository {
             versions,
             serving,
             shadow,
+            gate: policy.gate,
         })
+    }
+}
+
+/// Why `name`'s gate cannot be used in `models`, if it cannot.
+pub fn gate_problem(models: &BTreeMap<String, ServedModel>, name: &str) -> Option<String> {
+    let model = models.get(name)?;
+    let gate = model.gate.as_deref()?;
+    if gate == name {
+        return Some("a model cannot be gated on itself".to_owned());
+    }
+    let Some(gate_model) = models.get(gate) else {
+        return Some(format!(
+            "its gate model {} is not served by this scorer",
+            quote(gate)
+        ));
+    };
+    if let Some(chained) = &gate_model.gate {
+        return Some(format!(
+            "its gate model {} is itself gated (on {}); gates do not chain",
+            quote(gate),
+            quote(chained)
+        ));
+    }
+    let (a, b) = (
+        &model.serving.meta.schema.hash,
+        &gate_model.serving.meta.schema.hash,
+    );
+    if a != b {
+        return Some(format!(
+            "its gate model {} reads feature schema {b}, not {a}",
+            quote(gate)
+        ));
+    }
+    None
+}
+
+/// Refuses gates that cannot work (see [`gate_problem`]), one at a time
+/// until every gate works: a model keeps its previous gate when that one
+/// still works, else it does not serve (never ungated).
+fn check_gates(models: &mut BTreeMap<String, ServedModel>, previous: &ModelSet) {
+    loop {
+        let Some((name, problem)) = models
+            .keys()
+            .find_map(|name| gate_problem(models, name).map(|problem| (name.clone(), problem)))
+        else {
+            return;
+        };
+        let wanted = models.get(&name).and_then(|m| m.gate.clone());
+        let before = previous.models.get(&name).and_then(|p| p.gate.clone());
+        if before.is_some() && before != wanted {
+            if let Some(model) = models.get_mut(&name) {
+                model.gate.clone_from(&before);
+            }
+            if gate_problem(models, &name).is_none() {
+                tracing::error!(model = %name, gate = wanted.as_deref(), %problem, "gate refused; the previous gate stays");
+                continue;
+            }
+        }
+        tracing::error!(model = %name, gate = wanted.as_deref(), %problem, "gate refused; the model does not serve");
+        models.remove(&name);
     }
 }
 
@@ -425,6 +501,7 @@ fn same_set(previous: &ModelSet, next: &BTreeMap<String, ServedModel>) -> bool {
         && previous.models.iter().zip(next).all(|((na, a), (nb, b))| {
             na == nb
                 && same_arc(&a.serving, &b.serving)
+                && a.gate == b.gate
                 && match (&a.shadow, &b.shadow) {
                     (None, None) => true,
                     (Some(x), Some(y)) => same_arc(x, y),

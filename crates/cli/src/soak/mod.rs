@@ -211,6 +211,7 @@ async fn soak(args: &SoakArgs, fleet: &Fleet, report: &mut Report) -> anyhow::Re
             &request.into(),
             triad_features::N_FEATURES,
             shape.models.len(),
+            0,
         );
         println!(
             "{:<44} {:>8} {:>10} {:>6.1} MiB {:>8.1} MiB",

@@ -73,6 +73,12 @@ fn mistake(row: MistakeRow) -> Mistake {
         line_item: Some(line_item),
         features: row.features,
         correlation_id: row.correlation_id,
+        // Mistakes are scored outcomes only.
+        not_scored: false,
+        explanation: row
+            .explanation
+            .as_deref()
+            .and_then(crate::app::explanations::from_json),
     };
     Mistake {
         outcome: Some(outcome),

@@ -17,6 +17,7 @@
 mod drift;
 mod error;
 mod events;
+pub(crate) mod explanations;
 mod labels;
 mod mistakes;
 mod outcomes;

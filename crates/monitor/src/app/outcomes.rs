@@ -46,6 +46,9 @@ fn check(outcome: &Outcome, now: i64) -> Result<i64, String> {
     check_finite("score", outcome.score)?;
     check_finite("threshold", outcome.threshold)?;
     check_finite("latency_ms", outcome.latency_ms)?;
+    if let Some(explanation) = &outcome.explanation {
+        crate::app::explanations::check(explanation)?;
+    }
     Ok(scored_at_ms)
 }
 
@@ -158,6 +161,12 @@ impl Monitor {
                     inputs: input_values(o).map(|value| value.map(validate::storable)),
                     features: &o.features,
                     probability: probability(profile, f64::from(o.score)),
+                    scored: !o.not_scored,
+                    explanation: o
+                        .explanation
+                        .as_ref()
+                        .filter(|_| !o.not_scored)
+                        .map(crate::app::explanations::to_json),
                 }
             })
             .collect();

@@ -97,6 +97,7 @@ pub(crate) fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         estimated_precision: c.estimated_precision(),
         estimated_recall: c.estimated_recall(),
         null_rate,
+        not_scored: unsigned(c.not_scored),
     }
 }
 

@@ -21,6 +21,7 @@
 //! the application layer ([`Monitor`]) only, the same operations the gRPC
 //! handlers call; `page.rs` renders, `svg.rs` draws.
 
+mod explain;
 pub(crate) mod page;
 pub(crate) mod svg;
 

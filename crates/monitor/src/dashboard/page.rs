@@ -929,7 +929,7 @@ fn mistakes(view: &ModelView) -> String {
              <td class=\"{kind_class} nowrap\" title=\"label {}\">{}</td>\
              <td class=\"nowrap\"><code title=\"{}\">{id}</code> <span class=\"k\">v{}</span></td>\
              <td class=\"num nowrap\">{:.4} <span class=\"k\">/ {}</span></td>\
-             <td class=\"fields\">{}</td><td class=\"fields\">{}</td></tr>",
+             {}<td class=\"fields\">{}</td><td class=\"fields\">{}</td></tr>",
             datetime(o.scored_at_ms, "%Y-%m-%d %H:%M"),
             u8::from(*label),
             escape(kind_text),
@@ -937,6 +937,7 @@ fn mistakes(view: &ModelView) -> String {
             escape(&o.version),
             o.score,
             o.threshold,
+            super::explain::wrong_way_cell(o),
             input_cell(
                 &MISSING_FLAG_FIELDS[..BUDGET_INPUTS],
                 &values[..BUDGET_INPUTS],
@@ -959,11 +960,13 @@ fn mistakes(view: &ModelView) -> String {
     let content = format!(
         "<div class=\"scroll\"><table class=\"mistakes\"><thead><tr><th>scored (UTC)</th><th>kind</th>\
          <th>outcome, version</th><th class=\"num\">score / threshold</th>\
-         <th>budget</th><th>line item</th></tr></thead>\
+         <th>pushed it the wrong way</th><th>budget</th><th>line item</th></tr></thead>\
          <tbody>{rows}</tbody></table></div><p class=\"caption\">Newest first{}; unfold a budget or \
          line item for every input field. A false positive \
          was predicted positive and labelled 0; a false negative predicted negative and \
-         labelled 1. All of them: <code>ListMistakes</code> or the <code>mistakes</code> \
+         labelled 1. \"Pushed it the wrong way\": the features whose contributions to the \
+         logit (weight times distance from the training mean) pushed it most toward the wrong \
+         answer. All of them: <code>ListMistakes</code> or the <code>mistakes</code> \
          SQL view.</p>",
         if view.more_mistakes {
             format!("; the latest {} are shown", view.mistakes.len())

@@ -78,7 +78,8 @@ impl Store {
         let rows = query.fetch_all(self.pool()).await?;
 
         // Columns: the bucket number, its first hour, then COUNT_COLUMNS:
-        // eight counts, one null count per input field, four expected cells.
+        // eight counts, one null count per input field, four expected
+        // cells, not_scored.
         const FIRST_NULL: usize = 10;
         const FIRST_EXPECTED: usize = FIRST_NULL + MISSING_FLAG_FIELDS.len();
         let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
@@ -98,6 +99,7 @@ impl Store {
                 expected_fp: sql::float(row, FIRST_EXPECTED + 1)?,
                 expected_fn: sql::float(row, FIRST_EXPECTED + 2)?,
                 expected_tn: sql::float(row, FIRST_EXPECTED + 3)?,
+                not_scored: sql::int(row, FIRST_EXPECTED + 4)?,
             };
             for (i, n) in c.nulls.iter_mut().enumerate() {
                 *n = sql::int(row, FIRST_NULL + i)?;

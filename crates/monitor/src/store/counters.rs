@@ -58,6 +58,9 @@ pub(crate) struct Counts {
     pub expected_fn: f64,
     /// Σ (1 − p) over predicted negatives.
     pub expected_tn: f64,
+    /// Outcomes not scored (a gated model's gate did not match the pair):
+    /// in no other count ([`super::scored`]).
+    pub not_scored: i64,
 }
 
 impl Counts {
@@ -103,6 +106,7 @@ impl Counts {
         self.expected_fp += other.expected_fp;
         self.expected_fn += other.expected_fn;
         self.expected_tn += other.expected_tn;
+        self.not_scored += other.not_scored;
     }
 
     fn is_zero(&self) -> bool {
@@ -127,8 +131,13 @@ pub(crate) static COUNT_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
     .collect();
     columns.extend(MISSING_FLAG_FIELDS.iter().map(|f| format!("null_{f}")));
     columns.extend(EXPECTED_COLUMNS.iter().map(|c| (*c).to_owned()));
+    columns.push(NOT_SCORED_COLUMN.to_owned());
     columns
 });
+
+/// The count of outcomes not scored (migration `0004`), last of
+/// [`COUNT_COLUMNS`].
+pub(crate) const NOT_SCORED_COLUMN: &str = "not_scored";
 
 /// The expected confusion cells (migration `0002`), last of
 /// [`COUNT_COLUMNS`]; `DOUBLE PRECISION` like `score_sum`.
@@ -197,7 +206,8 @@ pub(crate) async fn apply(
                 .bind(c.expected_tp)
                 .bind(c.expected_fp)
                 .bind(c.expected_fn)
-                .bind(c.expected_tn);
+                .bind(c.expected_tn)
+                .bind(c.not_scored);
         }
         query.execute(&mut *w.tx).await?;
     }
@@ -223,7 +233,11 @@ mod tests {
     fn count_columns_match_the_migration() {
         let migration = include_str!("../../migrations/0001_monitor.sql");
         let estimates = include_str!("../../migrations/0002_estimates_and_drift.sql");
-        for column in COUNT_COLUMNS.iter() {
+        let gates = include_str!("../../migrations/0004_explanations_and_gates.sql");
+        assert!(gates.contains(&format!(
+            "ALTER TABLE confusion_counts ADD COLUMN {NOT_SCORED_COLUMN} BIGINT NOT NULL DEFAULT 0;"
+        )));
+        for column in COUNT_COLUMNS.iter().filter(|c| *c != NOT_SCORED_COLUMN) {
             let float = is_float_column(column);
             assert!(
                 (!float && migration.contains(&format!("    {column} BIGINT NOT NULL")))

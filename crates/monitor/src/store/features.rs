@@ -6,6 +6,7 @@
 
 use sqlx::Any;
 
+use super::scored::SCORED_SQL;
 use super::{StorageError, Store, sql};
 use crate::buckets::Range;
 
@@ -99,7 +100,7 @@ impl Store {
         let clause = range_clause(range, &mut n);
         let statement = self.backend().sql(format!(
             "SELECT features, score, schema_hash FROM outcomes \
-             WHERE model = $1 AND version = $2{clause} \
+             WHERE model = $1 AND version = $2 AND {SCORED_SQL}{clause} \
              ORDER BY scored_at_ms DESC, outcome_id DESC LIMIT ${}",
             n + 1
         ));

@@ -6,6 +6,7 @@ use sqlx::Any;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::scored::SCORED_SQL;
 use super::{StorageError, Store, sql};
 use crate::buckets::Range;
 
@@ -74,7 +75,7 @@ impl HistogramFilter {
     /// `before` others.
     fn clause(&self, before: usize) -> String {
         let mut n = before + 1;
-        let mut clause = format!("WHERE model = ${n}");
+        let mut clause = format!("WHERE model = ${n} AND {SCORED_SQL}");
         let mut next = || {
             n += 1;
             n

@@ -9,6 +9,7 @@ use sqlx::Any;
 use sqlx::any::AnyRow;
 
 use super::counters::{self, CounterKey, Counts};
+use super::scored::counts_as_scored;
 use super::{StorageError, Store, Writer, sql};
 
 /// A (model, budget, line item) pair: what a label is about.
@@ -141,6 +142,9 @@ struct Joined {
     key: CounterKey,
     matched: bool,
     label: Option<bool>,
+    /// Whether it counts as scored ([`super::scored`]): labels of the
+    /// others move nothing.
+    scored: bool,
 }
 
 /// The outcomes of `pairs`.
@@ -150,7 +154,7 @@ async fn fetch_outcomes(
 ) -> Result<HashMap<PairKey, Vec<Joined>>, StorageError> {
     let mut out: HashMap<PairKey, Vec<Joined>> = HashMap::new();
     let columns = "t.outcome_id, t.request_id, t.version, t.shadow, t.threshold, \
-                   t.scored_hour_ms, t.matched, t.label";
+                   t.scored_hour_ms, t.matched, t.label, t.scored";
     for (pair, row) in rows_of_pairs(w, "outcomes", columns, pairs).await? {
         let joined = Joined {
             outcome_id: sql::text(&row, 3)?,
@@ -164,6 +168,7 @@ async fn fetch_outcomes(
             },
             matched: sql::int(&row, 9)? != 0,
             label: sql::opt_int(&row, 10)?.map(|l| l != 0),
+            scored: counts_as_scored(sql::int(&row, 11)? != 0),
         };
         out.entry(pair).or_default().push(joined);
     }
@@ -250,7 +255,7 @@ impl Store {
             let Some(pair_labels) = current.get(pair) else {
                 continue;
             };
-            for outcome in list {
+            for outcome in list.iter().filter(|o| o.scored) {
                 let new = pair_labels.effective(&outcome.request_id);
                 if new == outcome.label {
                     continue;

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "correlation id",
         include_str!("../../migrations/0003_correlation_id.sql"),
     ),
+    (
+        4,
+        "explanations and gates",
+        include_str!("../../migrations/0004_explanations_and_gates.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a source for sqlx's [`Migrator`].

@@ -5,6 +5,7 @@ use sqlx::Any;
 use sqlx::any::AnyRow;
 use triad_features::MISSING_FLAG_FIELDS;
 
+use super::scored::SCORED_SQL;
 use super::{StorageError, Store, features_from_json, sql};
 use crate::buckets::Range;
 
@@ -66,14 +67,17 @@ pub(crate) struct MistakeRow {
     pub features: Vec<f32>,
     /// The raw input values in [`MISSING_FLAG_FIELDS`] order.
     pub inputs: [Option<String>; MISSING_FLAG_FIELDS.len()],
+    /// Why the model scored it as it did, as stored (JSON, migration
+    /// `0004`); `None` when there is none.
+    pub explanation: Option<String>,
 }
 
 const COLUMNS: &str = "outcome_id, request_id, scored_at_ms, model, version, schema_hash, \
     budget_id, itemization_id, score, threshold, matched, latency_ms, shadow, label, features, \
-    correlation_id";
+    correlation_id, explanation";
 
 /// Index of the first input field after [`COLUMNS`].
-const FIRST_INPUT: usize = 16;
+const FIRST_INPUT: usize = 17;
 
 fn mistake(row: &AnyRow) -> Result<MistakeRow, StorageError> {
     let mut inputs: [Option<String>; MISSING_FLAG_FIELDS.len()] = Default::default();
@@ -96,7 +100,8 @@ fn mistake(row: &AnyRow) -> Result<MistakeRow, StorageError> {
         shadow: sql::int(row, 12)? != 0,
         label: sql::int(row, 13)? != 0,
         features: features_from_json(&sql::text(row, 14)?).map_err(StorageError::Corrupt)?,
-        correlation_id: sql::text(row, FIRST_INPUT - 1)?,
+        correlation_id: sql::text(row, FIRST_INPUT - 2)?,
+        explanation: sql::opt_text(row, FIRST_INPUT - 1)?,
         inputs,
     })
 }
@@ -111,7 +116,7 @@ impl Store {
         // The partial index outcomes_mistakes holds exactly these rows.
         let mut statement = format!(
             "SELECT {COLUMNS}, {} FROM outcomes \
-             WHERE model = $1 AND label IS NOT NULL AND label <> matched",
+             WHERE model = $1 AND label IS NOT NULL AND label <> matched AND {SCORED_SQL}",
             MISSING_FLAG_FIELDS.join(", ")
         );
         let mut n = 1;

@@ -22,6 +22,7 @@ mod migrations;
 mod mistakes;
 mod models;
 mod outcomes;
+mod scored;
 mod sql;
 
 use std::path::{Path, PathBuf};

@@ -10,12 +10,13 @@ use triad_features::MISSING_FLAG_FIELDS;
 
 use super::counters::{self, CounterKey, Counts};
 use super::labels::{PairKey, fetch_labels, has_labels};
+use super::scored::counts_as_scored;
 use super::{StorageError, Store, Writer, features_to_json, sql};
 use crate::buckets::{Width, day_string};
 use crate::fields::is_missing;
 
 /// Columns of `outcomes`, in insert order.
-const OUTCOME_COLUMNS: [&str; 19] = [
+const OUTCOME_COLUMNS: [&str; 21] = [
     "outcome_id",
     "request_id",
     "correlation_id",
@@ -35,6 +36,8 @@ const OUTCOME_COLUMNS: [&str; 19] = [
     "latency_ms",
     "label",
     "features",
+    "scored",
+    "explanation",
 ];
 
 /// One outcome to store, as the caller checked it: its ids and texts
@@ -63,6 +66,12 @@ pub(crate) struct NewOutcome<'a> {
     /// Its calibrated probability of being positive, which it adds to the
     /// expected confusion cells ([`Counts::expect`]).
     pub probability: f64,
+    /// False when the model is gated and its gate did not match the pair
+    /// ([`super::scored`]).
+    pub scored: bool,
+    /// Why the model scored the pair as it did, as stored (JSON, see
+    /// migration `0004`); `None` when there is none.
+    pub explanation: Option<String>,
 }
 
 /// One item error of a request to store, its texts already cut to a
@@ -147,7 +156,10 @@ impl Store {
                 .into_iter()
                 .collect();
             let labels = fetch_labels(&mut writer, &pairs).await?;
-            for row in &mut rows {
+            for row in rows
+                .iter_mut()
+                .filter(|r| counts_as_scored(r.outcome.scored))
+            {
                 let o = row.outcome;
                 row.label = labels
                     .get(&PairKey::of(o.model, o.budget_id, o.itemization_id))
@@ -186,6 +198,10 @@ impl Store {
                     hour_ms: row.hour_ms,
                 })
                 .or_default();
+            if !counts_as_scored(o.scored) {
+                counts.not_scored += 1;
+                continue;
+            }
             counts.outcomes += 1;
             counts.predicted_positive += i64::from(o.matched);
             counts.score_sum += f64::from(o.score);
@@ -275,7 +291,9 @@ async fn insert_rows(w: &mut Writer<'_>, rows: &[Row<'_>], now: i64) -> Result<u
                 .bind(i64::from(o.matched))
                 .bind(f64::from(o.latency_ms))
                 .bind(row.label.map(i64::from))
-                .bind(row.features.as_str());
+                .bind(row.features.as_str())
+                .bind(i64::from(o.scored))
+                .bind(o.explanation.as_deref());
             for value in &o.inputs {
                 query = query.bind(value.as_deref());
             }

@@ -33,17 +33,66 @@ pub struct LogisticModel {
     intercept: f32,
     weights: Vec<f32>,
     impute: Vec<f32>,
+    /// The reference mean of each input, as the model sees it (missing
+    /// values imputed): the baseline of [`LogisticModel::explain_row`].
+    means: Vec<f32>,
 }
 
 impl LogisticModel {
     /// A model over `weights.len()` inputs.
     pub fn new(intercept: f32, weights: Vec<f32>, impute: Vec<f32>) -> Self {
         debug_assert_eq!(weights.len(), impute.len());
+        let means = vec![0.0; weights.len()];
         Self {
             intercept,
             weights,
             impute,
+            means,
         }
+    }
+
+    /// Sets the baseline of the explanations: each input's reference mean,
+    /// in input order (a list of another length is ignored, and the
+    /// baseline stays 0).
+    pub fn with_reference_means(mut self, means: Vec<f32>) -> Self {
+        if means.len() == self.weights.len() && means.iter().all(|m| m.is_finite()) {
+            self.means = means;
+        }
+        self
+    }
+
+    /// The value a missing input takes, in input order.
+    pub fn imputation_values(&self) -> &[f32] {
+        &self.impute
+    }
+
+    /// Why `row` (in input order) scores as it does: appends one
+    /// contribution per input, `wᵢ·(xᵢ − μᵢ)` with μ the reference means
+    /// and a missing xᵢ replaced by its imputation value, to
+    /// `contributions`, and returns `(intercept + Σ wᵢ·μᵢ, logit)`, so
+    /// that the logit is the first plus the sum of the contributions.
+    pub fn explain_row(&self, row: &[f32], contributions: &mut Vec<f32>) -> (f32, f32) {
+        let base = self.baseline_logit();
+        contributions.extend(
+            row.iter()
+                .zip(&self.weights)
+                .zip(&self.impute)
+                .zip(&self.means)
+                .map(|(((&x, &w), &m), &mu)| w * (if x.is_nan() { m } else { x } - mu)),
+        );
+        (base, self.logit(row))
+    }
+
+    /// The logit of a row at the reference means: the intercept plus
+    /// `Σ wᵢ·μᵢ`.
+    fn baseline_logit(&self) -> f32 {
+        let shift: f64 = self
+            .weights
+            .iter()
+            .zip(&self.means)
+            .map(|(&w, &mu)| f64::from(w) * f64::from(mu))
+            .sum();
+        (f64::from(self.intercept) + shift) as f32
     }
 
     /// Loads `model.json`, laying weights out in the order of `features`.
@@ -165,6 +214,10 @@ fn exp_neg(x: f32) -> f32 {
 }
 
 impl Model for LogisticModel {
+    fn as_logistic(&self) -> Option<&LogisticModel> {
+        Some(self)
+    }
+
     fn predict(&self, input: &[f32], n_rows: usize, out: &mut Vec<f32>) -> Result<(), ModelError> {
         let n_inputs = self.weights.len();
         if input.len() != n_rows * n_inputs {
@@ -265,6 +318,37 @@ mod tests {
         let mut out = Vec::new();
         model.predict(&row, 1, &mut out).unwrap();
         assert!((f64::from(out[0]) - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn contributions_sum_to_the_logit() {
+        let model = LogisticModel::new(-1.0, vec![2.0, 0.5, -3.0], vec![0.25, 4.0, 1.0])
+            .with_reference_means(vec![0.5, 1.0, 0.2]);
+        let rows = [[1.0, 2.0, 0.0], [f32::NAN, 0.0, f32::NAN], [0.5, 1.0, 0.2]];
+        for row in rows {
+            let mut contributions = Vec::new();
+            let (base, logit) = model.explain_row(&row, &mut contributions);
+            let sum = base + contributions.iter().sum::<f32>();
+            assert!((sum - logit).abs() < 1e-5, "{sum} vs {logit}");
+            let mut out = Vec::new();
+            model.predict(&row, 1, &mut out).unwrap();
+            assert!((sigmoid(logit) - out[0]).abs() < 1e-7);
+        }
+        // At the means every contribution is 0 and the logit is the base.
+        let mut contributions = Vec::new();
+        let (base, _) = model.explain_row(&rows[2], &mut contributions);
+        assert!(contributions.iter().all(|c| *c == 0.0));
+        assert!((base - (-1.0 + 1.0 + 0.5 - 0.6)).abs() < 1e-6);
+        // A missing input contributes from its imputation value.
+        let mut contributions = Vec::new();
+        model.explain_row(&rows[1], &mut contributions);
+        assert!((contributions[0] - 2.0 * (0.25 - 0.5)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_baseline_of_the_wrong_width_is_ignored() {
+        let model = model().with_reference_means(vec![1.0]);
+        assert_eq!(model.means, [0.0, 0.0]);
     }
 
     #[test]

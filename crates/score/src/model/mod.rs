@@ -3,6 +3,7 @@
 //! was trained on, threshold, metrics) and the model itself: `model.json`
 //! for the native logistic kind, `model.onnx` for ONNX.
 
+pub mod explain;
 pub mod logistic;
 pub mod onnx;
 
@@ -122,6 +123,12 @@ pub trait Model: Send + Sync {
     /// the order of [`ModelMeta::features`]) into `out`, one probability of
     /// the positive class per row. `out` is cleared first.
     fn predict(&self, input: &[f32], n_rows: usize, out: &mut Vec<f32>) -> Result<(), ModelError>;
+
+    /// The model as a native logistic one, which can explain its scores;
+    /// `None` (the default) for a model that cannot.
+    fn as_logistic(&self) -> Option<&logistic::LogisticModel> {
+        None
+    }
 }
 
 /// A model version ready to serve: its metadata, the model, and where its
@@ -187,10 +194,16 @@ impl LoadedModel {
         let reads_whole_rows = columns.len() == schema.feature_names.len()
             && columns.iter().enumerate().all(|(i, c)| i == *c);
         let model: Box<dyn Model> = match meta.kind {
-            ModelKind::Logistic => Box::new(logistic::LogisticModel::load(
-                &dir.join(logistic::MODEL_FILE),
-                &meta.features,
-            )?),
+            ModelKind::Logistic => {
+                let model =
+                    logistic::LogisticModel::load(&dir.join(logistic::MODEL_FILE), &meta.features)?;
+                let means =
+                    explain::reference_means(dir, &meta.features, model.imputation_values());
+                if means.is_none() {
+                    tracing::info!(dir = %dir.display(), "no reference profile naming every input: explanations use the baseline 0");
+                }
+                Box::new(model.with_reference_means(means.unwrap_or_default()))
+            }
             ModelKind::Onnx => Box::new(onnx::OnnxModel::load(
                 &dir.join(onnx::MODEL_FILE),
                 meta.features.len(),

@@ -408,6 +408,10 @@ pub struct ScoredRequest {
     pub n_cols: usize,
     /// One entry per model run, each lined up with `keys`.
     pub results: Vec<v1::ModelScores>,
+    /// The model version behind each entry of `results`, whose
+    /// explanation of each scored row is stored with its outcome (built
+    /// one row at a time as the outcome is written); empty: none stored.
+    pub models: Vec<Arc<crate::model::LoadedModel>>,
     /// Scored by shadow versions: nobody waits for these.
     pub shadow: bool,
     /// The raw request, when the scorer featurized it itself.
@@ -879,7 +883,11 @@ impl Encoder {
         let mut budget_parts: HashMap<&str, Vec<u8>> = HashMap::new();
         let mut item_parts: HashMap<&str, Vec<u8>> = HashMap::new();
         let mut own = v1::Outcome::default();
-        for scores in &request.results {
+        for (index, scores) in request.results.iter().enumerate() {
+            let explainer = request
+                .models
+                .get(index)
+                .filter(|m| m.version == scores.version);
             let common = v1::Outcome {
                 request_id: request.request_id.clone(),
                 correlation_id: request.correlation_id.clone(),
@@ -913,14 +921,23 @@ impl Encoder {
                 );
                 own.budget_id.clone_from(&key.budget_id);
                 own.itemization_id.clone_from(&key.itemization_id);
-                own.score = *score;
-                own.matched = *matched;
+                // A row a gated model did not score is sent all the same,
+                // marked: stored once, counted apart.
+                let not_scored = !row_scored(scores, row);
+                own.not_scored = not_scored;
+                own.score = if not_scored { 0.0 } else { *score };
+                own.matched = *matched && !not_scored;
                 own.features.clear();
+                own.explanation = None;
                 if let Some(features) = request
                     .values
                     .get(row * request.n_cols..(row + 1) * request.n_cols)
                 {
                     own.features.extend_from_slice(features);
+                    if !not_scored {
+                        own.explanation =
+                            explainer.and_then(|model| model.explain_in_schema_order(features));
+                    }
                 }
                 let budget = match budgets.get_key_value(key.budget_id.as_str()) {
                     Some((id, budget)) => budget_parts.entry(id).or_insert_with(|| {
@@ -947,6 +964,12 @@ impl Encoder {
         }
         stage(&mut record, false)
     }
+}
+
+/// Whether `scores` scored `row`: always, unless the model is gated and
+/// its gate did not match the row (`ModelScores.scored`).
+pub fn row_scored(scores: &v1::ModelScores, row: usize) -> bool {
+    scores.scored.is_empty() || scores.scored.get(row).copied().unwrap_or(false)
 }
 
 /// Why a request could not be staged.
