@@ -245,13 +245,21 @@ model, r = sys.argv[1], json.loads(sys.argv[2])
 keys = [(k["budgetId"], k["itemizationId"]) for k in r.get("keys", [])]
 assert keys == [("309366", "4659496")], keys
 results = r.get("results", [])
-assert [m["model"] for m in results] == [model], results
 assert len(results[0].get("scores", [])) == 1, results
 if model == "budget_expense_matcher":
+    assert [m["model"] for m in results] == [model], results
     # the seed's "score": 0
     assert not any(results[0].get("matched", [False])), results
+else:
+    # out_of_policy is gated on budget_expense_matcher (its serving.toml):
+    # the gate runs too and is answered after it; it did not match the
+    # seed's taxi-vs-flight pair, so out_of_policy did not score it.
+    assert [m["model"] for m in results] == [model, "budget_expense_matcher"], results
+    assert results[0].get("gate") == "budget_expense_matcher", results
+    assert results[0].get("scored") == [False], results
+    assert not any(results[0].get("matched", [False])), results
 PY
-    echo "==> gRPC: $service ($addr) triad.v1.Scorer/Score scores the seed with $model"
+    echo "==> gRPC: $service ($addr) triad.v1.Scorer/Score answers the seed with $model"
 }
 grpc_check score-matcher budget_expense_matcher
 grpc_check score-oop out_of_policy

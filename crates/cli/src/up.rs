@@ -492,7 +492,21 @@ async fn check(bound: &Bound, settings: &Settings) -> anyhow::Result<()> {
             ..triad_server::ClientConfig::default()
         },
     )?;
-    let response = ScorerClient::new(channel)
+    let mut scorer = ScorerClient::new(channel);
+    let listed = scorer
+        .list_models(v1::ListModelsRequest {})
+        .await
+        .context("listing the scorer's models")?
+        .into_inner();
+    for model in listed.models.iter().filter(|m| !m.gate.is_empty()) {
+        say!(
+            "{} gated on {}: it scores only the pairs {} matched",
+            model.name,
+            model.gate,
+            model.gate
+        );
+    }
+    let response = scorer
         .score(v1::ScoreRequest {
             budgets: request.budgets,
             all_user_expense_lineitems: request.all_user_expense_lineitems,
@@ -508,11 +522,23 @@ async fn check(bound: &Bound, settings: &Settings) -> anyhow::Result<()> {
         response.results.len()
     );
     for result in &response.results {
-        for (key, (score, matched)) in response
+        for (row, (key, (score, matched))) in response
             .keys
             .iter()
             .zip(result.scores.iter().zip(&result.matched))
+            .enumerate()
         {
+            if !result.scored.is_empty() && !result.scored.get(row).copied().unwrap_or(false) {
+                say!(
+                    "  {:<24} v{:<3} budget {} x item {}: not scored ({} did not match it)",
+                    result.model,
+                    result.version,
+                    key.budget_id,
+                    key.itemization_id,
+                    result.gate
+                );
+                continue;
+            }
             say!(
                 "  {:<24} v{:<3} budget {} x item {}: score {score:.4} (threshold {}) matched={matched}",
                 result.model,

@@ -121,6 +121,8 @@ fn outcome(n: u64, at_ms: i64, full: bool) -> Outcome {
         line_item,
         features,
         correlation_id: String::new(),
+        not_scored: false,
+        explanation: None,
     }
 }
 

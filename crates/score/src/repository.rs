@@ -177,7 +177,7 @@ pub struct Repository {
     root: PathBuf,
     schema: &'static FeatureSchema,
     pins: BTreeMap<String, String>,
-    /// Serve only these models; empty means all.
+    /// Serve only these models (and their gate models); empty means all.
     only: Vec<String>,
     current: ArcSwap<ModelSet>,
     /// Fingerprint of every version directory as last loaded or tried, so
@@ -242,8 +242,16 @@ impl Repository {
     pub fn reload(&self) -> Result<bool, RepositoryError> {
         let previous = self.current.load_full();
         let mut models = BTreeMap::new();
-        for (name, dir) in list_dirs(&self.root)? {
-            if !self.only.is_empty() && !self.only.contains(&name) {
+        let dirs = list_dirs(&self.root)?;
+        // Serving only some models serves their gate models too: a gated
+        // model never serves without its gate.
+        let gates: Vec<String> = dirs
+            .iter()
+            .filter(|(name, _)| self.only.contains(name))
+            .filter_map(|(name, dir)| read_policy(name, dir).gate)
+            .collect();
+        for (name, dir) in dirs {
+            if !self.only.is_empty() && !self.only.contains(&name) && !gates.contains(&name) {
                 continue;
             }
             if let Some(model) = self.load_model(&name, &dir, previous.models.get(&name)) {

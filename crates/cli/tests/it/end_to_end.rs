@@ -357,6 +357,21 @@ async fn triad_certs_and_up_run_mutual_tls_and_tokens_on_every_port() {
         "{:#?}",
         up.banner
     );
+    // out_of_policy is gated on budget_expense_matcher (its serving.toml),
+    // which did not match the seed's taxi-vs-flight pair: not scored.
+    assert!(
+        up.banner
+            .iter()
+            .any(|line| line.starts_with("out_of_policy gated on budget_expense_matcher")),
+        "{:#?}",
+        up.banner
+    );
+    assert!(
+        up.banner.iter().any(|line| line.contains("out_of_policy")
+            && line.contains("not scored (budget_expense_matcher did not match it)")),
+        "{:#?}",
+        up.banner
+    );
 
     // What each service's `healthcheck` subcommand runs: the service's own
     // certificate, pinned, presented as the client's.

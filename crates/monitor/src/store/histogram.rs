@@ -217,7 +217,7 @@ mod tests {
         };
         assert_eq!(
             filter.clause(19),
-            "WHERE model = $20 AND version = $21 AND shadow = 0 AND scored_at_ms >= $22"
+            "WHERE model = $20 AND scored = 1 AND version = $21 AND shadow = 0 AND scored_at_ms >= $22"
         );
     }
 }

@@ -102,6 +102,8 @@ fn score_synthetic_data(profile: &ReferenceProfile) -> Scored {
                 line_item: None,
                 features: matrix.row(r).to_vec(),
                 correlation_id: String::new(),
+                not_scored: false,
+                explanation: None,
             });
             scored
                 .by_day

@@ -1463,7 +1463,9 @@ mod tests {
                 threshold: 0.5,
                 scores: vec![0.7; pairs],
                 matched: vec![true; pairs],
+                ..v1::ModelScores::default()
             }],
+            models: Vec::new(),
             shadow: false,
             inputs: None,
             errors: Arc::new(Vec::new()),
@@ -1495,9 +1497,14 @@ mod tests {
                     schema_hash: request.schema_hash.clone(),
                     budget_id: key.budget_id.clone(),
                     itemization_id: key.itemization_id.clone(),
-                    score: scores.scores[row],
+                    score: if row_scored(scores, row) {
+                        scores.scores[row]
+                    } else {
+                        0.0
+                    },
                     threshold: scores.threshold,
-                    matched: scores.matched[row],
+                    matched: scores.matched[row] && row_scored(scores, row),
+                    not_scored: !row_scored(scores, row),
                     latency_ms: request.latency_ms,
                     shadow: request.shadow,
                     budget: budgets
@@ -1508,6 +1515,7 @@ mod tests {
                         .map(|i| kept_line_item(i, kept)),
                     features: request.values[row * request.n_cols..(row + 1) * request.n_cols]
                         .to_vec(),
+                    explanation: None,
                 });
             }
         }
@@ -1564,8 +1572,12 @@ mod tests {
             model: "other".to_owned(),
             version: "4".to_owned(),
             threshold: 0.1,
-            scores: vec![0.5; 3],
-            matched: vec![true; 3],
+            // Gated: the middle row was not scored (NaN, not matched).
+            scores: vec![0.5, f32::NAN, 0.5],
+            matched: vec![true, false, true],
+            scored: vec![true, false, true],
+            gate: "m".to_owned(),
+            ..v1::ModelScores::default()
         });
         request.correlation_id = "caller-9".to_owned();
         request.inputs = Some(Arc::new(FeaturizeRequest {
@@ -1602,6 +1614,10 @@ mod tests {
         assert_eq!(outcomes, expected);
         assert_eq!(outcomes[0].outcome_id, "req-3/m/1/0");
         assert_eq!(outcomes[5].outcome_id, "req-3/other/4/2");
+        // The row the gated model did not score is sent all the same,
+        // marked, with no score.
+        assert!(outcomes[4].not_scored && !outcomes[4].matched && outcomes[4].score == 0.0);
+        assert!(!outcomes[3].not_scored && !outcomes[5].not_scored);
         assert_eq!(outcomes[0].correlation_id, "caller-9");
         let travel = outcomes[0]
             .budget

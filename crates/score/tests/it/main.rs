@@ -3,6 +3,7 @@
 //! started by [`support`].
 
 mod bounds;
+mod explain_gate;
 mod metrics;
 mod oip;
 mod onnx_parity;

@@ -257,6 +257,8 @@ pub(crate) fn outcome(id: &str, at: i64, pair: (&str, &str), matched: bool) -> O
         }),
         features: vec![0.25, f32::NAN, 1.5e-3],
         correlation_id: String::new(),
+        not_scored: false,
+        explanation: None,
     }
 }
 

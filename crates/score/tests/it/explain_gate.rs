@@ -1,0 +1,284 @@
+//! Explanations (`?verbose=true`, `explain`) and gated models (`gate` in a
+//! model's `serving.toml`) end to end, on the shipped models and on small
+//! synthetic repositories.
+
+use std::collections::BTreeMap;
+
+use triad_features::FeatureSchema;
+use triad_proto::v1;
+use triad_score::repository::Repository;
+use triad_test_support::{SEED_REQUEST, post, seed_score_request, shipped_models};
+
+use crate::support::{Stack, write_logistic};
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Checks that `explanation` sums to its logit and that the logit gives
+/// `score`, within f32 rounding.
+fn assert_sums(explanation: &v1::Explanation, score: f32) {
+    let sum = f64::from(explanation.intercept)
+        + explanation
+            .contributions
+            .iter()
+            .map(|c| f64::from(*c))
+            .sum::<f64>();
+    let logit = f64::from(explanation.logit);
+    assert!(
+        (sum - logit).abs() <= 1e-4 * logit.abs().max(1.0),
+        "{sum} vs {logit}"
+    );
+    assert!(
+        (sigmoid(logit) - f64::from(score)).abs() < 1e-5,
+        "{logit} {score}"
+    );
+}
+
+#[tokio::test]
+async fn verbose_http_answers_explain_the_seed_pair_and_the_default_is_unchanged() {
+    let stack = Stack::start(&shipped_models()).await;
+    let (status, body) = post(
+        stack.http_addr,
+        "/budget_expense_matcher/?verbose=true",
+        SEED_REQUEST,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let entry = &entries[0];
+    let explanation = &entry["explanation"];
+    let contributions = explanation["contributions"].as_object().unwrap();
+    let features = &FeatureSchema::current().feature_names;
+    assert_eq!(contributions.len(), features.len(), "{explanation}");
+    let names: Vec<&String> = contributions.keys().collect();
+    assert!(names.iter().all(|n| features.contains(n)));
+    let sum = explanation["intercept"].as_f64().unwrap()
+        + contributions
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum::<f64>();
+    let logit = explanation["logit"].as_f64().unwrap();
+    assert!(
+        (sum - logit).abs() < 1e-4 * logit.abs().max(1.0),
+        "{sum} vs {logit}"
+    );
+    let probability = entry["probability"].as_f64().unwrap();
+    assert!((sigmoid(logit) - probability).abs() < 1e-5);
+    assert!(entry.get("explanation_unavailable").is_none());
+    // `verbose` takes true or false only.
+    let (status, _) = post(
+        stack.http_addr,
+        "/budget_expense_matcher/?verbose=yes-please",
+        SEED_REQUEST,
+    )
+    .await;
+    assert_eq!(status, 400);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_seed_pair_is_not_scored_by_out_of_policy_and_onnx_says_it_cannot_explain() {
+    let stack = Stack::start(&shipped_models()).await;
+    let mut scorer = stack.scorer().await;
+    let listed = scorer
+        .list_models(v1::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let gates: BTreeMap<&str, &str> = listed
+        .models
+        .iter()
+        .map(|m| (m.name.as_str(), m.gate.as_str()))
+        .collect();
+    assert_eq!(gates["out_of_policy"], "budget_expense_matcher");
+    assert_eq!(gates["budget_expense_matcher"], "");
+
+    let mut request = seed_score_request();
+    request.explain = true;
+    let response = scorer.score(request).await.unwrap().into_inner();
+    let names: Vec<&str> = response.results.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["budget_expense_matcher", "out_of_policy"]);
+    let matcher = &response.results[0];
+    assert!(matcher.scored.is_empty() && matcher.gate.is_empty());
+    assert_eq!(matcher.matched, [false]);
+    assert_eq!(matcher.explanations.len(), 1);
+    assert_eq!(
+        matcher.explained_features,
+        FeatureSchema::current().feature_names
+    );
+    assert_sums(&matcher.explanations[0], matcher.scores[0]);
+    // The taxi-vs-flight pair does not match, so out_of_policy did not
+    // score it: no score (NaN), not a 0.89 and not a 0.
+    let oop = &response.results[1];
+    assert_eq!(oop.gate, "budget_expense_matcher");
+    assert_eq!(oop.scored, [false]);
+    assert_eq!(oop.matched, [false]);
+    assert!(oop.scores[0].is_nan(), "{oop:?}");
+    // ONNX: said plainly, no explanation, never zeros.
+    assert!(oop.explanations.is_empty());
+    assert!(
+        oop.explanation_unavailable
+            .contains("no explanation is available")
+    );
+
+    // Naming only the gated model runs its gate too, answered after it.
+    let mut request = seed_score_request();
+    request.models = vec!["out_of_policy".into()];
+    let response = scorer.score(request).await.unwrap().into_inner();
+    let names: Vec<&str> = response.results.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["out_of_policy", "budget_expense_matcher"]);
+    assert_eq!(response.results[0].scored, [false]);
+    // Without `explain`, no explanation travels.
+    assert!(
+        response
+            .results
+            .iter()
+            .all(|r| r.explanations.is_empty() && r.explanation_unavailable.is_empty())
+    );
+    stack.stop().await;
+}
+
+/// `gate` matches a pair when the amount ratio is over 0.5; `judge` is
+/// gated on it.
+fn gated_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = &FeatureSchema::current().hash;
+    write_logistic(
+        dir.path(),
+        "gate",
+        "1",
+        -5.0,
+        &[("amount_ratio_actual_cost", 10.0)],
+        0.5,
+        hash,
+    );
+    write_logistic(
+        dir.path(),
+        "judge",
+        "1",
+        0.5,
+        &[("in_trip_window", 1.0)],
+        0.5,
+        hash,
+    );
+    std::fs::write(dir.path().join("judge/serving.toml"), "gate = \"gate\"\n").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_gated_model_scores_exactly_the_rows_its_gate_matched() {
+    let repo = gated_repo();
+    let stack = Stack::start(repo.path()).await;
+    let schema = FeatureSchema::current();
+    let ratio = schema.index_of("amount_ratio_actual_cost").unwrap();
+    let n_cols = schema.feature_names.len();
+    // Rows with ratios 0.1, 0.9, NaN (imputed 0: no match), 0.7.
+    let ratios = [0.1_f32, 0.9, f32::NAN, 0.7];
+    let mut values = vec![0.0_f32; ratios.len() * n_cols];
+    for (row, r) in ratios.iter().enumerate() {
+        values[row * n_cols + ratio] = *r;
+    }
+    let matrix = v1::FeatureMatrix {
+        schema: Some(v1::FeatureSchema {
+            name: schema.name.clone(),
+            version: schema.version.clone(),
+            hash: schema.hash.clone(),
+            feature_names: schema.feature_names.clone(),
+        }),
+        n_rows: ratios.len() as u32,
+        n_cols: n_cols as u32,
+        values,
+        keys: (0..ratios.len())
+            .map(|i| v1::PairKey {
+                budget_id: format!("b{i}"),
+                itemization_id: format!("i{i}"),
+            })
+            .collect(),
+        ..v1::FeatureMatrix::default()
+    };
+    let response = stack
+        .scorer()
+        .await
+        .score_matrix(v1::ScoreMatrixRequest {
+            matrix: Some(matrix),
+            models: vec!["judge".into()],
+            explain: true,
+            ..v1::ScoreMatrixRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let judge = &response.results[0];
+    let gate = &response.results[1];
+    assert_eq!(gate.model, "gate");
+    assert_eq!(gate.matched, [false, true, false, true]);
+    assert_eq!(judge.scored, gate.matched);
+    for row in 0..ratios.len() {
+        if judge.scored[row] {
+            assert!((f64::from(judge.scores[row]) - sigmoid(0.5)).abs() < 1e-6);
+            assert_sums(&judge.explanations[row], judge.scores[row]);
+        } else {
+            assert!(judge.scores[row].is_nan() && !judge.matched[row]);
+            assert!(judge.explanations[row].contributions.is_empty());
+        }
+    }
+    for row in 0..ratios.len() {
+        assert_sums(&gate.explanations[row], gate.scores[row]);
+    }
+    stack.stop().await;
+}
+
+fn open(root: &std::path::Path) -> Repository {
+    Repository::open(root, FeatureSchema::current(), BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn gates_are_checked_at_load_and_a_reload_that_breaks_one_is_refused() {
+    let repo = gated_repo();
+    let repository = open(repo.path());
+    let gate_of =
+        |r: &Repository, name: &str| r.snapshot().models.get(name).map(|m| m.gate.clone());
+    assert_eq!(gate_of(&repository, "judge"), Some(Some("gate".to_owned())));
+
+    // A reload naming a model that is not served keeps the previous gate.
+    let policy = repo.path().join("judge/serving.toml");
+    std::fs::write(&policy, "gate = \"nowhere\"\n").unwrap();
+    repository.reload().unwrap();
+    assert_eq!(gate_of(&repository, "judge"), Some(Some("gate".to_owned())));
+    // So does a gate on itself, and a chain.
+    std::fs::write(&policy, "gate = \"judge\"\n").unwrap();
+    repository.reload().unwrap();
+    assert_eq!(gate_of(&repository, "judge"), Some(Some("gate".to_owned())));
+
+    // Opened fresh with a bad gate, the model does not serve (never
+    // ungated); the others do.
+    std::fs::write(&policy, "gate = \"nowhere\"\n").unwrap();
+    let fresh = open(repo.path());
+    assert_eq!(gate_of(&fresh, "judge"), None);
+    assert_eq!(gate_of(&fresh, "gate"), Some(None));
+
+    // A cycle: neither gated model serves.
+    std::fs::write(&policy, "gate = \"gate\"\n").unwrap();
+    std::fs::write(repo.path().join("gate/serving.toml"), "gate = \"judge\"\n").unwrap();
+    let cycle = open(repo.path());
+    assert!(
+        cycle.snapshot().models.is_empty(),
+        "{:?}",
+        cycle.snapshot().models.keys()
+    );
+}
+
+#[test]
+fn serving_only_a_gated_model_serves_its_gate_too() {
+    let repo = gated_repo();
+    let repository = Repository::open_filtered(
+        repo.path(),
+        FeatureSchema::current(),
+        BTreeMap::new(),
+        vec!["judge".to_owned()],
+    )
+    .unwrap();
+    let names: Vec<String> = repository.snapshot().models.keys().cloned().collect();
+    assert_eq!(names, ["gate", "judge"]);
+}
