@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod dashboard;
 mod drift;
+mod gated;
 mod hostile;
 mod monitor;
 mod synthetic;
