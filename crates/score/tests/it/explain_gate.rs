@@ -282,3 +282,57 @@ fn serving_only_a_gated_model_serves_its_gate_too() {
     let names: Vec<String> = repository.snapshot().models.keys().cloned().collect();
     assert_eq!(names, ["gate", "judge"]);
 }
+
+#[tokio::test]
+async fn outcomes_carry_explanations_and_mark_the_rows_not_scored() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let monitor_url = format!("http://{}", listener.local_addr().unwrap());
+    let monitor = crate::support::FakeMonitor::default();
+    let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor_task = crate::support::serve_fake_monitor(listener, monitor.clone(), async {
+        let _ = stopped.await;
+    });
+    let stack = Stack::start_with(&shipped_models(), |config| {
+        config.monitor = Some(monitor_url)
+    })
+    .await;
+    // Not asked to explain: the outcomes are explained all the same.
+    let response = stack
+        .scorer()
+        .await
+        .score(seed_score_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.results.iter().all(|r| r.explanations.is_empty()));
+    let mut outcomes = Vec::new();
+    for _ in 0..500 {
+        outcomes = monitor.outcomes.lock().await.clone();
+        if outcomes.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(outcomes.len(), 2, "every answered pair, once per model");
+    outcomes.sort_by(|a, b| a.model.cmp(&b.model));
+    let matcher = &outcomes[0];
+    assert_eq!(matcher.model, "budget_expense_matcher");
+    assert!(!matcher.not_scored);
+    let explanation = matcher.explanation.as_ref().unwrap();
+    // Schema order, like the features.
+    assert_eq!(
+        explanation.contributions.len(),
+        FeatureSchema::current().feature_names.len()
+    );
+    assert_sums(explanation, matcher.score);
+    let oop = &outcomes[1];
+    assert_eq!(oop.model, "out_of_policy");
+    assert!(
+        oop.not_scored && !oop.matched && oop.score == 0.0,
+        "{oop:?}"
+    );
+    assert!(oop.explanation.is_none());
+    stack.stop().await;
+    let _ = stop_monitor.send(());
+    monitor_task.await.unwrap();
+}
