@@ -551,3 +551,62 @@ async fn grpcurl_lists_and_infers_as_documented() {
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_gated_model_is_refused_saying_where_to_score_it() {
+    // `judge`: a copy of the test model gated on it.
+    let dir = tempfile::tempdir().unwrap();
+    write_version(dir.path(), 1);
+    let judge = dir.path().join("judge/1");
+    std::fs::create_dir_all(&judge).unwrap();
+    for file in ["model.toml", "model.json"] {
+        std::fs::copy(
+            dir.path().join(MODEL).join("1").join(file),
+            judge.join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("judge/serving.toml"),
+        format!("gate = \"{MODEL}\"\n"),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ScoreConfig {
+        models_dir: dir.path().to_owned(),
+        preprocess: "http://127.0.0.1:1".into(),
+        ..Default::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(triad_score::serve(listener, None, config, async {
+        let _ = stopped.await;
+    }));
+    let server = Server {
+        addr,
+        stop,
+        task,
+        _dir: dir,
+    };
+    let mut client = server.client().await;
+    let mut request = infer_request(fp32_input("features", vec![3, 3], flat_rows()));
+    request.model_name = "judge".to_owned();
+    let status = client.model_infer(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("gated on"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("Score"), "{}", status.message());
+    // Its gate model answers as ever.
+    client
+        .model_infer(infer_request(fp32_input(
+            "features",
+            vec![3, 3],
+            flat_rows(),
+        )))
+        .await
+        .unwrap();
+    server.stop().await;
+}
