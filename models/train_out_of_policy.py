@@ -438,7 +438,7 @@ def write_card(
 
 Once an expense line item is matched to the travel budget it pays for, does it break the travel policy: an overrun of the budgeted price beyond the allowed margin, a hotel or car charge dated outside the trip, or a premium purchase (first class, upgrade, minibar, luxury car)? Flagging these automatically sends the few expenses that need a reviewer to one, instead of every expense to everyone.
 
-The model scores every pair; its score only means something for pairs that the matcher (`budget_expense_matcher`) matched, since it was trained on matched pairs only.
+Its score only means something for pairs that the matcher (`budget_expense_matcher`) matched, since it was trained on matched pairs only; so it ships gated on the matcher (`gate = "budget_expense_matcher"` in `../serving.toml`): it scores only the pairs the matcher matched, in the same request, and answers the others "not scored" (never 0).
 
 ## Model
 
@@ -485,7 +485,7 @@ Business metrics: the **share of out-of-policy spend caught** (expensed amount o
 
 ## How to monitor it
 
-- Every scored pair goes to the monitor and labels arriving later are joined by `(budget_id, itemization_id)`; watch this model's precision and recall per day, with their EWMA and anomaly flags. Only matched pairs carry an `out_of_policy` label that means something.
+- Every answered pair goes to the monitor, the ones the gate held back marked not scored and counted apart (`not_scored`); labels arriving later are joined by `(budget_id, itemization_id)` to the scored ones only, so precision and recall per day (with their EWMA and anomaly flags) are over the pairs the matcher matched.
 - In SQL: `SELECT * FROM daily_precision_recall WHERE model = '{MODEL_NAME}' ORDER BY day;` and `SELECT * FROM mistakes WHERE model = '{MODEL_NAME}' ORDER BY scored_at DESC LIMIT 50;` for the latest false flags and misses with their inputs.
 - Watch the drift of its input features against the training profile (PSI, KS, Wasserstein per feature), above all the amount ratios and differences and the trip-window dates, and the null rate of the fields they come from: a field that starts arriving empty upstream sends more rows down the trees' missing-value branches and shows there first.
 - Watch the flag rate (share of matched pairs scored at or above the threshold) against the training rate of out-of-policy labels ({train_metrics['support'] / n_train:.1%}): a policy change shows there before labels arrive.

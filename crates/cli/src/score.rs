@@ -30,7 +30,8 @@ pub(crate) struct ScoreArgs {
     /// Model to answer with.
     #[arg(long, default_value = triad_score::config::DEFAULT_HTTP_MODEL)]
     model: String,
-    /// Add probability, threshold, model and version to each entry.
+    /// Add probability, threshold, model and version to each entry, and
+    /// the explanation of each score (native logistic models).
     #[arg(long)]
     verbose: bool,
     /// TLS (`--ca`, `--cert`, `--key`) and token for an https:// --url.
@@ -61,6 +62,7 @@ pub(crate) async fn run(args: ScoreArgs) -> anyhow::Result<()> {
         );
         let selection = Selection {
             models: vec![args.model.clone()],
+            explain: args.verbose,
             ..Selection::default()
         };
         let ids = triad_telemetry::RequestIds::with_caller(None);
@@ -74,6 +76,7 @@ pub(crate) async fn run(args: ScoreArgs) -> anyhow::Result<()> {
                 budgets: request.budgets,
                 all_user_expense_lineitems: request.all_user_expense_lineitems,
                 models: vec![args.model.clone()],
+                explain: args.verbose,
                 ..v1::ScoreRequest::default()
             })
             .await
