@@ -434,7 +434,7 @@ fn summary(view: &ModelView) -> String {
         }),
         ratio(confusion.precision()),
         ratio(confusion.recall()),
-    );
+    ) + &super::explain::not_scored_note(&view.points);
     section("summary", "Summary", &content)
 }
 

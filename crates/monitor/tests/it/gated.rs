@@ -7,7 +7,7 @@ use triad_features::FeatureSchema;
 use triad_proto::v1::{self, Bucket, Outcome};
 use triad_test_support::get;
 
-use crate::support::{Ctx, HOUR, MONDAY, label, labels, outcome, record, scalar, totals};
+use crate::support::{Ctx, DAY, HOUR, MONDAY, label, labels, outcome, record, scalar, totals};
 
 on_both!(
     not_scored_outcomes_are_stored_and_counted_apart,
@@ -63,6 +63,20 @@ async fn not_scored_outcomes_are_stored_and_counted_apart(ctx: Ctx) {
     assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 2);
     assert_eq!(points[0].precision, Some(0.0));
     assert_eq!(points[0].labelled_share, 1.0);
+    // The dashboard's summary says so.
+    let (status, page) = get(
+        ctx.http,
+        &format!(
+            "/models/m?days={}",
+            (triad_proto::time::now_ms() - MONDAY) / DAY + 2
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Plus 3 outcome(s) <strong>not scored</strong>"),
+        "{page}"
+    );
 
     // Plain SQL: every answered pair stored once, marked, never labelled.
     assert_eq!(scalar(&ctx.pool, "SELECT COUNT(*) FROM outcomes").await, 5);
