@@ -57,6 +57,10 @@ const PAIR_BYTES_PER_MODEL: u128 = 10;
 /// Outcomes' explanations are built one row at a time as they are written
 /// and hold no more than one row.
 pub const PAIR_BYTES_PER_CONTRIBUTION: u128 = 96;
+/// Bytes a pair costs per matrix column per gated model: the copy of the
+/// rows its gate matched that the gated model scores (at most every row),
+/// and the row's index.
+const PAIR_BYTES_PER_GATED_COLUMN: u128 = 4;
 /// How many times a pair's id bytes are held at once: encoded in the
 /// preprocess answer and decoded, encoded in the answer, written as JSON
 /// on the HTTP contract (whose buffer grows by doubling), and the
@@ -74,9 +78,9 @@ const ITEM_BYTES: u128 = 1_200;
 const INPUT_COPIES: u128 = 8;
 
 /// What a request of `request`'s budgets and items, scored by `models`
-/// models over `n_cols` columns, with `explained` contributions asked for
-/// per pair (the explaining models' inputs, summed), holds in the scorer at
-/// most: its inputs, and every pair's matrix row, ids, scores and
+/// models (`gated` of them gated) over `n_cols` columns, with `explained`
+/// contributions asked for per pair (the explaining models' inputs,
+/// summed), holds in the scorer at most: its inputs, and every pair's matrix row, ids, scores and
 /// explanations, decoded and encoded. An upper bound (every budget and item
 /// counted, as if each formed pairs), computed from the request before any
 /// work, in the same units the per-request limit is given in.
@@ -84,6 +88,7 @@ pub fn estimated_bytes(
     request: &FeaturizeRequest,
     n_cols: usize,
     models: usize,
+    gated: usize,
     explained: usize,
 ) -> u128 {
     let id_bound = triad_features::FeaturizerConfig::default().max_id_bytes;
@@ -101,6 +106,7 @@ pub fn estimated_bytes(
     let per_pair = PAIR_BYTES_PER_COLUMN * n_cols as u128
         + PAIR_OVERHEAD_BYTES
         + PAIR_BYTES_PER_MODEL * models as u128
+        + PAIR_BYTES_PER_GATED_COLUMN * (gated * n_cols) as u128
         + PAIR_BYTES_PER_CONTRIBUTION * explained as u128;
     let pairs =
         n_budgets * n_items * per_pair + ID_COPIES * (n_items * budget_ids + n_budgets * item_ids);
@@ -345,7 +351,13 @@ impl Engine {
         let plan = plan(&models, selection)?;
         let runs = plan.len() + plan.iter().filter(|run| run.shadow.is_some()).count();
         let n_cols = self.repository.schema().feature_names.len();
-        let estimated = estimated_bytes(&request, n_cols, runs, explained(&plan, selection));
+        // A gated model and its shadow each copy the rows they score.
+        let gated = plan
+            .iter()
+            .filter(|run| run.gate.is_some())
+            .map(|run| 1 + usize::from(run.shadow.is_some()))
+            .sum();
+        let estimated = estimated_bytes(&request, n_cols, runs, gated, explained(&plan, selection));
         if estimated > self.max_request_bytes as u128 {
             return Err(ScoreError::TooLarge {
                 budgets: request.budgets.len(),
@@ -719,13 +731,9 @@ fn run_model(
         }
         Some((_, decisions)) => {
             let rows = gated_rows(decisions);
-            let mut gathered = Vec::with_capacity(rows.len() * n_cols);
-            for &row in &rows {
-                gathered.extend_from_slice(&values[row * n_cols..(row + 1) * n_cols]);
-            }
             let mut some = Vec::new();
             model
-                .predict_matrix(&gathered, rows.len(), n_cols, &mut some)
+                .predict_rows(values, n_rows, n_cols, &rows, &mut some)
                 .map_err(failed)?;
             scores = vec![f32::NAN; n_rows];
             let mut scored = vec![false; n_rows];

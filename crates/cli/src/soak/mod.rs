@@ -210,7 +210,12 @@ async fn soak(args: &SoakArgs, fleet: &Fleet, report: &mut Report) -> anyhow::Re
         let estimate = triad_score::engine::estimated_bytes(
             &request.into(),
             triad_features::N_FEATURES,
-            shape.models.len(),
+            // SECOND_MODEL is gated on MODEL, which runs with it.
+            shape.models.len()
+                + usize::from(
+                    shape.models.contains(&SECOND_MODEL) && !shape.models.contains(&MODEL),
+                ),
+            usize::from(shape.models.contains(&SECOND_MODEL)),
             0,
         );
         println!(

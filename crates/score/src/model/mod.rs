@@ -250,6 +250,40 @@ impl LoadedModel {
     }
 }
 
+impl LoadedModel {
+    /// Scores the rows `rows` (indices, each below `n_rows`) of a
+    /// full-width matrix, gathering only this model's columns of those
+    /// rows: what a gated model scores.
+    pub fn predict_rows(
+        &self,
+        values: &[f32],
+        n_rows: usize,
+        n_cols: usize,
+        rows: &[usize],
+        out: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
+        if n_cols != self.schema_width
+            || Some(values.len()) != n_rows.checked_mul(n_cols)
+            || rows.iter().any(|&row| row >= n_rows)
+        {
+            return Err(ModelError::Run {
+                rows: rows.len(),
+                message: format!(
+                    "expected rows below {n_rows} of {} columns, got {} values in rows of {n_cols}",
+                    self.schema_width,
+                    values.len()
+                ),
+            });
+        }
+        let mut input = Vec::with_capacity(rows.len() * self.columns.len());
+        for &row in rows {
+            let row = &values[row * n_cols..(row + 1) * n_cols];
+            input.extend(self.columns.iter().map(|&c| row[c]));
+        }
+        self.model.predict(&input, rows.len(), out)
+    }
+}
+
 /// Reads a whole text file, naming it on failure.
 pub(crate) fn read(path: &Path) -> Result<String, ModelError> {
     std::fs::read_to_string(path).map_err(|source| ModelError::Read {
