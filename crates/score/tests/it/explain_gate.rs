@@ -336,3 +336,67 @@ async fn outcomes_carry_explanations_and_mark_the_rows_not_scored() {
     let _ = stop_monitor.send(());
     monitor_task.await.unwrap();
 }
+
+#[tokio::test]
+async fn the_http_contract_of_a_gated_model_says_not_scored_never_a_score() {
+    let repo = gated_repo();
+    let stack = Stack::start_with(repo.path(), |config| config.http_model = "judge".into()).await;
+    // The seed pair: amount ratio 24 / 131.98, below the gate's 0.5.
+    let (status, body) = post(
+        stack.http_addr,
+        "/budget_expense_matcher/?verbose=true",
+        SEED_REQUEST,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entries: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        entries,
+        serde_json::json!([{
+            "score": null,
+            "scored": false,
+            "gate": "gate",
+            "budget_id": "309366",
+            "itemization_id": "4659496",
+        }])
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn explanations_count_in_the_request_size_limit() {
+    let request = seed_score_request();
+    let featurize = triad_proto::v1::FeaturizeRequest {
+        budgets: request.budgets.clone(),
+        all_user_expense_lineitems: request.all_user_expense_lineitems.clone(),
+    };
+    let n = FeatureSchema::current().feature_names.len();
+    let without = triad_score::engine::estimated_bytes(&featurize, n, 1, 0, 0);
+    let with = triad_score::engine::estimated_bytes(&featurize, n, 1, 0, n);
+    assert!(with > without);
+    let limit = ((without + with) / 2) as usize;
+    let stack =
+        Stack::start_with(&shipped_models(), |config| config.max_request_bytes = limit).await;
+    let mut scorer = stack.scorer().await;
+    let mut plain = request.clone();
+    plain.models = vec!["budget_expense_matcher".into()];
+    scorer.score(plain.clone()).await.unwrap();
+    let status = scorer
+        .score(v1::ScoreRequest {
+            explain: true,
+            ..plain
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let (status, _) = post(stack.http_addr, "/budget_expense_matcher/", SEED_REQUEST).await;
+    assert_eq!(status, 200);
+    let (status, body) = post(
+        stack.http_addr,
+        "/budget_expense_matcher/?verbose=true",
+        SEED_REQUEST,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    stack.stop().await;
+}
