@@ -57,6 +57,10 @@ const PAIR_BYTES_PER_MODEL: u128 = 10;
 /// Outcomes' explanations are built one row at a time as they are written
 /// and hold no more than one row.
 pub const PAIR_BYTES_PER_CONTRIBUTION: u128 = 96;
+/// Feature values one contribution of an explanation counts for in the
+/// offload rule (`crate::offload`): its multiply and subtract, and its
+/// share of the row's own allocation and message.
+const EXPLAIN_VALUE_WEIGHT: usize = 4;
 /// Bytes a pair costs per matrix column per gated model: the copy of the
 /// rows its gate matched that the gated model scores (at most every row),
 /// and the row's index.
@@ -428,7 +432,15 @@ impl Engine {
         let keys = Arc::new(matrix.keys);
         let errors = Arc::new(matrix.errors);
         let values = Arc::new(matrix.values);
-        let results = offload::run(values.len(), {
+        // Explanations are model arithmetic too, and allocate one vector per
+        // row: each contribution weighs EXPLAIN_VALUE_WEIGHT feature values
+        // in the offload rule.
+        let work = values.len().saturating_add(
+            n_rows
+                .saturating_mul(explained(&plan, selection))
+                .saturating_mul(EXPLAIN_VALUE_WEIGHT),
+        );
+        let results = offload::run(work, {
             let (plan, values) = (plan.clone(), Arc::clone(&values));
             let explain = selection.explain;
             move || run_plan(&plan, &values, n_rows, n_cols, explain)

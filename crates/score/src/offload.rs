@@ -4,7 +4,9 @@
 //! [`crate::engine`], `ModelInfer` in [`crate::oip`]).
 //!
 //! The unit is the feature value (`f32`): a batch of `N` rows of `F`
-//! features is `N × F` values, whatever model reads it. Small batches stay
+//! features is `N × F` values, whatever model reads it. Explanations asked
+//! for (`explain`) add four values per contribution (the engine's
+//! `EXPLAIN_VALUE_WEIGHT`). Small batches stay
 //! inline because a trip to the blocking pool costs a thread hand-off and
 //! two wake-ups; large ones leave so that one caller's batch never holds an
 //! async worker (and the requests queued behind it) for long.

@@ -345,6 +345,48 @@ mod tests {
         assert!((contributions[0] - 2.0 * (0.25 - 0.5)).abs() < 1e-6);
     }
 
+    mod synthetic {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// A finite value of a plausible feature's range, or missing.
+        fn value() -> impl Strategy<Value = f32> {
+            prop_oneof![4 => -500.0f32..500.0, 1 => Just(f32::NAN)]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// On random models, baselines and rows (missing values
+            /// included), the contributions and the intercept sum to the
+            /// logit the model scores with, within f32 rounding.
+            #[test]
+            fn contributions_sum_to_the_logit(
+                (weights, impute, means, row) in (1usize..40).prop_flat_map(|n| (
+                    prop::collection::vec(-3.0f32..3.0, n),
+                    prop::collection::vec(-500.0f32..500.0, n),
+                    prop::collection::vec(-500.0f32..500.0, n),
+                    prop::collection::vec(value(), n),
+                )),
+                intercept in -20.0f32..20.0,
+            ) {
+                let model = LogisticModel::new(intercept, weights.clone(), impute)
+                    .with_reference_means(means);
+                let mut contributions = Vec::new();
+                let (base, logit) = model.explain_row(&row, &mut contributions);
+                prop_assert_eq!(contributions.len(), weights.len());
+                let sum = f64::from(base) + contributions.iter().map(|c| f64::from(*c)).sum::<f64>();
+                // f32 rounding of terms up to |w|·|x| ≈ 1 500 each.
+                let scale: f64 = 1.0 + weights.iter().map(|w| f64::from(w.abs()) * 1_000.0).sum::<f64>();
+                prop_assert!((sum - f64::from(logit)).abs() <= 1e-5 * scale, "{} vs {}", sum, logit);
+                let mut out = Vec::new();
+                model.predict(&row, 1, &mut out).unwrap();
+                prop_assert_eq!(sigmoid(logit), out[0]);
+            }
+        }
+    }
+
     #[test]
     fn a_baseline_of_the_wrong_width_is_ignored() {
         let model = model().with_reference_means(vec![1.0]);
