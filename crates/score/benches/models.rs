@@ -7,6 +7,8 @@
 //! rows. `onnx_out_of_policy_tract_stock_kernel` runs the same plan with
 //! tract's own tree-ensemble kernel (see `triad_score::model::onnx`), on 1
 //! and 1 000 rows only: it is some 150 times slower.
+//! (c) the same logistic rows explained (`explain`: per-feature
+//! contributions, one vector per row) on 1, 1 000 and 100 000 rows.
 //! Run with `cargo bench -p triad-score --bench models`.
 
 use std::hint::black_box;
@@ -136,7 +138,10 @@ fn logistic_model() -> LogisticModel {
         .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
         .collect();
     let impute = (0..N_LOGISTIC_INPUTS).map(|i| i as f32 * 0.01).collect();
-    LogisticModel::new(-0.5, weights, impute)
+    let means = (0..N_LOGISTIC_INPUTS)
+        .map(|i| i as f32 * 0.02 - 0.3)
+        .collect();
+    LogisticModel::new(-0.5, weights, impute).with_reference_means(means)
 }
 
 /// Deterministic inputs in [-2, 2) with one value in 16 missing (NaN).
@@ -185,11 +190,47 @@ fn logistic(c: &mut Criterion) {
     group.finish();
 }
 
+/// The explanation of every row as the engine builds it with `explain`
+/// (one contribution vector per row, allocated), on the same rows.
+fn logistic_explained(c: &mut Criterion) {
+    let model = logistic_model();
+    let mut group = c.benchmark_group("logistic_35_inputs_explained");
+    for (n_rows, samples, time) in [
+        (1, 100, Duration::from_secs(3)),
+        (1_000, 100, Duration::from_secs(3)),
+        (100_000, 20, Duration::from_secs(10)),
+    ] {
+        let input = logistic_rows(n_rows);
+        let n_inputs = input.len() / n_rows;
+        group
+            .sample_size(samples)
+            .measurement_time(time)
+            .warm_up_time(Duration::from_secs(1))
+            .throughput(Throughput::Elements(n_rows as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n_rows), &input, |b, input| {
+            b.iter(|| {
+                let explained: Vec<(f32, f32, Vec<f32>)> = input
+                    .chunks_exact(n_inputs)
+                    .map(|row| {
+                        let mut contributions = Vec::with_capacity(n_inputs);
+                        let (intercept, logit) =
+                            model.explain_row(black_box(row), &mut contributions);
+                        (intercept, logit, contributions)
+                    })
+                    .collect();
+                black_box(explained);
+            })
+        });
+    }
+    group.finish();
+}
+
 // What `criterion_group!` and `criterion_main!` expand to, written out:
 // the group function they generate is `pub` and has no doc.
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     onnx_tract(&mut criterion);
     logistic(&mut criterion);
+    logistic_explained(&mut criterion);
     Criterion::default().configure_from_args().final_summary();
 }
