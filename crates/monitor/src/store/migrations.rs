@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "correlation id",
         include_str!("../../migrations/0003_correlation_id.sql"),
     ),
+    (
+        5,
+        "score bins",
+        include_str!("../../migrations/0005_score_bins.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a source for sqlx's [`Migrator`].
