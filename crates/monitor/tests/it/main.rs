@@ -11,3 +11,4 @@ mod drift;
 mod hostile;
 mod monitor;
 mod synthetic;
+mod threshold;
