@@ -13,8 +13,8 @@
 //!
 //! They move on exactly two events, as the counters do:
 //! - a newly stored outcome adds 1 to its bin's cell of its current label
-//!   ([`count_new_outcome`], the one place that decides which outcomes
-//!   enter the histogram);
+//!   ([`count_new_outcome`]; which outcomes the histogram holds is decided
+//!   in one place, [`BinnedOutcome::counted`]);
 //! - a label that changes an outcome's current label moves 1 from the old
 //!   cell (or from unlabelled) to the new one in the same row
 //!   ([`move_label`]); a row's total never changes, so no row is ever
@@ -103,6 +103,15 @@ pub(crate) struct BinnedOutcome<'a> {
 }
 
 impl BinnedOutcome<'_> {
+    /// Whether the histogram holds this outcome: the one condition both
+    /// [`count_new_outcome`] and [`move_label`] obey (every stored outcome,
+    /// today). An outcome kind to leave out (e.g. one a model did not
+    /// score) is excluded here, and in migration `0005`'s backfill and
+    /// [`Store::threshold_scores`]'s SQL alike.
+    fn counted(&self) -> bool {
+        true
+    }
+
     fn key(&self) -> BinKey {
         BinKey {
             model: self.model.to_owned(),
@@ -114,15 +123,16 @@ impl BinnedOutcome<'_> {
     }
 }
 
-/// Counts a newly stored outcome with its current label: the one place
-/// that decides which outcomes the histogram holds (every stored outcome,
-/// today).
+/// Counts a newly stored outcome with its current label, if the
+/// histogram holds it ([`BinnedOutcome::counted`]).
 pub(crate) fn count_new_outcome(
     deltas: &mut BinDeltas,
     outcome: BinnedOutcome<'_>,
     label: Option<bool>,
 ) {
-    deltas.entry(outcome.key()).or_default().cell(label, 1);
+    if outcome.counted() {
+        deltas.entry(outcome.key()).or_default().cell(label, 1);
+    }
 }
 
 /// Moves a stored outcome from its `old` label's cell to its `new` one's.
@@ -132,7 +142,7 @@ pub(crate) fn move_label(
     old: Option<bool>,
     new: Option<bool>,
 ) {
-    if old == new {
+    if old == new || !outcome.counted() {
         return;
     }
     let delta = deltas.entry(outcome.key()).or_default();
