@@ -133,7 +133,7 @@ fn chart(
     let mut legend_y = PLOT_TOP + 10.0;
     let _ = write!(
         out,
-        r#"<line class="line realized" x1="{legend_x:.1}" y1="{legend_y:.1}" x2="{:.1}" y2="{legend_y:.1}"/><text class="legend" x="{:.1}" y="{:.1}">precision-recall curve ({} thresholds)</text>"#,
+        r#"<line class="line realized" x1="{legend_x:.1}" y1="{legend_y:.1}" x2="{:.1}" y2="{legend_y:.1}"/><text class="legend" x="{:.1}" y="{:.1}">curve ({} thresholds)</text>"#,
         legend_x + 22.0,
         legend_x + 28.0,
         legend_y + 4.0,
@@ -151,15 +151,24 @@ fn chart(
             ratio(Some(rc)),
             ratio(point.f1)
         );
+        // The legend fits the 380 units right of the plot.
+        let short = format!(
+            "{name} {}: P {} R {} F1 {}",
+            threshold_text(point.threshold),
+            ratio(Some(p)),
+            ratio(Some(rc)),
+            ratio(point.f1)
+        );
         let _ = write!(
             out,
-            r#"<circle class="pt {key}" data-mark="{key}" cx="{:.1}" cy="{:.1}" r="6"><title>{t}</title></circle><circle class="pt {key}" cx="{:.1}" cy="{legend_y:.1}" r="6"/><text class="legend" x="{:.1}" y="{:.1}">{t}</text>"#,
+            r#"<circle class="pt {key}" data-mark="{key}" cx="{:.1}" cy="{:.1}" r="6"><title>{t}</title></circle><circle class="pt {key}" cx="{:.1}" cy="{legend_y:.1}" r="6"/><text class="legend" x="{:.1}" y="{:.1}">{s}<title>{t}</title></text>"#,
             x(rc),
             y(p),
             legend_x + 11.0,
             legend_x + 28.0,
             legend_y + 4.0,
-            t = escape(&label)
+            t = escape(&label),
+            s = escape(&short)
         );
     }
     out.push_str("</svg>");
@@ -247,10 +256,10 @@ pub(crate) fn section(view: &ModelView) -> String {
     }
     let mut marks: Vec<(&str, &str, &ThresholdPoint)> = Vec::new();
     if let Some(current) = &r.current {
-        marks.push(("ewma", "current threshold", current));
+        marks.push(("ewma", "current", current));
     }
     if let Some(best) = &r.best_f1 {
-        marks.push(("share", "best F1 at", best));
+        marks.push(("share", "best F1", best));
     }
     if let Some(asked) = r.requested.first() {
         marks.push(("estimated", "asked", asked));
