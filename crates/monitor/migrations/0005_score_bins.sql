@@ -358,6 +358,23 @@ CREATE TABLE score_bins (
 );
 CREATE INDEX score_bins_model_hour ON score_bins (model, hour_ms);
 
+-- The same counts per UTC day (day_ms: the day's first millisecond), kept
+-- beside the hours in the same transactions: a window reads its whole days
+-- here and only its partial days' hours above, so a 30-day curve sums
+-- about 30 x 1 001 rows instead of 720 x 1 001.
+CREATE TABLE score_bins_daily (
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    shadow BIGINT NOT NULL,
+    day_ms BIGINT NOT NULL,
+    bin BIGINT NOT NULL,
+    positive BIGINT NOT NULL,
+    negative BIGINT NOT NULL,
+    unlabelled BIGINT NOT NULL,
+    PRIMARY KEY (model, version, shadow, day_ms, bin)
+);
+CREATE INDEX score_bins_daily_model_day ON score_bins_daily (model, day_ms);
+
 -- The outcomes stored before this migration, from their stored label
 -- (kept in step with confusion_counts).
 INSERT INTO score_bins (model, version, shadow, hour_ms, bin, positive, negative, unlabelled)
@@ -381,3 +398,17 @@ FROM (
     FROM outcomes o
 ) AS binned
 GROUP BY model, version, shadow, scored_hour_ms, bin;
+
+-- The days of those hours.
+INSERT INTO score_bins_daily (model, version, shadow, day_ms, bin, positive, negative, unlabelled)
+SELECT
+    model,
+    version,
+    shadow,
+    hour_ms / 86400000 * 86400000,
+    bin,
+    SUM(positive),
+    SUM(negative),
+    SUM(unlabelled)
+FROM score_bins
+GROUP BY model, version, shadow, hour_ms / 86400000 * 86400000, bin;

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use sqlx::Any;
 
 use super::{StorageError, Store, Writer, sql};
-use crate::buckets::HOUR_MS;
+use crate::buckets::{HOUR_MS, Width};
 use crate::store::HistogramFilter;
 
 /// Bins of the histogram: edges `0, 0.001, …, 1` (as `f32`), the last bin
@@ -150,23 +150,46 @@ pub(crate) fn move_label(
     delta.cell(new, 1);
 }
 
-const KEY_COLUMNS: &str = "model, version, shadow, hour_ms, bin";
-
-/// Adds `deltas` to their rows, creating missing rows, in multi-row
-/// upserts.
+/// Adds `deltas` to their hourly rows (`score_bins`) and to their days'
+/// rows (`score_bins_daily`), creating missing rows, in multi-row upserts.
 pub(crate) async fn apply(w: &mut Writer<'_>, deltas: BinDeltas) -> Result<(), StorageError> {
+    let mut daily = BinDeltas::new();
+    for (key, c) in &deltas {
+        let day = daily
+            .entry(BinKey {
+                hour_ms: Width::Day.start(key.hour_ms),
+                ..key.clone()
+            })
+            .or_default();
+        day.positive += c.positive;
+        day.negative += c.negative;
+        day.unlabelled += c.unlabelled;
+    }
+    upsert(w, "score_bins", "hour_ms", deltas).await?;
+    upsert(w, "score_bins_daily", "day_ms", daily).await
+}
+
+/// Adds `deltas` to the rows of `table` (a literal) keyed by `time` (its
+/// hour or day column).
+async fn upsert(
+    w: &mut Writer<'_>,
+    table: &str,
+    time: &str,
+    deltas: BinDeltas,
+) -> Result<(), StorageError> {
     let deltas: Vec<(BinKey, BinCounts)> = deltas
         .into_iter()
         .filter(|(_, c)| *c != BinCounts::default())
         .collect();
     const COLS: usize = 8;
+    let keys = format!("model, version, shadow, {time}, bin");
     for chunk in deltas.chunks((w.per * 34 / COLS).max(1)) {
         let statement = w.backend.sql(format!(
-            "INSERT INTO score_bins ({KEY_COLUMNS}, positive, negative, unlabelled) VALUES {} \
-             ON CONFLICT ({KEY_COLUMNS}) DO UPDATE SET \
-             positive = score_bins.positive + excluded.positive, \
-             negative = score_bins.negative + excluded.negative, \
-             unlabelled = score_bins.unlabelled + excluded.unlabelled",
+            "INSERT INTO {table} ({keys}, positive, negative, unlabelled) VALUES {} \
+             ON CONFLICT ({keys}) DO UPDATE SET \
+             positive = {table}.positive + excluded.positive, \
+             negative = {table}.negative + excluded.negative, \
+             unlabelled = {table}.unlabelled + excluded.unlabelled",
             sql::values(w.backend, chunk.len(), COLS, 1)
         ));
         let mut query = sqlx::query::<Any>(&statement);
@@ -202,6 +225,49 @@ pub(crate) struct ThresholdUse {
     pub outcomes: u64,
     /// Start of the newest hour holding outcomes scored with it.
     pub last_hour_ms: i64,
+}
+
+/// The hours overlapping a filter's range: `[first, end)`, both hour
+/// starts (unbounded sides far beyond any stored time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HourSpan {
+    first: i64,
+    end: i64,
+}
+
+/// Stands for an unbounded side: beyond any storable time, and far from
+/// overflowing.
+const FAR: i64 = 1 << 60;
+
+impl HourSpan {
+    fn of(filter: &HistogramFilter) -> Self {
+        let first = filter
+            .range
+            .from_ms
+            .map_or(-FAR, |from| Width::Hour.start(from));
+        let end = filter.range.to_ms.map_or(FAR, |to| {
+            Width::Hour
+                .start(to.saturating_sub(1))
+                .saturating_add(HOUR_MS)
+        });
+        Self { first, end }
+    }
+
+    /// The whole UTC days within the span, `[from, to)`; an empty range
+    /// (`from == to`, inside the span) when there is none, so that the
+    /// hours before and after it cover the span alone.
+    fn whole_days(self) -> (i64, i64) {
+        let from = match Width::Day.start(self.first) {
+            start if start == self.first => start,
+            start => start.saturating_add(Width::Day.millis()),
+        };
+        let to = Width::Day.start(self.end);
+        if from < to {
+            (from, to)
+        } else {
+            (self.end, self.end)
+        }
+    }
 }
 
 /// `WHERE …` over an hourly table (`hour_ms`) for `filter`'s hours (the
@@ -240,17 +306,50 @@ impl Store {
         &self,
         filter: &HistogramFilter,
     ) -> Result<Vec<ScoreCounts>, StorageError> {
-        let (clause, times) = hourly_clause(filter);
+        let hours = HourSpan::of(filter);
+        let (full_from, full_to) = hours.whole_days();
+        // The whole days from the daily rows, the hours before and after
+        // them from the hourly ones.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let mut part = |table: &str, time: &str, ranges: usize| {
+            let mut clause = format!("model = ${}", next());
+            if filter.version.is_some() {
+                clause += &format!(" AND version = ${}", next());
+            }
+            if !filter.include_shadow {
+                clause += " AND shadow = 0";
+            }
+            let spans: Vec<String> = (0..ranges)
+                .map(|_| format!("({time} >= ${} AND {time} < ${})", next(), next()))
+                .collect();
+            format!(
+                "SELECT bin, positive, negative, unlabelled FROM {table} WHERE {clause} AND ({})",
+                spans.join(" OR ")
+            )
+        };
+        let daily = part("score_bins_daily", "day_ms", 1);
+        let hourly = part("score_bins", "hour_ms", 2);
         let statement = self.backend().sql(format!(
             "SELECT bin, CAST(SUM(positive) AS BIGINT), CAST(SUM(negative) AS BIGINT), \
-             CAST(SUM(unlabelled) AS BIGINT) FROM score_bins {clause} GROUP BY bin ORDER BY bin"
+             CAST(SUM(unlabelled) AS BIGINT) FROM ({daily} UNION ALL {hourly}) AS b \
+             GROUP BY bin ORDER BY bin"
         ));
-        let mut query = sqlx::query::<Any>(&statement).bind(filter.model.as_str());
-        if let Some(version) = &filter.version {
-            query = query.bind(version.as_str());
-        }
-        for t in times {
-            query = query.bind(t);
+        let mut query = sqlx::query::<Any>(&statement);
+        for spans in [
+            vec![(full_from, full_to)],
+            vec![(hours.first, full_from), (full_to, hours.end)],
+        ] {
+            query = query.bind(filter.model.as_str());
+            if let Some(version) = &filter.version {
+                query = query.bind(version.as_str());
+            }
+            for (from, to) in spans {
+                query = query.bind(from).bind(to);
+            }
         }
         let mut out = Vec::new();
         for row in query.fetch_all(self.pool()).await? {
@@ -443,6 +542,42 @@ mod tests {
                 unlabelled: 0
             })
         );
+    }
+
+    #[test]
+    fn a_span_reads_whole_days_and_the_hours_around_them() {
+        use crate::buckets::{DAY_MS, Range};
+        let day = 20_000 * DAY_MS;
+        let span = |from: Option<i64>, to: Option<i64>| {
+            HourSpan::of(&HistogramFilter {
+                model: "m".into(),
+                version: None,
+                include_shadow: false,
+                range: Range {
+                    from_ms: from,
+                    to_ms: to,
+                },
+            })
+        };
+        // Aligned: days only.
+        let s = span(Some(day), Some(day + 3 * DAY_MS));
+        assert_eq!(s.whole_days(), (day, day + 3 * DAY_MS));
+        // Ragged: 5:30 on the first day to 2:10 on the fourth.
+        let s = span(
+            Some(day + 5 * HOUR_MS + 1_800_000),
+            Some(day + 3 * DAY_MS + 2 * HOUR_MS + 600_000),
+        );
+        assert_eq!(
+            (s.first, s.end),
+            (day + 5 * HOUR_MS, day + 3 * DAY_MS + 3 * HOUR_MS)
+        );
+        assert_eq!(s.whole_days(), (day + DAY_MS, day + 3 * DAY_MS));
+        // Within one day: hours only.
+        let s = span(Some(day + HOUR_MS), Some(day + 5 * HOUR_MS));
+        assert_eq!(s.whole_days(), (s.end, s.end));
+        // Unbounded.
+        let s = span(None, None);
+        assert!(s.whole_days().0 <= -FAR + DAY_MS && s.whole_days().1 >= FAR - DAY_MS);
     }
 
     #[test]

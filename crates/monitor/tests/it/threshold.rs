@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::Row;
 use triad_proto::v1::{Label, QueryThresholdRequest, QueryThresholdResponse};
 
-use crate::support::{Ctx, MONDAY, label, outcome, record};
+use crate::support::{Ctx, DAY, HOUR, MONDAY, label, outcome, record};
 
 const FIXTURES: [&str; 6] = [
     "seeded",
@@ -255,6 +255,50 @@ async fn curves_equal_scikit_learn(ctx: Ctx) {
             assert_eq!(binned.requested, exact.requested);
             assert_eq!(binned.best_f1, exact.best_f1);
         }
+        if name == "seeded" {
+            // Hour-aligned windows over the 25 hours of outcomes (one a
+            // minute from Monday 00:00): whole days read from the daily
+            // rows, the hours around them from the hourly ones. The counts
+            // are exact at every bin edge.
+            for (from_ms, to_ms) in [
+                (MONDAY + HOUR, MONDAY + 5 * HOUR),
+                (MONDAY - 3 * HOUR, MONDAY + DAY + HOUR),
+                (MONDAY + 2 * HOUR, MONDAY + DAY + HOUR),
+                (0, MONDAY + 23 * HOUR),
+                (MONDAY + HOUR, 0),
+            ] {
+                let ask = |exact: bool| QueryThresholdRequest {
+                    model: model.clone(),
+                    from_ms,
+                    to_ms,
+                    exact,
+                    thresholds: vec![0.0, 0.25, 0.4, 0.5, 1.0],
+                    ..QueryThresholdRequest::default()
+                };
+                let mut client = ctx.client().await;
+                let e = client
+                    .query_threshold(ask(true))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let b = client
+                    .query_threshold(ask(false))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(e.outcomes > 0, "{from_ms}..{to_ms}");
+                let totals = |r: &QueryThresholdResponse| {
+                    (
+                        r.outcomes,
+                        r.labelled_positive,
+                        r.labelled_negative,
+                        r.unlabelled,
+                    )
+                };
+                assert_eq!(totals(&b), totals(&e), "{from_ms}..{to_ms}");
+                assert_eq!(b.requested, e.requested, "{from_ms}..{to_ms}");
+            }
+        }
     }
     backfill_equals_the_kept_rows(&ctx).await;
 }
@@ -267,10 +311,15 @@ type BinRow = (String, String, i64, i64, i64, i64, i64, i64);
 /// outcomes, gives exactly the rows ingestion and labelling kept.
 async fn backfill_equals_the_kept_rows(ctx: &Ctx) {
     let migration = include_str!("../../migrations/0005_score_bins.sql");
-    let start = migration
-        .find("SELECT\n    model,\n    version,")
-        .expect("the backfill's SELECT");
-    let backfill = migration[start..].trim_end().trim_end_matches(';');
+    // The SELECT of the INSERT into `table`, to its semicolon.
+    let backfill = |table: &str| {
+        let insert = migration
+            .find(&format!("INSERT INTO {table} (model"))
+            .expect("the backfill");
+        let select = insert + migration[insert..].find("SELECT").unwrap();
+        let end = select + migration[select..].find(';').unwrap();
+        migration[select..end].to_owned()
+    };
     let rows = |sql: String| async move {
         let mut out: Vec<BinRow> = sqlx::query(&sql)
             .fetch_all(&ctx.pool)
@@ -298,9 +347,25 @@ async fn backfill_equals_the_kept_rows(ctx: &Ctx) {
             .to_owned(),
     )
     .await;
-    let rebuilt = rows(backfill.to_owned()).await;
+    let rebuilt = rows(backfill("score_bins")).await;
     assert!(kept.len() > 1_000, "{}", kept.len());
     assert_eq!(kept, rebuilt);
+    // The days: the migration's roll-up of the hours (cast: PostgreSQL's
+    // SUM of BIGINT is NUMERIC).
+    let kept_days = rows(
+        "SELECT model, version, shadow, day_ms, bin, positive, negative, unlabelled FROM score_bins_daily"
+            .to_owned(),
+    )
+    .await;
+    let rolled = rows(
+        backfill("score_bins_daily")
+            .replace("SUM(positive)", "CAST(SUM(positive) AS BIGINT)")
+            .replace("SUM(negative)", "CAST(SUM(negative) AS BIGINT)")
+            .replace("SUM(unlabelled)", "CAST(SUM(unlabelled) AS BIGINT)"),
+    )
+    .await;
+    assert!(kept_days.len() < kept.len());
+    assert_eq!(kept_days, rolled);
     // Both databases hold the very edges the code bins with.
     let edges = sqlx::query("SELECT bin, lower_edge FROM score_bin_edges ORDER BY bin")
         .fetch_all(&ctx.pool)
