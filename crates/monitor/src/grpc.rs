@@ -12,6 +12,7 @@ use triad_proto::v1::{
     QueryMetricsResponse, RecordEventsRequest, RecordEventsResponse, RecordLabelsRequest,
     RecordLabelsResponse, RecordOutcomesRequest, RecordOutcomesResponse,
 };
+use triad_proto::v1::{QueryThresholdRequest, QueryThresholdResponse};
 
 use crate::app::Monitor;
 use crate::app::validate::MAX_REJECTIONS_LISTED;
@@ -133,6 +134,15 @@ impl triad_proto::v1::monitor_server::Monitor for MonitorService {
         request: Request<DriftRequest>,
     ) -> Result<Response<DriftResponse>, Status> {
         Ok(Response::new(self.monitor.drift(request.get_ref()).await?))
+    }
+
+    async fn query_threshold(
+        &self,
+        request: Request<QueryThresholdRequest>,
+    ) -> Result<Response<QueryThresholdResponse>, Status> {
+        Ok(Response::new(
+            self.monitor.query_threshold(request.get_ref()).await?,
+        ))
     }
 }
 

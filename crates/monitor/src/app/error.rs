@@ -114,6 +114,30 @@ pub enum RequestError {
     /// Item errors without the request they belong to.
     #[error("errors are given without a request_id: expected the id of the request they belong to")]
     ErrorsWithoutRequest,
+    /// A threshold outside `[0, 1]` or not a number.
+    #[error("threshold is {got}: expected a finite number from 0 to 1")]
+    InvalidThreshold {
+        /// Its value.
+        got: f64,
+    },
+    /// More thresholds than one request may evaluate.
+    #[error("thresholds has {got} values: expected at most {max}")]
+    TooManyThresholds {
+        /// Thresholds asked for.
+        got: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// The exact threshold path over more outcomes than it reads.
+    #[error(
+        "exact is set over {outcomes} outcomes (in the hours overlapping the range): expected at most {max}; narrow the range or leave exact unset for the score histogram"
+    )]
+    TooManyExactOutcomes {
+        /// Outcomes in the hours overlapping the range.
+        outcomes: u64,
+        /// The most the exact path reads.
+        max: u64,
+    },
 }
 
 impl RequestError {

@@ -12,7 +12,8 @@
 //! (`RecordEvents`, `QueryEvents`), `over_time.rs` (`QueryMetrics`,
 //! `Anomalies`), `mistakes.rs` (`ListMistakes`), `drift.rs` (`Drift`),
 //! `stored.rs` (what the dashboard and the gauges read: models, recent
-//! quality, score histograms). Their errors are `error.rs`'s.
+//! quality, score histograms), `threshold.rs` (`QueryThreshold`). Their
+//! errors are `error.rs`'s.
 
 mod drift;
 mod error;
@@ -24,6 +25,7 @@ mod outcomes;
 mod over_time;
 pub(crate) mod quality;
 mod stored;
+pub(crate) mod threshold;
 pub(crate) mod validate;
 
 use std::sync::Arc;

@@ -24,6 +24,7 @@
 mod explain;
 pub(crate) mod page;
 pub(crate) mod svg;
+pub(crate) mod threshold;
 
 use std::collections::HashMap;
 
@@ -101,7 +102,7 @@ impl IntoResponse for PageError {
 }
 
 /// The validated query of a model page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PageQuery {
     pub days: u32,
     pub width: Width,
@@ -110,6 +111,9 @@ pub(crate) struct PageQuery {
     /// Seconds between reloads of the page (`?refresh=N`, opt-in);
     /// `None`: the page never reloads itself.
     pub refresh: Option<u32>,
+    /// A threshold to evaluate in the "Threshold trade-offs" section
+    /// (`?threshold=0.4`, in `[0, 1]`).
+    pub threshold: Option<f64>,
 }
 
 impl Default for PageQuery {
@@ -119,6 +123,7 @@ impl Default for PageQuery {
             width: Width::Day,
             version: None,
             refresh: None,
+            threshold: None,
         }
     }
 }
@@ -185,9 +190,10 @@ impl PageQuery {
                     query.version = (!value.is_empty()).then(|| value.clone());
                 }
                 "refresh" => query.refresh = Some(parse_refresh(value)?),
+                "threshold" => query.threshold = Some(threshold::parse_threshold(value)?),
                 _ => {
                     return Err(PageError::bad_request(format!(
-                        "unknown query parameter {}: expected days, bucket, version or refresh",
+                        "unknown query parameter {}: expected days, bucket, version, refresh or threshold",
                         quote(name)
                     )));
                 }
@@ -245,6 +251,8 @@ pub(crate) struct ModelView {
     /// The window's most frequent business events ([`EVENTS_SHOWN`]) and
     /// their duration per bucket (`QueryEvents`).
     pub events: Vec<(String, Vec<EventPoint>)>,
+    /// `QueryThreshold` over the window ([`threshold`]).
+    pub threshold: triad_proto::v1::QueryThresholdResponse,
 }
 
 impl ModelView {
@@ -420,8 +428,10 @@ pub(crate) async fn load(
     };
     // The counters of the hours the window's quality series leave out.
     let future = monitor.outcomes_from_hour(&model, Width::Hour.start(to_ms - 1) + HOUR_MS);
-    let (quality, mistakes, histogram, drift, future, events) =
-        tokio::try_join!(quality, mistakes, histogram, drift, future, events)?;
+    let trade_offs = threshold::load(monitor, &model, &query, include_shadow, (from_ms, to_ms));
+    let (quality, mistakes, histogram, drift, future, events, trade_offs) = tokio::try_join!(
+        quality, mistakes, histogram, drift, future, events, trade_offs
+    )?;
     Ok(ModelView {
         model,
         query,
@@ -438,6 +448,7 @@ pub(crate) async fn load(
         histogram,
         drift,
         events,
+        threshold: trade_offs,
     })
 }
 
@@ -467,6 +478,7 @@ mod tests {
                 width: Width::Hour,
                 version: Some("2".into()),
                 refresh: None,
+                threshold: None,
             }
         );
         assert_eq!(

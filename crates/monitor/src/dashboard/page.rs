@@ -266,6 +266,7 @@ pub(crate) fn model(view: &ModelView) -> String {
         header(view),
         summary(view),
         precision_recall(view),
+        super::threshold::section(view),
         business_events(view),
         volume(view),
         score_histogram(view),

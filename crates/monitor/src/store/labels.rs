@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::counters::{self, CounterKey, Counts};
 use super::scored::counts_as_scored;
+use super::score_bins::{self, BinDeltas, BinnedOutcome};
 use super::{StorageError, Store, Writer, sql};
 
 /// A (model, budget, line item) pair: what a label is about.
@@ -145,6 +146,7 @@ struct Joined {
     /// Whether it counts as scored ([`super::scored`]): labels of the
     /// others move nothing.
     scored: bool,
+    score: f32,
 }
 
 /// The outcomes of `pairs`.
@@ -154,7 +156,7 @@ async fn fetch_outcomes(
 ) -> Result<HashMap<PairKey, Vec<Joined>>, StorageError> {
     let mut out: HashMap<PairKey, Vec<Joined>> = HashMap::new();
     let columns = "t.outcome_id, t.request_id, t.version, t.shadow, t.threshold, \
-                   t.scored_hour_ms, t.matched, t.label, t.scored";
+                   t.scored_hour_ms, t.matched, t.label, t.scored, t.score";
     for (pair, row) in rows_of_pairs(w, "outcomes", columns, pairs).await? {
         let joined = Joined {
             outcome_id: sql::text(&row, 3)?,
@@ -169,6 +171,8 @@ async fn fetch_outcomes(
             matched: sql::int(&row, 9)? != 0,
             label: sql::opt_int(&row, 10)?.map(|l| l != 0),
             scored: counts_as_scored(sql::int(&row, 11)? != 0),
+            // Stored from an f32: narrowing gives it back exactly.
+            score: sql::float(&row, 12)? as f32,
         };
         out.entry(pair).or_default().push(joined);
     }
@@ -249,6 +253,7 @@ impl Store {
         }
 
         let mut deltas: HashMap<CounterKey, Counts> = HashMap::new();
+        let mut bins = BinDeltas::new();
         let mut set_true: Vec<&str> = Vec::new();
         let mut set_false: Vec<&str> = Vec::new();
         for (pair, list) in &outcomes {
@@ -260,6 +265,19 @@ impl Store {
                 if new == outcome.label {
                     continue;
                 }
+                score_bins::move_label(
+                    &mut bins,
+                    BinnedOutcome {
+                        model: &outcome.key.model,
+                        version: &outcome.key.version,
+                        shadow: outcome.key.shadow,
+                        hour_ms: outcome.key.hour_ms,
+                        score: outcome.score,
+                        scored: outcome.scored,
+                    },
+                    outcome.label,
+                    new,
+                );
                 let delta = deltas.entry(outcome.key.clone()).or_default();
                 if let Some(old) = outcome.label {
                     delta.cell(outcome.matched, old, -1);
@@ -293,6 +311,7 @@ impl Store {
             }
         }
         counters::apply(&mut writer, deltas).await?;
+        score_bins::apply(&mut writer, bins).await?;
         writer.tx.commit().await?;
         Ok(joined)
     }

@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "explanations and gates",
         include_str!("../../migrations/0004_explanations_and_gates.sql"),
     ),
+    (
+        5,
+        "score bins",
+        include_str!("../../migrations/0005_score_bins.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a source for sqlx's [`Migrator`].

@@ -23,6 +23,7 @@ mod mistakes;
 mod models;
 mod outcomes;
 mod scored;
+mod score_bins;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,10 @@ pub(crate) use mistakes::{MistakeFilter, MistakeKey, MistakeRow};
 pub(crate) use models::Confusion;
 pub use models::{ModelSummary, VersionSummary};
 pub(crate) use outcomes::{NewItemError, NewOutcome};
+pub(crate) use score_bins::{
+    RESOLUTION as SCORE_BIN_RESOLUTION, ScoreCounts, bin_of as score_bin_of,
+    lower_edge as score_bin_edge,
+};
 
 /// How often the SQLite WAL is checkpointed in the background.
 pub(crate) const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);

@@ -11,6 +11,7 @@ use triad_features::MISSING_FLAG_FIELDS;
 use super::counters::{self, CounterKey, Counts};
 use super::labels::{PairKey, fetch_labels, has_labels};
 use super::scored::counts_as_scored;
+use super::score_bins::{self, BinDeltas, BinnedOutcome};
 use super::{StorageError, Store, Writer, features_to_json, sql};
 use crate::buckets::{Width, day_string};
 use crate::fields::is_missing;
@@ -187,8 +188,21 @@ impl Store {
         }
 
         let mut deltas: HashMap<CounterKey, Counts> = HashMap::new();
+        let mut bins = BinDeltas::new();
         for row in &rows {
             let o = row.outcome;
+            score_bins::count_new_outcome(
+                &mut bins,
+                BinnedOutcome {
+                    model: o.model,
+                    version: o.version,
+                    shadow: o.shadow,
+                    hour_ms: row.hour_ms,
+                    score: o.score,
+                    scored: counts_as_scored(o.scored),
+                },
+                row.label,
+            );
             let counts = deltas
                 .entry(CounterKey {
                     model: o.model.to_owned(),
@@ -214,6 +228,7 @@ impl Store {
             counts.expect(o.matched, o.probability);
         }
         counters::apply(&mut writer, deltas).await?;
+        score_bins::apply(&mut writer, bins).await?;
 
         let errors_stored = insert_errors(&mut writer, request_id, errors, now).await?;
         writer.tx.commit().await?;

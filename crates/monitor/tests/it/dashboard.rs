@@ -480,6 +480,81 @@ async fn dashboard_scenario(monitor: &Monitor) {
     }
 }
 
+/// The "Threshold trade-offs" section: the window's precision-recall
+/// curve with the current and F1-best thresholds marked, the current row
+/// equal to the realized counts (every score is on the side of 0.5 its
+/// prediction says), `?threshold=0.4` answered next to it and bad values
+/// refused with 400.
+#[tokio::test]
+async fn the_threshold_section_answers_what_if() {
+    let monitor = Monitor::start().await;
+    month(&monitor, "traded").await;
+    let mut client = monitor.client().await;
+    let [count, labelled, tp, fp, fn_, _] = crate::support::totals(&mut client, "traded").await;
+    assert_eq!((count, labelled), (540, 480));
+
+    let (status, page) = monitor.get("/models/traded").await;
+    assert_eq!(status, 200, "{page}");
+    let trade = section(&page, "threshold");
+    assert!(trade.contains("<h2>Threshold trade-offs</h2>"), "{trade}");
+    assert!(polyline_points(trade, "curve") > 10, "{trade}");
+    assert!(
+        trade.contains(r#"data-mark="ewma""#),
+        "current marked: {trade}"
+    );
+    assert!(
+        trade.contains(r#"data-mark="share""#),
+        "best F1 marked: {trade}"
+    );
+    assert!(!trade.contains(r#"data-mark="estimated""#), "{trade}");
+    let current = "<tr><td>current</td><td class=\"num\">0.5</td><td class=\"num\">300</td>";
+    assert!(trade.contains(current), "{trade}");
+    assert!(
+        trade.contains(&format!(
+            "<td class=\"num\">{tp}</td><td class=\"num\">{fp}</td><td class=\"num\">{fn_}</td></tr>"
+        )),
+        "the current row is the realized confusion: {trade}"
+    );
+    assert!(trade.contains("<td>best F1</td>"), "{trade}");
+    assert!(trade.contains("540 outcomes"), "{trade}");
+
+    let (status, page) = monitor.get("/models/traded?days=30&threshold=0.4").await;
+    assert_eq!(status, 200, "{page}");
+    let trade = section(&page, "threshold");
+    assert!(
+        trade.contains("<tr><td>asked</td><td class=\"num\">0.4</td>"),
+        "{trade}"
+    );
+    assert!(trade.contains(r#"data-mark="estimated""#), "{trade}");
+    assert!(
+        trade.contains(r#"name="threshold" type="number""#),
+        "{trade}"
+    );
+    assert!(trade.contains(r#"value="0.4""#), "{trade}");
+
+    for bad in ["1.5", "-0.1", "x", "NaN", "inf", ""] {
+        let (status, body) = monitor
+            .get(&format!("/models/traded?threshold={bad}"))
+            .await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body.contains("expected a number from 0 to 1"), "{body}");
+    }
+
+    // Outcomes without labels: no curve, and why.
+    record(
+        &mut client,
+        vec![scored("unlabelled", "u-1", now_ms() - 60_000, true)],
+    )
+    .await;
+    let (status, page) = monitor.get("/models/unlabelled").await;
+    assert_eq!(status, 200);
+    assert!(
+        section(&page, "threshold").contains("no labels yet: the curve needs labelled outcomes"),
+        "{page}"
+    );
+    monitor.stop().await;
+}
+
 /// `POST /events` stores business events as `RecordEvents` does: a bad
 /// event is rejected next to the stored ones, a body that is not the
 /// request's JSON (or names an unknown field) is a 400, and what was
@@ -731,7 +806,11 @@ async fn headless_chromium_renders_the_charts() {
     let charts = dom
         .matches("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart")
         .count();
-    assert_eq!(charts, 4, "precision, recall, volume, scores: {dom}");
+    assert_eq!(
+        charts, 5,
+        "precision, recall, precision-recall curve, volume, scores: {dom}"
+    );
+    assert!(dom.contains("data-series=\"curve\""), "{dom}");
     assert!(dom.contains("<polyline class=\"line realized\""));
     assert!(dom.contains("<polygon class=\"band\""), "the EWMA band");
     assert!(

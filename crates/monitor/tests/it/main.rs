@@ -12,3 +12,4 @@ mod gated;
 mod hostile;
 mod monitor;
 mod synthetic;
+mod threshold;

@@ -200,6 +200,13 @@ impl Monitor for CountingMonitor {
     ) -> Result<Response<v1::DriftResponse>, Status> {
         self.inner.drift(request).await
     }
+
+    async fn query_threshold(
+        &self,
+        request: Request<v1::QueryThresholdRequest>,
+    ) -> Result<Response<v1::QueryThresholdResponse>, Status> {
+        self.inner.query_threshold(request).await
+    }
 }
 
 /// The real monitor on a SQLite file, serving on `listener` until dropped.

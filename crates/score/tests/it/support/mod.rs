@@ -256,6 +256,12 @@ impl triad_proto::v1::monitor_server::Monitor for FakeMonitor {
     ) -> Result<Response<v1::DriftResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+    async fn query_threshold(
+        &self,
+        _request: Request<v1::QueryThresholdRequest>,
+    ) -> Result<Response<v1::QueryThresholdResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 /// Serves `monitor` on `listener` until `stop` resolves.
