@@ -10,4 +10,5 @@ mod dashboard;
 mod drift;
 mod hostile;
 mod monitor;
+mod report_queries;
 mod synthetic;
