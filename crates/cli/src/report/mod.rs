@@ -14,6 +14,7 @@
 //! the alerts that fired, once the monitor serves them) is added in one
 //! place per format.
 
+pub(crate) mod bench;
 mod csv;
 mod html;
 mod markdown;
