@@ -122,7 +122,10 @@ async fn fill(monitor: &Monitor, total: u64, schema: &(String, usize)) -> anyhow
             .await?;
         n = end;
         if n % 1_000_000 == 0 {
-            eprintln!("  {n} outcomes stored, {:.0} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {n} outcomes stored, {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     eprintln!(
@@ -185,7 +188,12 @@ pub(crate) async fn run(
         ..MonitorConfig::default()
     };
     config.store = store_config;
-    services.spawn(triad_monitor::serve(listener, None, config, services.signalled()));
+    services.spawn(triad_monitor::serve(
+        listener,
+        None,
+        config,
+        services.signalled(),
+    ));
     let url = format!("http://{addr}");
     triad_server::healthcheck(&url, "", Duration::from_secs(30))
         .await
