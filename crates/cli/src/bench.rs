@@ -10,6 +10,8 @@
 //! at N concurrent callers. Callers share a few HTTP/2 connections, as a
 //! real client pool would. Every scenario runs for a fixed time after a
 //! short warm-up; any failed request is counted and reported, never hidden.
+//! `--report-outcomes N` measures `triad report` instead
+//! ([`crate::report::bench`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +57,14 @@ pub(crate) struct BenchArgs {
     /// fsync the outcome spool before each answer.
     #[arg(long)]
     spool_fsync: bool,
+    /// Instead of the service scenarios, measure `triad report` over a
+    /// week of this many stored outcomes (see `report/bench.rs`).
+    #[arg(long)]
+    report_outcomes: Option<u64>,
+    /// With --report-outcomes: the SQLite file to fill, kept and reused
+    /// (default: a temporary one).
+    #[arg(long, requires = "report_outcomes")]
+    report_db: Option<std::path::PathBuf>,
 }
 
 /// Measured figures of one scenario.
@@ -67,6 +77,9 @@ struct Figures {
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(outcomes) = args.report_outcomes {
+        return crate::report::bench::run(outcomes, args.report_db, args.models_dir).await;
+    }
     let repository = bench_repository(&args.models_dir, &args.model)?;
     let mut services = Shutdown::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -14,6 +14,7 @@ mod featurize;
 mod http1;
 mod labels;
 mod profile;
+mod report;
 mod score;
 mod soak;
 mod synth;
@@ -58,6 +59,11 @@ enum Command {
     /// training distribution of every feature and of the score, and a
     /// calibration table, for drift tests and performance estimates.
     Profile(profile::ProfileArgs),
+    /// The weekly report of one model from a running monitor: volume,
+    /// labelled share, realized and estimated quality per day against the
+    /// week before, trend and change points, drift and the most confident
+    /// mistakes, as Markdown, CSV or one self-contained HTML file.
+    Report(report::ReportArgs),
     /// Score a seed-format JSON request with `budget_expense_matcher` and
     /// print the seed's response, against a running scorer or in-process.
     Score(score::ScoreArgs),
@@ -87,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         Command::Certs(args) => certs::run(&args),
         Command::Featurize(args) => featurize::run(&args),
         Command::Profile(args) => profile::run(&args),
+        Command::Report(args) => tokio::runtime::Runtime::new()?.block_on(report::run(args)),
         Command::Score(args) => tokio::runtime::Runtime::new()?.block_on(score::run(args)),
         Command::Soak(args) => tokio::runtime::Runtime::new()?.block_on(soak::run(args)),
         Command::Synth(args) => synth::run(&args),

@@ -47,6 +47,17 @@ impl ConfusionCounts {
         ratio(self.true_positives, self.positives())
     }
 
+    /// Labelled predictions, the sum of the four cells.
+    pub fn labelled(&self) -> u64 {
+        self.true_positives + self.false_positives + self.false_negatives + self.true_negatives
+    }
+
+    /// `(TP + TN) / (TP + FP + FN + TN)`, the share of labelled predictions
+    /// that were right; `None` when nothing is labelled.
+    pub fn accuracy(&self) -> Option<f64> {
+        ratio(self.true_positives + self.true_negatives, self.labelled())
+    }
+
     /// The harmonic mean of precision and recall, computed as
     /// `2 TP / (2 TP + FP + FN)`; `None` when either is undefined.
     pub fn f1(&self) -> Option<f64> {
@@ -84,6 +95,8 @@ mod tests {
         assert_eq!(c.recall(), Some(0.6));
         assert_eq!(c.f1(), Some(6.0 / 9.0));
         assert_eq!(c.positives(), 5);
+        assert_eq!(c.accuracy(), Some(0.7));
+        assert_eq!(c.labelled(), 10);
     }
 
     #[test]
@@ -91,6 +104,10 @@ mod tests {
         assert_eq!(ConfusionCounts::default().precision(), None);
         assert_eq!(ConfusionCounts::default().recall(), None);
         assert_eq!(ConfusionCounts::default().f1(), None);
+        assert_eq!(ConfusionCounts::default().accuracy(), None);
+        // Only negatives, all right: accuracy is defined (1), precision,
+        // recall and F1 are not.
+        assert_eq!(counts(0, 0, 0, 5).accuracy(), Some(1.0));
         // Nothing predicted positive: precision and F1 are undefined,
         // recall is 0.
         let c = counts(0, 0, 3, 5);

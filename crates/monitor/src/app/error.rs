@@ -62,6 +62,11 @@ pub enum RequestError {
         "kind is {0}: expected KIND_UNSPECIFIED (0), KIND_FALSE_POSITIVE (1) or KIND_FALSE_NEGATIVE (2)"
     )]
     UnknownKind(i32),
+    /// Not a `ListMistakesRequest.Order` value.
+    #[error(
+        "order is {0}: expected ORDER_UNSPECIFIED (0, newest first) or ORDER_MOST_CONFIDENT (1)"
+    )]
+    UnknownOrder(i32),
     /// A page larger than the largest allowed.
     #[error("page_size is {got}: expected at most {max} (0 means the default, 100)")]
     PageSize {

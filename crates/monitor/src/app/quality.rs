@@ -18,10 +18,11 @@ use crate::store::{Confusion, Counts};
 
 /// Metrics `Anomalies` can watch, besides `null_rate.<field>` for every
 /// seed field.
-pub(crate) const METRIC_NAMES: [&str; 14] = [
+pub(crate) const METRIC_NAMES: [&str; 17] = [
     "precision",
     "recall",
     "f1",
+    "accuracy",
     "count",
     "predicted_positive",
     "labelled",
@@ -33,6 +34,8 @@ pub(crate) const METRIC_NAMES: [&str; 14] = [
     "mean_score",
     "estimated_precision",
     "estimated_recall",
+    "estimated_f1",
+    "estimated_accuracy",
 ];
 
 /// EWMA spans of the derived series.
@@ -89,6 +92,7 @@ pub(crate) fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         precision: confusion.precision(),
         recall: confusion.recall(),
         f1: confusion.f1(),
+        accuracy: confusion.accuracy(),
         mean_score: if c.outcomes > 0 {
             c.score_sum / c.outcomes as f64
         } else {
@@ -96,6 +100,8 @@ pub(crate) fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         },
         estimated_precision: c.estimated_precision(),
         estimated_recall: c.estimated_recall(),
+        estimated_f1: c.estimated_f1(),
+        estimated_accuracy: c.estimated_accuracy(),
         null_rate,
         not_scored: unsigned(c.not_scored),
     }
@@ -112,6 +118,7 @@ pub(crate) fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
             "precision" => p.precision.unwrap_or(nan),
             "recall" => p.recall.unwrap_or(nan),
             "f1" => p.f1.unwrap_or(nan),
+            "accuracy" => p.accuracy.unwrap_or(nan),
             "count" => p.count as f64,
             "predicted_positive" => p.predicted_positive as f64,
             "labelled" => p.labelled as f64,
@@ -123,6 +130,8 @@ pub(crate) fn metric_values(points: &[MetricPoint], name: &str) -> Vec<f64> {
             "mean_score" => p.mean_score,
             "estimated_precision" => p.estimated_precision.unwrap_or(nan),
             "estimated_recall" => p.estimated_recall.unwrap_or(nan),
+            "estimated_f1" => p.estimated_f1.unwrap_or(nan),
+            "estimated_accuracy" => p.estimated_accuracy.unwrap_or(nan),
             _ => field
                 .and_then(|f| p.null_rate.get(f).copied())
                 .unwrap_or(nan),
@@ -251,6 +260,24 @@ impl Counts {
         let positives = self.expected_tp + self.expected_fn;
         (positives > 0.0).then(|| (self.expected_tp / positives).clamp(0.0, 1.0))
     }
+
+    /// Estimated F1, 2E[TP] / (2E[TP] + E[FP] + E[FN]), the F1 of the
+    /// expected cells, as realized F1 is of the counted ones. `None` unless
+    /// estimated precision and recall are both defined.
+    pub(crate) fn estimated_f1(&self) -> Option<f64> {
+        self.estimated_precision()?;
+        self.estimated_recall()?;
+        let den = 2.0 * self.expected_tp + self.expected_fp + self.expected_fn;
+        (den > 0.0).then(|| (2.0 * self.expected_tp / den).clamp(0.0, 1.0))
+    }
+
+    /// Estimated accuracy, (E[TP] + E[TN]) / (E[TP] + E[FP] + E[FN] +
+    /// E[TN]): the expected share of right predictions among the outcomes
+    /// that carry an estimate. `None` without such an outcome.
+    pub(crate) fn estimated_accuracy(&self) -> Option<f64> {
+        let all = self.expected_tp + self.expected_fp + self.expected_fn + self.expected_tn;
+        (all > 0.0).then(|| ((self.expected_tp + self.expected_tn) / all).clamp(0.0, 1.0))
+    }
 }
 
 impl Confusion {
@@ -330,6 +357,8 @@ mod tests {
         assert_eq!(p.precision, Some(0.75));
         assert_eq!(p.recall, Some(0.6));
         assert_eq!(p.f1, Some(6.0 / 9.0));
+        assert_eq!(p.accuracy, Some(0.7));
+        assert_eq!(metric_values(std::slice::from_ref(&p), "accuracy"), [0.7]);
         assert_eq!(p.labelled_share, 10.0 / 12.0);
         assert_eq!(p.mean_score, 1.5 / 12.0);
         assert_eq!(p.null_rate["vendor_name_expense"], 1.0 / 12.0);
@@ -341,10 +370,13 @@ mod tests {
     fn undefined_metrics_are_absent() {
         let p = point(0, &counts(0, 0, 0, 5));
         assert_eq!((p.precision, p.recall, p.f1), (None, None, None));
+        assert_eq!(p.accuracy, Some(1.0));
         let p = point(0, &counts(0, 2, 0, 5));
         assert_eq!((p.precision, p.recall, p.f1), (Some(0.0), None, None));
         let empty = point(0, &Counts::default());
         assert!(empty.mean_score.is_nan());
+        assert_eq!(empty.accuracy, None);
+        assert_eq!((empty.estimated_f1, empty.estimated_accuracy), (None, None));
         assert!(empty.null_rate.is_empty());
     }
 
@@ -398,6 +430,9 @@ mod tests {
         // 2.1 / 2.5.
         assert!(close(c.estimated_precision().unwrap(), 0.7));
         assert!(close(c.estimated_recall().unwrap(), 0.84));
+        // 2 * 2.1 / (4.2 + 0.9 + 0.4); (2.1 + 2.6) / 6.
+        assert!(close(c.estimated_f1().unwrap(), 4.2 / 5.5));
+        assert!(close(c.estimated_accuracy().unwrap(), 4.7 / 6.0));
 
         // Buckets add up: the sum of two halves estimates like the whole.
         let (mut a, mut b) = (Counts::default(), Counts::default());
@@ -417,6 +452,10 @@ mod tests {
         negatives.expect(false, 0.0);
         assert_eq!(negatives.estimated_precision(), None);
         assert_eq!(negatives.estimated_recall(), None);
+        assert_eq!(negatives.estimated_f1(), None);
+        // Every prediction expected right: accuracy 1 even so.
+        assert_eq!(negatives.estimated_accuracy(), Some(1.0));
+        assert_eq!(Counts::default().estimated_accuracy(), None);
         assert_eq!(Counts::default().estimated_precision(), None);
     }
 

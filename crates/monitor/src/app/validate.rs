@@ -247,7 +247,9 @@ mod tests {
         assert!(metric("precision").is_ok());
         assert!(metric("null_rate.vendor_name_expense").is_ok());
         assert!(metric("null_rate.nope").is_err());
-        assert!(metric("accuracy").is_err());
+        assert!(metric("accuracy").is_ok());
+        assert!(metric("estimated_f1").is_ok());
+        assert!(metric("balanced_accuracy").is_err());
     }
 
     #[test]

@@ -1,5 +1,16 @@
 //! False positives and negatives with their inputs, features and scores,
-//! newest first, a page at a time after a keyset position.
+//! newest first or most confident first, a page at a time after a keyset
+//! position.
+//!
+//! Both orders read only the rows of the partial index `outcomes_mistakes`
+//! (labelled outcomes whose label differs from the prediction) within the
+//! model and time range. Newest first walks that index and stops after the
+//! page. Most confident first (largest `|score - threshold|`) must look at
+//! every mistake in the range, but keeps only the page: an inner query
+//! reads the id, score and threshold of each and keeps the top `limit + 1`
+//! (a top-N sort, memory bounded by the page), and only those rows are then
+//! read whole. Its cost grows with the mistakes in the range, never with
+//! the outcomes that were right.
 
 use sqlx::Any;
 use sqlx::any::AnyRow;
@@ -9,16 +20,31 @@ use super::scored::SCORED_SQL;
 use super::{StorageError, Store, features_from_json, sql};
 use crate::buckets::Range;
 
-/// Where a page of mistakes starts: after this (time, id), going back in
-/// time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MistakeKey {
-    pub scored_at_ms: i64,
-    pub outcome_id: String,
+/// Where a page of mistakes starts: after this key, in the page's order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MistakeKey {
+    /// After this (time, id), going back in time.
+    Newest {
+        scored_at_ms: i64,
+        outcome_id: String,
+    },
+    /// After this (margin, id), going down in confidence; the margin is
+    /// `|score - threshold|` exactly as the database computed it.
+    MostConfident { margin: f64, outcome_id: String },
+}
+
+/// The order of a page of mistakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum MistakeOrder {
+    /// By `scored_at_ms`, then `outcome_id`, both descending.
+    #[default]
+    Newest,
+    /// By `|score - threshold|`, then `outcome_id`, both descending.
+    MostConfident,
 }
 
 /// Which mistakes to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MistakeFilter {
     pub model: String,
     /// `None`: every version.
@@ -29,7 +55,10 @@ pub(crate) struct MistakeFilter {
     pub include_shadow: bool,
     /// On `scored_at_ms`, exact to the millisecond.
     pub range: Range,
-    /// Only the mistakes after this one (newest first).
+    /// The page's order.
+    pub order: MistakeOrder,
+    /// Only the mistakes after this one, in `order` (a key of the other
+    /// order is ignored: the application layer refuses it first).
     pub after: Option<MistakeKey>,
     /// Most mistakes in the page.
     pub limit: usize,
@@ -38,7 +67,7 @@ pub(crate) struct MistakeFilter {
 /// A page of mistakes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct MistakePage {
-    /// At most the filter's `limit`, newest first.
+    /// At most the filter's `limit`, in the filter's order.
     pub mistakes: Vec<MistakeRow>,
     /// Whether more mistakes follow the last one.
     pub more: bool,
@@ -63,6 +92,9 @@ pub(crate) struct MistakeRow {
     pub latency_ms: f64,
     pub shadow: bool,
     pub label: bool,
+    /// `|score - threshold|` as the database computed it (the key of the
+    /// most-confident order).
+    pub margin: f64,
     /// The feature vector the model scored (NaN = missing).
     pub features: Vec<f32>,
     /// The raw input values in [`MISSING_FLAG_FIELDS`] order.
@@ -74,10 +106,12 @@ pub(crate) struct MistakeRow {
 
 const COLUMNS: &str = "outcome_id, request_id, scored_at_ms, model, version, schema_hash, \
     budget_id, itemization_id, score, threshold, matched, latency_ms, shadow, label, features, \
-    correlation_id, explanation";
+    correlation_id, explanation, ABS(score - threshold)";
 
+/// Index of the margin column, the last of [`COLUMNS`].
+const MARGIN: usize = 17;
 /// Index of the first input field after [`COLUMNS`].
-const FIRST_INPUT: usize = 17;
+const FIRST_INPUT: usize = MARGIN + 1;
 
 fn mistake(row: &AnyRow) -> Result<MistakeRow, StorageError> {
     let mut inputs: [Option<String>; MISSING_FLAG_FIELDS.len()] = Default::default();
@@ -100,57 +134,85 @@ fn mistake(row: &AnyRow) -> Result<MistakeRow, StorageError> {
         shadow: sql::int(row, 12)? != 0,
         label: sql::int(row, 13)? != 0,
         features: features_from_json(&sql::text(row, 14)?).map_err(StorageError::Corrupt)?,
-        correlation_id: sql::text(row, FIRST_INPUT - 2)?,
-        explanation: sql::opt_text(row, FIRST_INPUT - 1)?,
+        correlation_id: sql::text(row, 15)?,
+        explanation: sql::opt_text(row, 16)?,
+        margin: sql::float(row, MARGIN)?,
         inputs,
     })
 }
 
 impl Store {
-    /// The first page of the mistakes `filter` selects, newest first (by
-    /// `scored_at_ms`, then `outcome_id`).
+    /// The first page of the mistakes `filter` selects, in its order:
+    /// newest first (by `scored_at_ms`, then `outcome_id`) or most
+    /// confident first (by `|score - threshold|`, then `outcome_id`).
     pub(crate) async fn mistakes(
         &self,
         filter: &MistakeFilter,
     ) -> Result<MistakePage, StorageError> {
         // The partial index outcomes_mistakes holds exactly these rows.
-        let mut statement = format!(
-            "SELECT {COLUMNS}, {} FROM outcomes \
-             WHERE model = $1 AND label IS NOT NULL AND label <> matched AND {SCORED_SQL}",
-            MISSING_FLAG_FIELDS.join(", ")
-        );
+        let mut conditions =
+            format!("model = $1 AND label IS NOT NULL AND label <> matched AND {SCORED_SQL}");
         let mut n = 1;
         let mut next = || {
             n += 1;
             n
         };
         match filter.matched {
-            Some(true) => statement += " AND matched = 1",
-            Some(false) => statement += " AND matched = 0",
+            Some(true) => conditions += " AND matched = 1",
+            Some(false) => conditions += " AND matched = 0",
             None => {}
         }
         if filter.version.is_some() {
-            statement += &format!(" AND version = ${}", next());
+            conditions += &format!(" AND version = ${}", next());
         }
         if !filter.include_shadow {
-            statement += " AND shadow = 0";
+            conditions += " AND shadow = 0";
         }
         if filter.range.from_ms.is_some() {
-            statement += &format!(" AND scored_at_ms >= ${}", next());
+            conditions += &format!(" AND scored_at_ms >= ${}", next());
         }
         if filter.range.to_ms.is_some() {
-            statement += &format!(" AND scored_at_ms < ${}", next());
+            conditions += &format!(" AND scored_at_ms < ${}", next());
         }
-        if filter.after.is_some() {
-            let (a, b, c) = (next(), next(), next());
-            statement += &format!(
-                " AND (scored_at_ms < ${a} OR (scored_at_ms = ${b} AND outcome_id < ${c}))"
-            );
+        let after = match (&filter.after, filter.order) {
+            (Some(key @ MistakeKey::Newest { .. }), MistakeOrder::Newest)
+            | (Some(key @ MistakeKey::MostConfident { .. }), MistakeOrder::MostConfident) => {
+                Some(key)
+            }
+            _ => None,
+        };
+        match after {
+            Some(MistakeKey::Newest { .. }) => {
+                let (a, b, c) = (next(), next(), next());
+                conditions += &format!(
+                    " AND (scored_at_ms < ${a} OR (scored_at_ms = ${b} AND outcome_id < ${c}))"
+                );
+            }
+            Some(MistakeKey::MostConfident { .. }) => {
+                let (a, b, c) = (next(), next(), next());
+                conditions += &format!(
+                    " AND (ABS(score - threshold) < ${a} \
+                     OR (ABS(score - threshold) = ${b} AND outcome_id < ${c}))"
+                );
+            }
+            None => {}
         }
-        statement += &format!(
-            " ORDER BY scored_at_ms DESC, outcome_id DESC LIMIT ${}",
-            next()
-        );
+        let inputs = MISSING_FLAG_FIELDS.join(", ");
+        let limit = next();
+        let statement = match filter.order {
+            MistakeOrder::Newest => format!(
+                "SELECT {COLUMNS}, {inputs} FROM outcomes WHERE {conditions} \
+                 ORDER BY scored_at_ms DESC, outcome_id DESC LIMIT ${limit}"
+            ),
+            // The top of the page by margin from id, score and threshold
+            // alone, then only those rows read whole.
+            MistakeOrder::MostConfident => format!(
+                "SELECT {COLUMNS}, {inputs} FROM outcomes WHERE outcome_id IN (\
+                 SELECT outcome_id FROM outcomes WHERE {conditions} \
+                 ORDER BY ABS(score - threshold) DESC, outcome_id DESC LIMIT ${limit}) \
+                 ORDER BY ABS(score - threshold) DESC, outcome_id DESC"
+            ),
+        };
 
         let statement = self.backend().sql(statement);
         let mut query = sqlx::query::<Any>(&statement).bind(filter.model.as_str());
@@ -163,11 +225,20 @@ impl Store {
         if let Some(to) = filter.range.to_ms {
             query = query.bind(to);
         }
-        if let Some(after) = &filter.after {
-            query = query
-                .bind(after.scored_at_ms)
-                .bind(after.scored_at_ms)
-                .bind(after.outcome_id.as_str());
+        match after {
+            Some(MistakeKey::Newest {
+                scored_at_ms,
+                outcome_id,
+            }) => {
+                query = query
+                    .bind(*scored_at_ms)
+                    .bind(*scored_at_ms)
+                    .bind(outcome_id.as_str());
+            }
+            Some(MistakeKey::MostConfident { margin, outcome_id }) => {
+                query = query.bind(*margin).bind(*margin).bind(outcome_id.as_str());
+            }
+            None => {}
         }
         // One more than the page holds tells whether another page follows.
         query = query.bind(i64::try_from(filter.limit).map_or(i64::MAX, |n| n.saturating_add(1)));

@@ -44,7 +44,7 @@ pub(crate) use events::NewEvent;
 pub(crate) use features::{LiveRow, features_from_json, features_to_json};
 pub(crate) use histogram::{HistogramFilter, ScoreHistogram};
 pub(crate) use labels::{NewLabel, PairKey};
-pub(crate) use mistakes::{MistakeFilter, MistakeKey, MistakeRow};
+pub(crate) use mistakes::{MistakeFilter, MistakeKey, MistakeOrder, MistakeRow};
 pub(crate) use models::Confusion;
 pub use models::{ModelSummary, VersionSummary};
 pub(crate) use outcomes::{NewItemError, NewOutcome};

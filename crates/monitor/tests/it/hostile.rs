@@ -497,7 +497,7 @@ async fn caller_values_are_quoted_at_most_64_characters(ctx: Ctx) {
     let status = client
         .anomalies(v1::AnomaliesRequest {
             model: "m".into(),
-            metric: "accuracy".into(),
+            metric: "balanced_accuracy".into(),
             ..Default::default()
         })
         .await
@@ -505,7 +505,7 @@ async fn caller_values_are_quoted_at_most_64_characters(ctx: Ctx) {
     assert!(
         status
             .message()
-            .starts_with("metric is \"accuracy\": expected")
+            .starts_with("metric is \"balanced_accuracy\": expected")
     );
 
     // A rejection's reason and id.

@@ -11,5 +11,6 @@ mod drift;
 mod gated;
 mod hostile;
 mod monitor;
+mod report_queries;
 mod synthetic;
 mod threshold;

@@ -805,13 +805,13 @@ async fn requests_are_validated_first(ctx: Ctx) {
     let status = client
         .anomalies(v1::AnomaliesRequest {
             model: "m".into(),
-            metric: "accuracy".into(),
+            metric: "balanced_accuracy".into(),
             ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("metric is \"accuracy\""));
+    assert!(status.message().contains("metric is \"balanced_accuracy\""));
     let status = client
         .anomalies(v1::AnomaliesRequest {
             model: "m".into(),
