@@ -7,10 +7,11 @@
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use triad_proto::v1::{
-    AnomaliesRequest, AnomaliesResponse, DriftRequest, DriftResponse, ListMistakesRequest,
-    ListMistakesResponse, QueryEventsRequest, QueryEventsResponse, QueryMetricsRequest,
-    QueryMetricsResponse, RecordEventsRequest, RecordEventsResponse, RecordLabelsRequest,
-    RecordLabelsResponse, RecordOutcomesRequest, RecordOutcomesResponse,
+    AlertsRequest, AlertsResponse, AnomaliesRequest, AnomaliesResponse, DriftRequest,
+    DriftResponse, ListMistakesRequest, ListMistakesResponse, QueryEventsRequest,
+    QueryEventsResponse, QueryMetricsRequest, QueryMetricsResponse, RecordEventsRequest,
+    RecordEventsResponse, RecordLabelsRequest, RecordLabelsResponse, RecordOutcomesRequest,
+    RecordOutcomesResponse,
 };
 
 use crate::app::Monitor;
@@ -133,6 +134,13 @@ impl triad_proto::v1::monitor_server::Monitor for MonitorService {
         request: Request<DriftRequest>,
     ) -> Result<Response<DriftResponse>, Status> {
         Ok(Response::new(self.monitor.drift(request.get_ref()).await?))
+    }
+
+    async fn alerts(
+        &self,
+        request: Request<AlertsRequest>,
+    ) -> Result<Response<AlertsResponse>, Status> {
+        Ok(Response::new(self.monitor.alerts(request.get_ref()).await?))
     }
 }
 

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "correlation id",
         include_str!("../../migrations/0003_correlation_id.sql"),
     ),
+    (
+        6,
+        "alerts",
+        include_str!("../../migrations/0006_alerts.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a source for sqlx's [`Migrator`].
