@@ -276,6 +276,37 @@ mod tests {
     use super::*;
     use prometheus::core::Collector;
 
+    #[tokio::test]
+    async fn firing_alerts_become_gauges_and_are_cleared_when_resolved() {
+        let _global = triad_test_support::process_wide_state().await;
+        init();
+        let alert = triad_proto::v1::Alert {
+            name: "null_rate_jump".into(),
+            severity: "warning".into(),
+            model: "m".into(),
+            version: "1".into(),
+            subject: "vendor_name_expense".into(),
+            value: 1.0,
+            threshold: 0.2,
+            ..Default::default()
+        };
+        set_alerts(std::slice::from_ref(&alert), 1_764_000_000_000);
+        let text = triad_telemetry::metrics::encode();
+        let labels = "alert=\"null_rate_jump\",model=\"m\",severity=\"warning\",subject=\"vendor_name_expense\",version=\"1\"";
+        for line in [
+            format!("triad_monitor_alert_firing{{{labels}}} 1"),
+            format!("triad_monitor_alert_value{{{labels}}} 1"),
+            format!("triad_monitor_alert_threshold{{{labels}}} 0.2"),
+            "triad_monitor_alert_last_evaluation_timestamp_seconds 1764000000".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
+        triad_test_support::tools::promtool_check(&text);
+        set_alerts(&[], 1_764_000_060_000);
+        let text = triad_telemetry::metrics::encode();
+        assert!(!text.contains("triad_monitor_alert_firing{"), "{text}");
+    }
+
     #[test]
     fn made_up_model_names_get_a_bounded_number_of_series() {
         let names: Vec<String> = (0..3 * MAX_MODEL_SERIES)
