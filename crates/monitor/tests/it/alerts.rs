@@ -18,7 +18,8 @@
 //! receiver fails its first two POSTs (retried), and gets each firing
 //! alert exactly once even when the monitor restarts and evaluates the
 //! same day again; once the data has recovered, each alert is resolved
-//! once, and the history (`Alerts` RPC) lists the three.
+//! once, and the history (`Alerts` RPC) lists the three. While they fire,
+//! the dashboard's banner shows them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -272,6 +273,18 @@ async fn a_degraded_week_fires_exactly_its_alerts_through_the_webhook(ctx: Ctx) 
         .into_inner();
     assert_eq!(names(&firing.alerts), wanted);
     assert!(!firing.truncated);
+    // And the dashboard's banner, on the index and the model's page.
+    for path in ["/", "/models/m"] {
+        let (status, page) = triad_test_support::get(ctx.http, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(page.contains("3 alerts firing"), "{path}: {page}");
+        for (alert, _) in &wanted {
+            assert!(
+                page.contains(&format!("data-alert=\"{alert}\"")),
+                "{path}: {alert}"
+            );
+        }
+    }
 
     // A week after the data recovered: everything resolved, once.
     let recovered = after(DAYS - 1);
@@ -324,6 +337,8 @@ async fn a_degraded_week_fires_exactly_its_alerts_through_the_webhook(ctx: Ctx) 
         .unwrap()
         .into_inner();
     assert!(firing.alerts.is_empty());
+    let (_, page) = triad_test_support::get(ctx.http, "/models/m").await;
+    assert!(!page.contains("id=\"alerts\""));
     drop(alerter);
     store.close().await;
 }
