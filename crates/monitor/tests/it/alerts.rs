@@ -373,3 +373,57 @@ async fn the_alerts_rpc_bounds_what_a_caller_asks(ctx: Ctx) {
         assert!(status.message().len() < 300, "{}", status.message());
     }
 }
+
+/// A `monitor.toml` with an unknown key or a value out of range, or an
+/// https webhook, stops the monitor at start with a message naming it.
+#[tokio::test]
+async fn bad_alert_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("monitor.toml");
+    let start = |alerts: triad_monitor::AlertsConfig| {
+        let dir = dir.path().to_owned();
+        async move {
+            let config = triad_monitor::MonitorConfig {
+                store: StoreConfig {
+                    database_url: format!("sqlite://{}/m.db", dir.display()),
+                    ..StoreConfig::default()
+                },
+                alerts,
+                ..triad_monitor::MonitorConfig::default()
+            };
+            let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            triad_monitor::serve(grpc, None, config, std::future::pending())
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    for (text, expected) in [
+        (
+            "[defaults]\nvolume_ratoi = 0.5\n",
+            "[defaults] unknown field `volume_ratoi`",
+        ),
+        (
+            "[models.m]\nnull_rate_jump = 2\n",
+            "[models.m] null_rate_jump is 2: expected a number from 0.001 to 1",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let error = start(triad_monitor::AlertsConfig {
+            config_file: Some(path.clone()),
+            webhook: None,
+        })
+        .await;
+        assert!(error.contains(expected), "{error}");
+        assert!(error.contains("monitor.toml"), "{error}");
+    }
+    let error = start(triad_monitor::AlertsConfig {
+        config_file: None,
+        webhook: Some(WebhookConfig {
+            url: "https://hooks.example/x".into(),
+            ..WebhookConfig::default()
+        }),
+    })
+    .await;
+    assert!(error.contains("https is not supported"), "{error}");
+}
