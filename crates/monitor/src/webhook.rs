@@ -443,6 +443,19 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_are_fnv1a_of_the_labels_as_documented() {
+        // The example of docs/monitoring.md, "The webhook".
+        let alert = Alert {
+            name: "volume_drop".into(),
+            model: "budget_expense_matcher".into(),
+            version: "1".into(),
+            severity: "critical".into(),
+            ..Alert::default()
+        };
+        assert_eq!(fingerprint(&labels(&alert)), "2aefc213514e01fd");
+    }
+
+    #[test]
     fn only_bounded_http_urls_are_accepted() {
         let with = |url: &str| WebhookConfig {
             url: url.into(),
