@@ -54,6 +54,9 @@ pub struct MonitorConfig {
     /// available" and performance is estimated from raw scores. Default
     /// [`DEFAULT_MODELS_DIR`].
     pub models_dir: PathBuf,
+    /// Alert evaluation: the thresholds file and the webhook
+    /// (docs/monitoring.md, "Alerts").
+    pub alerts: AlertsConfig,
 }
 
 impl Default for MonitorConfig {
@@ -67,6 +70,7 @@ impl Default for MonitorConfig {
             server: ServerLimits::default(),
             security: Security::default(),
             models_dir: PathBuf::from(DEFAULT_MODELS_DIR),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -104,6 +108,71 @@ impl Default for StoreConfig {
             acquire_timeout: Duration::from_secs(10),
             max_points: 10_000,
             rows_per_statement: MAX_ROWS_PER_STATEMENT,
+        }
+    }
+}
+
+/// Environment variable naming the alert thresholds file (`--config`).
+pub const CONFIG_ENV: &str = "TRIAD_MONITOR_CONFIG";
+/// Environment variable naming the alert webhook (`--alert-webhook`).
+pub const ALERT_WEBHOOK_ENV: &str = "TRIAD_MONITOR_ALERT_WEBHOOK";
+/// Environment variable naming the monitor's public HTTP base
+/// (`--external-url`), which the webhook's links start with.
+pub const EXTERNAL_URL_ENV: &str = "TRIAD_MONITOR_EXTERNAL_URL";
+
+/// Alert evaluation's settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertsConfig {
+    /// The `monitor.toml` of per-model thresholds; `None`: the documented
+    /// defaults for every model.
+    pub config_file: Option<PathBuf>,
+    /// Where firing and resolved alerts are POSTed; `None`: no webhook.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The alert webhook: an Alertmanager-format receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// `http://host[:port]/path` (https is refused: put a TLS-terminating
+    /// proxy in front of an https receiver).
+    pub url: String,
+    /// The monitor's public HTTP base (`https://monitor.example`), which
+    /// the alerts' dashboard links (`generatorURL`) start with; empty: the
+    /// links stay relative.
+    pub external_url: String,
+    /// The `receiver` field of each message (default `triad-monitor`).
+    pub receiver: String,
+    /// Longest wait for one POST's answer (default 10 s).
+    pub timeout: Duration,
+    /// Most POSTs of one message (default 5).
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled at each retry (default 1 s).
+    pub initial_backoff: Duration,
+    /// Longest wait between retries (default 60 s).
+    pub max_backoff: Duration,
+    /// A firing alert delivered is sent again only once it has fired this
+    /// long since its last delivery (default 24 h).
+    pub repeat_interval: Duration,
+    /// Most messages waiting to be sent; more are dropped (and sent at the
+    /// next evaluation), so an unreachable receiver never holds memory or
+    /// the monitor (default 64).
+    pub queue: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            external_url: String::new(),
+            receiver: "triad-monitor".to_owned(),
+            timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            repeat_interval: Duration::from_secs(24 * 3_600),
+            queue: 64,
         }
     }
 }

@@ -7,10 +7,11 @@
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use triad_proto::v1::{
-    AnomaliesRequest, AnomaliesResponse, DriftRequest, DriftResponse, ListMistakesRequest,
-    ListMistakesResponse, QueryEventsRequest, QueryEventsResponse, QueryMetricsRequest,
-    QueryMetricsResponse, RecordEventsRequest, RecordEventsResponse, RecordLabelsRequest,
-    RecordLabelsResponse, RecordOutcomesRequest, RecordOutcomesResponse,
+    AlertsRequest, AlertsResponse, AnomaliesRequest, AnomaliesResponse, DriftRequest,
+    DriftResponse, ListMistakesRequest, ListMistakesResponse, QueryEventsRequest,
+    QueryEventsResponse, QueryMetricsRequest, QueryMetricsResponse, RecordEventsRequest,
+    RecordEventsResponse, RecordLabelsRequest, RecordLabelsResponse, RecordOutcomesRequest,
+    RecordOutcomesResponse,
 };
 use triad_proto::v1::{QueryThresholdRequest, QueryThresholdResponse};
 
@@ -143,6 +144,13 @@ impl triad_proto::v1::monitor_server::Monitor for MonitorService {
         Ok(Response::new(
             self.monitor.query_threshold(request.get_ref()).await?,
         ))
+    }
+
+    async fn alerts(
+        &self,
+        request: Request<AlertsRequest>,
+    ) -> Result<Response<AlertsResponse>, Status> {
+        Ok(Response::new(self.monitor.alerts(request.get_ref()).await?))
     }
 }
 

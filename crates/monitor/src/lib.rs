@@ -18,6 +18,7 @@
 //! gRPC or HTTP status in one place (`conversions.rs`); start-up and
 //! serving fail with `triad_server::ServerError`, like every service.
 
+mod alerting;
 mod app;
 mod buckets;
 pub mod config;
@@ -29,6 +30,7 @@ mod grpc;
 mod profiles;
 mod store;
 mod telemetry;
+mod webhook;
 
 use std::future::Future;
 
@@ -38,11 +40,15 @@ use tokio::net::TcpListener;
 use triad_proto::v1::monitor_server::MonitorServer;
 use triad_server::{ServerError, Shutdown};
 
-pub use app::{AppError, Monitor, RequestError};
-pub use config::{MonitorConfig, StoreConfig};
+pub use alerting::{Alerter, EVALUATION_DELAY_MS};
+pub use app::{
+    AlertEvaluation, AlertSettings, AppError, Monitor, RequestError, SettingsError, Thresholds,
+};
+pub use config::{AlertsConfig, MonitorConfig, StoreConfig, WebhookConfig};
 pub use grpc::MonitorService;
 pub use profiles::Profiles;
 pub use store::{Backend, ModelSummary, StorageError, Store, VersionSummary};
+pub use webhook::WebhookError;
 
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Monitor";
@@ -57,11 +63,13 @@ pub const READ_METHODS: &[&str] = &[
     "/triad.v1.Monitor/Anomalies",
     "/triad.v1.Monitor/QueryEvents",
     "/triad.v1.Monitor/Drift",
+    "/triad.v1.Monitor/Alerts",
 ];
 
 /// Opens the store of `config` and serves the monitor until `shutdown`
 /// resolves: gRPC on `grpc`, and on `http` (when given) the dashboard,
-/// `GET /metrics` and `GET /health` ([`http_router`]). If either port
+/// `GET /metrics` and `GET /health` ([`http_router`]), and evaluates
+/// alerts in the background ([`Alerter`]). If either port
 /// fails, the other is stopped too and the error returned; the store is
 /// closed once both have drained.
 pub async fn serve(
@@ -72,13 +80,43 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     // Certificates and tokens first: a bad file fails start-up at once.
     let secured = config.security.load(READ_METHODS)?;
+    let alert_settings = match &config.alerts.config_file {
+        Some(path) => AlertSettings::load(path).map_err(ServerError::start)?,
+        None => AlertSettings::default(),
+    };
     let profiles = profiles::Profiles::new(&config.models_dir);
     let store = Store::open(&config.store)
         .await
         .map_err(ServerError::start)?;
-    let monitor = Monitor::new(store, profiles);
+    let monitor = Monitor::new(store, profiles).with_alert_settings(alert_settings);
     telemetry::init();
     let mut serving = Shutdown::new();
+    // Alerts: evaluated at start and after each day closes, delivered on
+    // their own task; both stop with the server.
+    let (alerter, deliveries) = match Alerter::new(monitor.clone(), config.alerts.webhook.clone()) {
+        Ok(alerter) => alerter,
+        Err(error) => {
+            monitor.close().await;
+            return Err(ServerError::start(error));
+        }
+    };
+    if let Some(deliveries) = deliveries {
+        let stopped = serving.signalled();
+        serving.spawn(async move {
+            tokio::select! {
+                () = deliveries => {}
+                () = stopped => {}
+            }
+            Ok(())
+        });
+    }
+    serving.spawn({
+        let stopped = serving.signalled();
+        async move {
+            alerter.run(stopped).await;
+            Ok(())
+        }
+    });
     if let Some(listener) = http {
         serving.spawn(triad_server::serve_http_with(
             listener,

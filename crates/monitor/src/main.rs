@@ -27,6 +27,19 @@ struct Cli {
     /// precision and recall).
     #[arg(long, env = config::MODELS_DIR_ENV, default_value = config::DEFAULT_MODELS_DIR)]
     models_dir: std::path::PathBuf,
+    /// Alert thresholds per model: a monitor.toml with [defaults] and
+    /// [models.<name>] tables (docs/monitoring.md, "Alerts"). Default: the
+    /// documented thresholds for every model.
+    #[arg(long, env = config::CONFIG_ENV)]
+    config: Option<std::path::PathBuf>,
+    /// POST firing and resolved alerts to this http:// URL, in
+    /// Alertmanager's webhook format.
+    #[arg(long, env = config::ALERT_WEBHOOK_ENV)]
+    alert_webhook: Option<String>,
+    /// The monitor's public HTTP base (e.g. https://monitor.example), which
+    /// the webhook's dashboard links start with.
+    #[arg(long, env = config::EXTERNAL_URL_ENV, default_value = "")]
+    external_url: String,
     #[command(flatten)]
     limits: triad_server::LimitsArgs,
     #[command(flatten)]
@@ -60,6 +73,12 @@ async fn main() -> anyhow::Result<()> {
         ..MonitorConfig::default()
     };
     config.store.database_url = cli.database_url;
+    config.alerts.config_file = cli.config;
+    config.alerts.webhook = cli.alert_webhook.map(|url| config::WebhookConfig {
+        url,
+        external_url: cli.external_url,
+        ..config::WebhookConfig::default()
+    });
     cli.limits.apply(&mut config.server);
     let listener = triad_server::bind(config.addr).await?;
     let http = match cli.http_addr.0 {

@@ -17,6 +17,16 @@
 //!   undefined in the window (no labelled positive prediction for
 //!   precision, no labelled positive for recall) has no sample.
 //!
+//! - `triad_monitor_alert_firing{model,version,alert,severity,subject}`:
+//!   1 for each alert firing after the last evaluation (no sample
+//!   otherwise), with `triad_monitor_alert_value` and
+//!   `triad_monitor_alert_threshold` under the same labels, and
+//!   `triad_monitor_alert_last_evaluation_timestamp_seconds` (the time of
+//!   the last evaluation, 0 before the first): set by the application
+//!   layer after each evaluation ([`set_alerts`]); the rules of
+//!   `deploy/prometheus/alerts.yml` read them. At most
+//!   [`MAX_ALERT_SERIES`] alerts get series (critical ones first).
+//!
 //! Model names come from writers: at most [`MAX_MODEL_SERIES`] of them get
 //! series of their own, so that `/metrics` stays bounded whatever names a
 //! writer makes up. Outcomes of the models past the first
@@ -71,8 +81,18 @@ fn model_label(model: &str) -> &str {
     }
 }
 
+/// Most firing alerts with gauge series of their own.
+pub(crate) const MAX_ALERT_SERIES: usize = 1_000;
+
+/// Labels of the alert gauges.
+const ALERT_LABELS: [&str; 5] = ["model", "version", "alert", "severity", "subject"];
+
 struct Metrics {
     outcomes: IntCounterVec,
+    alert_firing: GaugeVec,
+    alert_value: GaugeVec,
+    alert_threshold: GaugeVec,
+    alert_evaluated: prometheus::Gauge,
     duplicates: IntCounter,
     labels: IntCounter,
     precision: GaugeVec,
@@ -99,8 +119,33 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .expect("valid metric options");
     triad_telemetry::metrics::register(Box::new(outcomes.clone()));
+    let alert_gauge = |name: &str, help: &str| {
+        let gauge =
+            GaugeVec::new(Opts::new(name, help), &ALERT_LABELS).expect("valid metric options");
+        triad_telemetry::metrics::register(Box::new(gauge.clone()));
+        gauge
+    };
+    let alert_evaluated = prometheus::Gauge::new(
+        "monitor_alert_last_evaluation_timestamp_seconds",
+        "Time of the monitor's last alert evaluation, in seconds since the epoch (0 before the first)",
+    )
+    .expect("valid metric options");
+    triad_telemetry::metrics::register(Box::new(alert_evaluated.clone()));
     Metrics {
         outcomes,
+        alert_firing: alert_gauge(
+            "monitor_alert_firing",
+            "1 for each alert of the monitor firing after its last evaluation (docs/monitoring.md, Alerts)",
+        ),
+        alert_value: alert_gauge(
+            "monitor_alert_value",
+            "The value that breached, for each firing alert",
+        ),
+        alert_threshold: alert_gauge(
+            "monitor_alert_threshold",
+            "The threshold breached, for each firing alert",
+        ),
+        alert_evaluated,
         duplicates: counter(
             "monitor_outcomes_duplicate_total",
             "Outcomes received again and not stored (id already stored or repeated in the batch)",
@@ -196,10 +241,71 @@ pub(crate) fn set_quality(mut models: Vec<ModelQuality>) {
     }
 }
 
+/// Sets the alert gauges to the alerts `firing` after an evaluation at
+/// `now_ms`: at most [`MAX_ALERT_SERIES`] of them, critical ones first.
+pub(crate) fn set_alerts(firing: &[triad_proto::v1::Alert], now_ms: i64) {
+    let metrics = &*METRICS;
+    metrics.alert_firing.reset();
+    metrics.alert_value.reset();
+    metrics.alert_threshold.reset();
+    let mut shown: Vec<&triad_proto::v1::Alert> = firing.iter().collect();
+    shown.sort_by_key(|a| a.severity != "critical");
+    for alert in shown.into_iter().take(MAX_ALERT_SERIES) {
+        let labels = [
+            alert.model.as_str(),
+            alert.version.as_str(),
+            alert.name.as_str(),
+            alert.severity.as_str(),
+            alert.subject.as_str(),
+        ];
+        metrics.alert_firing.with_label_values(&labels).set(1.0);
+        metrics
+            .alert_value
+            .with_label_values(&labels)
+            .set(alert.value);
+        metrics
+            .alert_threshold
+            .with_label_values(&labels)
+            .set(alert.threshold);
+    }
+    metrics.alert_evaluated.set(now_ms as f64 / 1_000.0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prometheus::core::Collector;
+
+    #[tokio::test]
+    async fn firing_alerts_become_gauges_and_are_cleared_when_resolved() {
+        let _global = triad_test_support::process_wide_state().await;
+        init();
+        let alert = triad_proto::v1::Alert {
+            name: "null_rate_jump".into(),
+            severity: "warning".into(),
+            model: "m".into(),
+            version: "1".into(),
+            subject: "vendor_name_expense".into(),
+            value: 1.0,
+            threshold: 0.2,
+            ..Default::default()
+        };
+        set_alerts(std::slice::from_ref(&alert), 1_764_000_000_000);
+        let text = triad_telemetry::metrics::encode();
+        let labels = "alert=\"null_rate_jump\",model=\"m\",severity=\"warning\",subject=\"vendor_name_expense\",version=\"1\"";
+        for line in [
+            format!("triad_monitor_alert_firing{{{labels}}} 1"),
+            format!("triad_monitor_alert_value{{{labels}}} 1"),
+            format!("triad_monitor_alert_threshold{{{labels}}} 0.2"),
+            "triad_monitor_alert_last_evaluation_timestamp_seconds 1764000000".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
+        triad_test_support::tools::promtool_check(&text);
+        set_alerts(&[], 1_764_000_060_000);
+        let text = triad_telemetry::metrics::encode();
+        assert!(!text.contains("triad_monitor_alert_firing{"), "{text}");
+    }
 
     #[test]
     fn made_up_model_names_get_a_bounded_number_of_series() {

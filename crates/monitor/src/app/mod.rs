@@ -12,9 +12,11 @@
 //! (`RecordEvents`, `QueryEvents`), `over_time.rs` (`QueryMetrics`,
 //! `Anomalies`), `mistakes.rs` (`ListMistakes`), `drift.rs` (`Drift`),
 //! `stored.rs` (what the dashboard and the gauges read: models, recent
-//! quality, score histograms), `threshold.rs` (`QueryThreshold`). Their
-//! errors are `error.rs`'s.
+//! quality, score histograms), `threshold.rs` (`QueryThreshold`),
+//! `alerts/` (alert rules and their firing state, `Alerts`). Their errors
+//! are `error.rs`'s.
 
+pub(crate) mod alerts;
 mod drift;
 mod error;
 mod events;
@@ -33,6 +35,8 @@ use std::sync::Arc;
 use crate::profiles::Profiles;
 use crate::store::Store;
 
+pub use alerts::AlertEvaluation;
+pub use alerts::settings::{AlertSettings, SettingsError, Thresholds};
 pub use error::{AppError, RequestError};
 // The store's rows the wire adapters show as they are.
 pub(crate) use crate::store::{Confusion, HistogramFilter, ModelSummary, ScoreHistogram};
@@ -45,6 +49,7 @@ pub(crate) use stored::DEFAULT_BINS;
 pub struct Monitor {
     store: Store,
     profiles: Arc<Profiles>,
+    alert_settings: Arc<AlertSettings>,
 }
 
 impl Monitor {
@@ -55,7 +60,20 @@ impl Monitor {
         Self {
             store,
             profiles: Arc::new(profiles),
+            alert_settings: Arc::default(),
         }
+    }
+
+    /// The same operations, evaluating alerts with `settings` (default:
+    /// [`AlertSettings::default`]).
+    pub fn with_alert_settings(mut self, settings: AlertSettings) -> Self {
+        self.alert_settings = Arc::new(settings);
+        self
+    }
+
+    /// The alert thresholds of every model.
+    pub(crate) fn alert_settings(&self) -> &AlertSettings {
+        &self.alert_settings
     }
 
     /// The store the operations read and write.

@@ -21,6 +21,7 @@
 //! the application layer ([`Monitor`]) only, the same operations the gRPC
 //! handlers call; `page.rs` renders, `svg.rs` draws.
 
+pub(crate) mod alerts;
 mod explain;
 pub(crate) mod page;
 pub(crate) mod svg;
@@ -300,9 +301,14 @@ async fn index(
         None => None,
     };
     let now = now_ms();
-    let (models, recent) = tokio::try_join!(monitor.list_models(), monitor.recent_confusion(now))?;
+    let (models, recent, banner) = tokio::try_join!(
+        monitor.list_models(),
+        monitor.recent_confusion(now),
+        firing_banner(&monitor, "")
+    )?;
     let recent: HashMap<String, Confusion> = recent.into_iter().collect();
-    Ok(Html(page::index(&models, &recent, now, refresh)))
+    let page = page::index(&models, &recent, now, refresh);
+    Ok(Html(alerts::with_banner(page, &banner)))
 }
 
 async fn model_page(
@@ -312,7 +318,20 @@ async fn model_page(
 ) -> Result<Html<String>, PageError> {
     let query = PageQuery::parse(&pairs)?;
     let view = load(&monitor, model, query).await?;
-    Ok(Html(page::model(&view)))
+    let banner = firing_banner(&monitor, &view.model).await?;
+    Ok(Html(alerts::with_banner(page::model(&view), &banner)))
+}
+
+/// The banner of the alerts firing now, of `model` (empty: every model).
+async fn firing_banner(monitor: &Monitor, model: &str) -> Result<String, AppError> {
+    let firing = monitor
+        .alerts(&triad_proto::v1::AlertsRequest {
+            model: model.to_owned(),
+            page_size: alerts::ALERTS_SHOWN as u32,
+            ..Default::default()
+        })
+        .await?;
+    Ok(alerts::banner(&firing.alerts, firing.truncated))
 }
 
 /// Versions named in a "no such version" message.

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "score bins",
         include_str!("../../migrations/0005_score_bins.sql"),
     ),
+    (
+        6,
+        "alerts",
+        include_str!("../../migrations/0006_alerts.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a source for sqlx's [`Migrator`].

@@ -11,6 +11,7 @@
 //! read-then-write steps that keep `confusion_counts` in step with
 //! `outcomes` and `labels` never race. Reads run concurrently.
 
+mod alerts;
 mod bucket_counts;
 mod counters;
 mod error;
@@ -37,6 +38,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreConfig;
 
+pub(crate) use alerts::{AlertChanges, AlertKey, AlertRow};
 pub(crate) use bucket_counts::CountsFilter;
 pub(crate) use counters::Counts;
 pub use error::StorageError;

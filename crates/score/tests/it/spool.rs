@@ -207,6 +207,13 @@ impl Monitor for CountingMonitor {
     ) -> Result<Response<v1::QueryThresholdResponse>, Status> {
         self.inner.query_threshold(request).await
     }
+
+    async fn alerts(
+        &self,
+        request: Request<v1::AlertsRequest>,
+    ) -> Result<Response<v1::AlertsResponse>, Status> {
+        self.inner.alerts(request).await
+    }
 }
 
 /// The real monitor on a SQLite file, serving on `listener` until dropped.

@@ -43,6 +43,8 @@ pub(crate) struct Ctx {
     /// `<models_dir>/<model>/<version>/profile.json` before the outcomes
     /// that should use it (profiles are read lazily).
     pub models_dir: std::path::PathBuf,
+    /// The database's URL, for a second [`triad_monitor::Store`] on it.
+    pub database_url: String,
 }
 
 impl Ctx {
@@ -192,6 +194,7 @@ where
         http: http_addr,
         pool: pool.clone(),
         models_dir: models.path().to_owned(),
+        database_url: url.clone(),
     };
 
     let outcome = tokio::spawn(scenario(ctx)).await;

@@ -262,6 +262,13 @@ impl triad_proto::v1::monitor_server::Monitor for FakeMonitor {
     ) -> Result<Response<v1::QueryThresholdResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn alerts(
+        &self,
+        _request: Request<v1::AlertsRequest>,
+    ) -> Result<Response<v1::AlertsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 /// Serves `monitor` on `listener` until `stop` resolves.

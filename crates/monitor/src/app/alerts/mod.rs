@@ -1,0 +1,454 @@
+//! Alerts: the rules of [`rules`] evaluated per model and primary version
+//! over daily buckets of the hourly counters, on the last *closed* day,
+//! their firing state reconciled with the store (an alert keeps the
+//! since-when of its first breach across evaluations and restarts, and
+//! its stretch is closed when a later evaluation finds it healthy), and
+//! the `Alerts` RPC over that state. Thresholds per model come from
+//! [`settings`] (`monitor.toml`).
+//!
+//! What is evaluated: every model with outcomes (at most
+//! [`MAX_EVALUATED_MODELS`], by name), each of its primary (non-shadow)
+//! versions with an outcome in the history window, except a version
+//! superseded by one whose first outcome came after its last. Drift is
+//! compared only for a version with outcomes in the last closed day and a
+//! reference profile.
+
+pub(crate) mod rules;
+pub(crate) mod settings;
+
+use std::collections::BTreeMap;
+
+use triad_proto::v1::{Alert, AlertsRequest, AlertsResponse, DriftRequest, MetricPoint};
+
+use super::error::{AppError, RequestError};
+use super::{Monitor, quality, validate};
+use crate::buckets::{DAY_MS, Range, Width, now_ms};
+use crate::store::{AlertChanges, AlertKey, AlertRow, CountsFilter, ModelSummary};
+use crate::telemetry;
+use rules::{Finding, Rule};
+use settings::Thresholds;
+
+/// Most models one evaluation reads (the first by name); the others are
+/// skipped with a warning.
+pub(crate) const MAX_EVALUATED_MODELS: usize = 1_000;
+/// Most firing alerts read back at once (and so kept firing).
+pub(crate) const MAX_FIRING: usize = 100_000;
+/// Most alerts handed to the webhook per evaluation.
+pub(crate) const MAX_DELIVERED: usize = 1_000;
+/// How old a resolution may be and still be delivered (a webhook added
+/// later does not get a year of old resolutions).
+pub(crate) const RESOLVED_DELIVERY_WINDOW_MS: i64 = 7 * DAY_MS;
+/// Alerts an `Alerts` answer holds when the request says 0.
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Most alerts one `Alerts` answer may hold.
+pub(crate) const MAX_PAGE_SIZE: u32 = 1_000;
+/// Most days a dashboard link covers (the dashboard's own limit).
+const MAX_LINK_DAYS: i64 = 3_660;
+
+/// What one evaluation found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertEvaluation {
+    /// Start of the closed day evaluated.
+    pub bucket_ms: i64,
+    /// Every alert firing after the evaluation.
+    pub firing: Vec<Alert>,
+    /// Alerts that started firing in this evaluation.
+    pub started: Vec<Alert>,
+    /// Alerts this evaluation resolved.
+    pub resolved: Vec<Alert>,
+}
+
+/// The link to the dashboard view of an alert: the model page over the
+/// days from its start to `now` (at least `history_days`), its version,
+/// daily buckets, and the section that shows the rule.
+pub(crate) fn link(row: &AlertRow, history_days: u32, now: i64) -> String {
+    let since_days = (now.saturating_sub(row.since_ms)).div_euclid(DAY_MS) + 2;
+    let days = since_days
+        .max(i64::from(history_days))
+        .clamp(1, MAX_LINK_DAYS);
+    let section = Rule::from_name(&row.key.name).map_or("summary", Rule::section);
+    format!(
+        "/models/{}?days={days}&bucket=day&version={}#{section}",
+        encode(&row.key.model),
+        encode(&row.key.version)
+    )
+}
+
+/// Percent-encoding of a path segment or query value (every byte but
+/// `A-Z a-z 0-9 - . _ ~`), as the dashboard writes its own links.
+fn encode(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn key(model: &str, version: &str, finding: &Finding) -> AlertKey {
+    AlertKey {
+        model: model.to_owned(),
+        version: version.to_owned(),
+        name: finding.rule.name().to_owned(),
+        subject: finding.subject.clone(),
+    }
+}
+
+/// The primary versions of `summary` worth evaluating over a window
+/// starting at `first_ms`: with an outcome in it, and not superseded.
+fn evaluated_versions(summary: &ModelSummary, first_ms: i64) -> Vec<&str> {
+    let primary: Vec<_> = summary.versions.iter().filter(|v| !v.shadow).collect();
+    primary
+        .iter()
+        .filter(|v| v.last_hour_ms >= first_ms)
+        .filter(|v| !primary.iter().any(|w| w.first_hour_ms > v.last_hour_ms))
+        .map(|v| v.version.as_str())
+        .collect()
+}
+
+impl Monitor {
+    /// The alert thresholds of `model`.
+    pub(crate) fn alert_thresholds(&self, model: &str) -> &Thresholds {
+        self.alert_settings().thresholds(model)
+    }
+
+    /// The wire alert of a stored row, at `now`.
+    pub(crate) fn alert_to_wire(&self, row: &AlertRow, now: i64) -> Alert {
+        let rule = Rule::from_name(&row.key.name);
+        let history_days = self.alert_thresholds(&row.key.model).history_days;
+        Alert {
+            name: row.key.name.clone(),
+            severity: row.severity.clone(),
+            model: row.key.model.clone(),
+            version: row.key.version.clone(),
+            subject: row.key.subject.clone(),
+            value: row.value,
+            threshold: row.threshold,
+            since_ms: row.since_ms,
+            resolved_ms: row.resolved_ms.unwrap_or(0),
+            link: link(row, history_days, now),
+            summary: rule
+                .map(|r| r.summary(&row.key.subject, row.value, row.threshold))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// One version's daily points over `history_days` ending with the
+    /// closed day starting at `last_ms`, empty days included.
+    async fn daily_points(
+        &self,
+        model: &str,
+        version: &str,
+        last_ms: i64,
+        history_days: u32,
+    ) -> Result<Vec<MetricPoint>, AppError> {
+        let first = last_ms - i64::from(history_days - 1) * DAY_MS;
+        let filter = CountsFilter {
+            model: model.to_owned(),
+            version: Some(version.to_owned()),
+            include_shadow: false,
+            range: Range {
+                from_ms: Some(first),
+                to_ms: Some(last_ms + DAY_MS),
+            },
+            width: Width::Day,
+        };
+        let mut held = self.store().bucket_counts(&filter).await?.into_iter();
+        let mut next = held.next();
+        Ok((0..i64::from(history_days))
+            .map(|i| {
+                let start = first + i * DAY_MS;
+                // Skip any bucket before the window (the filter is at hour
+                // resolution).
+                while next.as_ref().is_some_and(|(s, _)| *s < start) {
+                    next = held.next();
+                }
+                match next.take_if(|(s, _)| *s == start) {
+                    Some((_, counts)) => {
+                        next = held.next();
+                        quality::point(start, &counts)
+                    }
+                    None => quality::point(start, &Default::default()),
+                }
+            })
+            .collect())
+    }
+
+    /// What the rules find for one version at the closed day `last_ms`.
+    pub(crate) async fn version_findings(
+        &self,
+        model: &str,
+        version: &str,
+        last_ms: i64,
+    ) -> Result<Vec<Finding>, AppError> {
+        let t = self.alert_thresholds(model).clone();
+        let points = self
+            .daily_points(model, version, last_ms, t.history_days)
+            .await?;
+        let has_profile = self
+            .profiles()
+            .get(model, version)
+            .await
+            .profile()
+            .is_some();
+        let drift = if has_profile && points.last().is_some_and(|p| p.count > 0) {
+            let request = DriftRequest {
+                model: model.to_owned(),
+                version: version.to_owned(),
+                from_ms: last_ms,
+                to_ms: last_ms + DAY_MS,
+                max_rows: t.drift_max_rows,
+            };
+            match self.drift(&request).await {
+                Ok(drift) => Some(drift),
+                Err(error) => {
+                    tracing::warn!(%error, model, version, "drift not compared for alerts");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(rules::check(&points, drift.as_ref(), &t))
+    }
+
+    /// Evaluates every rule at `now_ms` on the last closed day, stores the
+    /// firing state (new alerts, new values, resolutions) and sets the
+    /// alert gauges. Evaluating twice at the same time changes nothing.
+    pub async fn evaluate_alerts(&self, now_ms: i64) -> Result<AlertEvaluation, AppError> {
+        let last_ms = Width::Day.start(now_ms) - DAY_MS;
+        let mut models = self.store().list_models().await?;
+        if models.len() > MAX_EVALUATED_MODELS {
+            tracing::warn!(
+                models = models.len(),
+                evaluated = MAX_EVALUATED_MODELS,
+                "more models than alerts evaluate: the last by name are skipped"
+            );
+            models.truncate(MAX_EVALUATED_MODELS);
+        }
+        let before: BTreeMap<AlertKey, AlertRow> = self
+            .store()
+            .firing_alerts(None, MAX_FIRING)
+            .await?
+            .into_iter()
+            .map(|row| (row.key.clone(), row))
+            .collect();
+        let mut now_firing: BTreeMap<AlertKey, AlertRow> = BTreeMap::new();
+        for summary in &models {
+            let t = self.alert_thresholds(&summary.model);
+            let first_ms = last_ms - i64::from(t.history_days - 1) * DAY_MS;
+            for version in evaluated_versions(summary, first_ms) {
+                let findings = self
+                    .version_findings(&summary.model, version, last_ms)
+                    .await?;
+                for finding in findings {
+                    let key = key(&summary.model, version, &finding);
+                    let since_ms = before.get(&key).map_or(last_ms, |row| row.since_ms);
+                    let row = AlertRow {
+                        key: key.clone(),
+                        since_ms,
+                        severity: finding.rule.severity().as_str().to_owned(),
+                        value: finding.value,
+                        threshold: finding.threshold,
+                        evaluated_ms: last_ms,
+                        resolved_ms: None,
+                        notified_ms: before.get(&key).and_then(|row| row.notified_ms),
+                        resolved_notified: false,
+                    };
+                    now_firing.insert(key, row);
+                }
+            }
+        }
+        let mut changes = AlertChanges::default();
+        let mut evaluation = AlertEvaluation {
+            bucket_ms: last_ms,
+            ..AlertEvaluation::default()
+        };
+        for (key, row) in &now_firing {
+            match before.get(key) {
+                Some(old)
+                    if old.value.to_bits() == row.value.to_bits()
+                        && old.threshold.to_bits() == row.threshold.to_bits()
+                        && old.evaluated_ms == row.evaluated_ms => {}
+                Some(_) => changes.upsert.push(row.clone()),
+                None => {
+                    changes.upsert.push(row.clone());
+                    evaluation.started.push(self.alert_to_wire(row, now_ms));
+                }
+            }
+        }
+        for (key, row) in &before {
+            if !now_firing.contains_key(key) {
+                let resolved_ms = last_ms.max(row.since_ms);
+                changes
+                    .resolve
+                    .push((key.clone(), row.since_ms, resolved_ms));
+                let resolved = AlertRow {
+                    resolved_ms: Some(resolved_ms),
+                    ..row.clone()
+                };
+                evaluation
+                    .resolved
+                    .push(self.alert_to_wire(&resolved, now_ms));
+            }
+        }
+        self.store().apply_alert_changes(&changes).await?;
+        evaluation.firing = now_firing
+            .values()
+            .map(|row| self.alert_to_wire(row, now_ms))
+            .collect();
+        telemetry::set_alerts(&evaluation.firing, now_ms);
+        Ok(evaluation)
+    }
+
+    /// The alerts the webhook has to deliver at `now_ms`: firing ones not
+    /// delivered in the last `repeat_ms`, and resolutions not delivered
+    /// (of the last [`RESOLVED_DELIVERY_WINDOW_MS`]); at most
+    /// [`MAX_DELIVERED`], oldest first.
+    pub(crate) async fn alerts_to_deliver(
+        &self,
+        now_ms: i64,
+        repeat_ms: i64,
+    ) -> Result<Vec<Alert>, AppError> {
+        let rows = self
+            .store()
+            .alerts_to_notify(
+                now_ms.saturating_sub(repeat_ms),
+                now_ms.saturating_sub(RESOLVED_DELIVERY_WINDOW_MS),
+                MAX_DELIVERED,
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| self.alert_to_wire(row, now_ms))
+            .collect())
+    }
+
+    /// Records that the webhook delivered `alerts` at `now_ms`.
+    pub(crate) async fn alerts_delivered(
+        &self,
+        alerts: &[Alert],
+        now_ms: i64,
+    ) -> Result<(), AppError> {
+        let delivered: Vec<(AlertKey, i64, bool)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    AlertKey {
+                        model: a.model.clone(),
+                        version: a.version.clone(),
+                        name: a.name.clone(),
+                        subject: a.subject.clone(),
+                    },
+                    a.since_ms,
+                    a.resolved_ms != 0,
+                )
+            })
+            .collect();
+        Ok(self
+            .store()
+            .mark_alerts_notified(&delivered, now_ms)
+            .await?)
+    }
+
+    /// The alerts firing now, or those that fired in a range (`Alerts`).
+    pub async fn alerts(&self, request: &AlertsRequest) -> Result<AlertsResponse, AppError> {
+        validate::query_id("model", &request.model, false)?;
+        let page = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            got => {
+                return Err(RequestError::PageSize {
+                    got,
+                    max: MAX_PAGE_SIZE,
+                }
+                .into());
+            }
+        } as usize;
+        let model = (!request.model.is_empty()).then_some(request.model.as_str());
+        let now = now_ms();
+        let rows = if request.history {
+            let range = validate::range(request.since_ms, request.until_ms)?;
+            let since = range.from_ms.unwrap_or(0);
+            let until = range.to_ms.unwrap_or(i64::MAX);
+            self.store()
+                .alert_history(model, since, until, page + 1)
+                .await?
+        } else {
+            self.store().firing_alerts(model, page + 1).await?
+        };
+        let truncated = rows.len() > page;
+        Ok(AlertsResponse {
+            alerts: rows
+                .iter()
+                .take(page)
+                .map(|row| self.alert_to_wire(row, now))
+                .collect(),
+            truncated,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::VersionSummary;
+
+    fn version(name: &str, shadow: bool, first: i64, last: i64) -> VersionSummary {
+        VersionSummary {
+            version: name.into(),
+            shadow,
+            outcomes: 1,
+            labelled: 0,
+            first_hour_ms: first,
+            last_hour_ms: last,
+        }
+    }
+
+    #[test]
+    fn superseded_shadow_and_silent_versions_are_not_evaluated() {
+        let summary = ModelSummary {
+            model: "m".into(),
+            versions: vec![
+                version("1", false, 0, 10),
+                version("2", false, 11, 50),
+                version("3", false, 20, 40),
+                version("s", true, 0, 50),
+                version("old", false, 0, 2),
+            ],
+        };
+        assert_eq!(evaluated_versions(&summary, 5), ["2", "3"]);
+    }
+
+    #[test]
+    fn links_name_the_model_page_its_version_range_and_section() {
+        let row = AlertRow {
+            key: AlertKey {
+                model: "a b".into(),
+                version: "1/2".into(),
+                name: "null_rate_jump".into(),
+                subject: "budget_id".into(),
+            },
+            since_ms: 0,
+            severity: "warning".into(),
+            value: 1.0,
+            threshold: 0.2,
+            evaluated_ms: 0,
+            resolved_ms: None,
+            notified_ms: None,
+            resolved_notified: false,
+        };
+        assert_eq!(
+            link(&row, 28, 3 * DAY_MS),
+            "/models/a%20b?days=28&bucket=day&version=1%2F2#null-rates"
+        );
+        assert_eq!(
+            link(&row, 28, 100 * DAY_MS),
+            "/models/a%20b?days=102&bucket=day&version=1%2F2#null-rates"
+        );
+    }
+}

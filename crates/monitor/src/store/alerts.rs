@@ -1,0 +1,254 @@
+//! The alerts' firing state and history (`alerts` table, migration
+//! `0006_alerts.sql`): one row per stretch of time an alert fired, open
+//! (`resolved_ms` NULL) while it fires. SQL only: the rules and their
+//! reconciliation are the application layer's (`app/alerts/`).
+
+use sqlx::Any;
+use sqlx::any::AnyRow;
+
+use super::{StorageError, Store, sql};
+
+/// An alert's identity: its rule, model, version and subject (the feature
+/// or field it is about; empty when the rule has none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct AlertKey {
+    pub model: String,
+    pub version: String,
+    pub name: String,
+    pub subject: String,
+}
+
+/// One stored stretch of firing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AlertRow {
+    pub key: AlertKey,
+    pub since_ms: i64,
+    pub severity: String,
+    /// NaN when not stored (not finite).
+    pub value: f64,
+    /// NaN when not stored (not finite).
+    pub threshold: f64,
+    pub evaluated_ms: i64,
+    pub resolved_ms: Option<i64>,
+    pub notified_ms: Option<i64>,
+    pub resolved_notified: bool,
+}
+
+/// What one evaluation changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct AlertChanges {
+    /// Alerts that start firing, and firing ones with their new value.
+    pub upsert: Vec<AlertRow>,
+    /// Firing stretches that end: the key, its `since_ms` and the
+    /// resolution time.
+    pub resolve: Vec<(AlertKey, i64, i64)>,
+}
+
+const COLUMNS: &str = "model, version, name, subject, since_ms, severity, value, threshold, \
+     evaluated_ms, resolved_ms, notified_ms, resolved_notified";
+
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+fn row(r: &AnyRow) -> Result<AlertRow, StorageError> {
+    use sqlx::Row;
+    let maybe_float = |i: usize| -> Result<f64, StorageError> {
+        let value: Option<f64> = r
+            .try_get(i)
+            .map_err(|e| StorageError::Corrupt(format!("column {i}: {e}")))?;
+        Ok(value.unwrap_or(f64::NAN))
+    };
+    Ok(AlertRow {
+        key: AlertKey {
+            model: sql::text(r, 0)?,
+            version: sql::text(r, 1)?,
+            name: sql::text(r, 2)?,
+            subject: sql::text(r, 3)?,
+        },
+        since_ms: sql::int(r, 4)?,
+        severity: sql::text(r, 5)?,
+        value: maybe_float(6)?,
+        threshold: maybe_float(7)?,
+        evaluated_ms: sql::int(r, 8)?,
+        resolved_ms: sql::opt_int(r, 9)?,
+        notified_ms: sql::opt_int(r, 10)?,
+        resolved_notified: sql::int(r, 11)? != 0,
+    })
+}
+
+impl Store {
+    /// Every firing alert (of `model` when given), by model, version,
+    /// rule and subject; at most `limit`.
+    pub(crate) async fn firing_alerts(
+        &self,
+        model: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StorageError> {
+        let filter = if model.is_some() {
+            " AND model = $1"
+        } else {
+            ""
+        };
+        let statement = self.backend().sql(format!(
+            "SELECT {COLUMNS} FROM alerts WHERE resolved_ms IS NULL{filter} \
+             ORDER BY model, version, name, subject LIMIT {limit}"
+        ));
+        let mut query = sqlx::query::<Any>(&statement);
+        if let Some(model) = model {
+            query = query.bind(model);
+        }
+        query
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(row)
+            .collect()
+    }
+
+    /// The alerts that fired at some time in `[since_ms, until_ms)` (of
+    /// `model` when given), newest first; at most `limit`.
+    pub(crate) async fn alert_history(
+        &self,
+        model: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StorageError> {
+        let filter = if model.is_some() {
+            " AND model = $3"
+        } else {
+            ""
+        };
+        let statement = self.backend().sql(format!(
+            "SELECT {COLUMNS} FROM alerts WHERE since_ms < $1 \
+             AND (resolved_ms IS NULL OR resolved_ms > $2){filter} \
+             ORDER BY since_ms DESC, model, version, name, subject LIMIT {limit}"
+        ));
+        let mut query = sqlx::query::<Any>(&statement).bind(until_ms).bind(since_ms);
+        if let Some(model) = model {
+            query = query.bind(model);
+        }
+        query
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(row)
+            .collect()
+    }
+
+    /// The alerts the webhook has to deliver at `now_ms`: firing ones never
+    /// delivered or last delivered at or before `repeat_before_ms`, and
+    /// resolved ones whose resolution was not delivered, resolved after
+    /// `resolved_after_ms`; at most `limit`, oldest first.
+    pub(crate) async fn alerts_to_notify(
+        &self,
+        repeat_before_ms: i64,
+        resolved_after_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StorageError> {
+        let statement = self.backend().sql(format!(
+            "SELECT {COLUMNS} FROM alerts WHERE \
+             (resolved_ms IS NULL AND (notified_ms IS NULL OR notified_ms <= $1)) \
+             OR (resolved_ms IS NOT NULL AND resolved_notified = 0 AND resolved_ms > $2) \
+             ORDER BY since_ms, model, version, name, subject LIMIT {limit}"
+        ));
+        sqlx::query::<Any>(&statement)
+            .bind(repeat_before_ms)
+            .bind(resolved_after_ms)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(row)
+            .collect()
+    }
+
+    /// Applies one evaluation's changes in one transaction.
+    pub(crate) async fn apply_alert_changes(
+        &self,
+        changes: &AlertChanges,
+    ) -> Result<(), StorageError> {
+        if changes.upsert.is_empty() && changes.resolve.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer().await?;
+        let insert = writer.backend.sql(format!(
+            "INSERT INTO alerts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,NULL,NULL,0) \
+             ON CONFLICT (model, version, name, subject, since_ms) DO UPDATE SET \
+             severity = excluded.severity, value = excluded.value, \
+             threshold = excluded.threshold, evaluated_ms = excluded.evaluated_ms"
+        ));
+        for alert in &changes.upsert {
+            sqlx::query::<Any>(&insert)
+                .bind(alert.key.model.as_str())
+                .bind(alert.key.version.as_str())
+                .bind(alert.key.name.as_str())
+                .bind(alert.key.subject.as_str())
+                .bind(alert.since_ms)
+                .bind(alert.severity.as_str())
+                .bind(finite(alert.value))
+                .bind(finite(alert.threshold))
+                .bind(alert.evaluated_ms)
+                .execute(&mut *writer.tx)
+                .await?;
+        }
+        let resolve = writer.backend.sql(
+            "UPDATE alerts SET resolved_ms = $1 WHERE model = $2 AND version = $3 \
+             AND name = $4 AND subject = $5 AND since_ms = $6 AND resolved_ms IS NULL"
+                .to_owned(),
+        );
+        for (key, since_ms, resolved_ms) in &changes.resolve {
+            sqlx::query::<Any>(&resolve)
+                .bind(*resolved_ms)
+                .bind(key.model.as_str())
+                .bind(key.version.as_str())
+                .bind(key.name.as_str())
+                .bind(key.subject.as_str())
+                .bind(*since_ms)
+                .execute(&mut *writer.tx)
+                .await?;
+        }
+        writer.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the webhook delivered these alerts at `now_ms`: the
+    /// firing ones' `notified_ms`, the resolved ones' `resolved_notified`.
+    pub(crate) async fn mark_alerts_notified(
+        &self,
+        delivered: &[(AlertKey, i64, bool)],
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer().await?;
+        let firing = writer.backend.sql(
+            "UPDATE alerts SET notified_ms = $1 WHERE model = $2 AND version = $3 \
+             AND name = $4 AND subject = $5 AND since_ms = $6"
+                .to_owned(),
+        );
+        let resolved = writer.backend.sql(
+            "UPDATE alerts SET resolved_notified = 1 WHERE model = $1 AND version = $2 \
+             AND name = $3 AND subject = $4 AND since_ms = $5"
+                .to_owned(),
+        );
+        for (key, since_ms, was_resolved) in delivered {
+            let query = if *was_resolved {
+                sqlx::query::<Any>(&resolved)
+            } else {
+                sqlx::query::<Any>(&firing).bind(now_ms)
+            };
+            query
+                .bind(key.model.as_str())
+                .bind(key.version.as_str())
+                .bind(key.name.as_str())
+                .bind(key.subject.as_str())
+                .bind(*since_ms)
+                .execute(&mut *writer.tx)
+                .await?;
+        }
+        writer.tx.commit().await?;
+        Ok(())
+    }
+}
