@@ -85,6 +85,8 @@ fn outcome(n: u64, at_ms: i64) -> Outcome {
         line_item: None,
         features: vec![score, 1.0, 0.0, unit(n + 9)],
         correlation_id: String::new(),
+        not_scored: false,
+        explanation: None,
     }
 }
 

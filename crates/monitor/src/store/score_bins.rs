@@ -530,6 +530,7 @@ mod tests {
             shadow: false,
             hour_ms: 0,
             score: 0.5,
+            scored: true,
         };
         let mut deltas = BinDeltas::new();
         count_new_outcome(&mut deltas, outcome, None);
@@ -545,6 +546,22 @@ mod tests {
                 unlabelled: 0
             })
         );
+    }
+
+    #[test]
+    fn a_row_not_scored_never_enters_the_histogram() {
+        let outcome = BinnedOutcome {
+            model: "m",
+            version: "1",
+            shadow: false,
+            hour_ms: 0,
+            score: 0.5,
+            scored: false,
+        };
+        let mut deltas = BinDeltas::new();
+        count_new_outcome(&mut deltas, outcome, None);
+        move_label(&mut deltas, outcome, None, Some(true));
+        assert!(deltas.is_empty());
     }
 
     #[test]
