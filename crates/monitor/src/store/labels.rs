@@ -9,8 +9,8 @@ use sqlx::Any;
 use sqlx::any::AnyRow;
 
 use super::counters::{self, CounterKey, Counts};
-use super::scored::counts_as_scored;
 use super::score_bins::{self, BinDeltas, BinnedOutcome};
+use super::scored::counts_as_scored;
 use super::{StorageError, Store, Writer, sql};
 
 /// A (model, budget, line item) pair: what a label is about.

@@ -23,8 +23,8 @@ mod migrations;
 mod mistakes;
 mod models;
 mod outcomes;
-mod scored;
 mod score_bins;
+mod scored;
 mod sql;
 
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@ use triad_features::MISSING_FLAG_FIELDS;
 
 use super::counters::{self, CounterKey, Counts};
 use super::labels::{PairKey, fetch_labels, has_labels};
-use super::scored::counts_as_scored;
 use super::score_bins::{self, BinDeltas, BinnedOutcome};
+use super::scored::counts_as_scored;
 use super::{StorageError, Store, Writer, features_to_json, sql};
 use crate::buckets::{Width, day_string};
 use crate::fields::is_missing;
