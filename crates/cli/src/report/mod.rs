@@ -397,41 +397,53 @@ pub(crate) async fn fetch(
         bucket: v1::Bucket::Day.into(),
         include_shadow: false,
     };
-    let this = client
-        .query_metrics(metrics(window))
-        .await
-        .context("QueryMetrics over the window")?
-        .into_inner();
-    let previous = client
-        .query_metrics(metrics(window.week_before()))
-        .await
-        .context("QueryMetrics over the week before")?
-        .into_inner();
-    let drift = client
-        .drift(v1::DriftRequest {
-            model: model.to_owned(),
-            version: version.unwrap_or_default().to_owned(),
-            from_ms: window.from_ms,
-            to_ms: window.until_ms,
-            max_rows: 0,
-        })
-        .await
-        .context("Drift over the window")?
-        .into_inner();
-    let mistakes = client
-        .list_mistakes(v1::ListMistakesRequest {
-            model: model.to_owned(),
-            version: version.unwrap_or_default().to_owned(),
-            from_ms: window.from_ms,
-            to_ms: window.until_ms,
-            page_size: MISTAKES,
-            order: Order::MostConfident.into(),
-            ..Default::default()
-        })
-        .await
-        .context("ListMistakes over the window")?
-        .into_inner()
-        .mistakes;
+    // The four calls at once, each on its own clone of the channel: the
+    // report takes as long as the slowest.
+    let (mut a, mut b, mut c, mut d) = (
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+    );
+    let version_text = version.unwrap_or_default().to_owned();
+    let (this, previous, drift, mistakes) = tokio::try_join!(
+        async {
+            a.query_metrics(metrics(window))
+                .await
+                .context("QueryMetrics over the window")
+        },
+        async {
+            b.query_metrics(metrics(window.week_before()))
+                .await
+                .context("QueryMetrics over the week before")
+        },
+        async {
+            c.drift(v1::DriftRequest {
+                model: model.to_owned(),
+                version: version_text.clone(),
+                from_ms: window.from_ms,
+                to_ms: window.until_ms,
+                max_rows: 0,
+            })
+            .await
+            .context("Drift over the window")
+        },
+        async {
+            d.list_mistakes(v1::ListMistakesRequest {
+                model: model.to_owned(),
+                version: version_text.clone(),
+                from_ms: window.from_ms,
+                to_ms: window.until_ms,
+                page_size: MISTAKES,
+                order: Order::MostConfident.into(),
+                ..Default::default()
+            })
+            .await
+            .context("ListMistakes over the window")
+        },
+    )?;
+    let (this, previous, drift) = (this.into_inner(), previous.into_inner(), drift.into_inner());
+    let mistakes = mistakes.into_inner().mistakes;
 
     let point = |points: &[MetricPoint], start: i64| {
         points

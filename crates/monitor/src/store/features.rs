@@ -76,10 +76,8 @@ impl Store {
         model: &str,
         range: &Range,
     ) -> Result<Option<String>, StorageError> {
-        let mut statement = String::from(
-            "SELECT version, MIN(shadow), SUM(outcomes) FROM confusion_counts \
-             WHERE model = $1 AND outcomes > 0",
-        );
+        let mut statement =
+            String::from("SELECT version FROM confusion_counts WHERE model = $1 AND outcomes > 0");
         let mut n = 1;
         if range.from_ms.is_some() {
             n += 1;
@@ -89,7 +87,9 @@ impl Store {
             n += 1;
             statement += &format!(" AND hour_ms < ${n}");
         }
-        statement += " GROUP BY version ORDER BY 2, 3 DESC, 1 LIMIT 1";
+        // The aggregates only order: PostgreSQL's SUM of BIGINT is NUMERIC,
+        // which the Any driver cannot decode.
+        statement += " GROUP BY version ORDER BY MIN(shadow), SUM(outcomes) DESC, version LIMIT 1";
         let statement = self.backend().sql(statement);
         let mut query = sqlx::query::<Any>(&statement).bind(model);
         if let Some(from) = range.from_ms {
