@@ -12,6 +12,9 @@
 //! each measured evaluation reads everything and writes nothing (the
 //! steady state). No reference profiles: drift is left out (it reads up
 //! to `drift_max_rows` raw outcomes per version; see docs/performance.md).
+//! `alerts/rules_100_models_90_days` is the rules alone (what
+//! `app/alerts/rules.rs` computes) over the same 100 series of 90 daily
+//! points, read beforehand with `QueryMetrics`.
 //! Run with `cargo bench -p triad-monitor --bench alerts`.
 
 use std::hint::black_box;
@@ -127,8 +130,30 @@ fn main() {
             .map(|a| a.name.as_str())
             .collect::<std::collections::BTreeSet<_>>()
     );
+    // The rules alone over the same 100 series of 90 daily points, as
+    // `QueryMetrics` reads them.
+    let series: Vec<Vec<triad_proto::v1::MetricPoint>> = (0..MODELS)
+        .map(|m| {
+            let request = triad_proto::v1::QueryMetricsRequest {
+                model: format!("m{m}"),
+                bucket: triad_proto::v1::Bucket::Day.into(),
+                ..Default::default()
+            };
+            let points = rt.block_on(monitor.query_metrics(&request)).unwrap().points;
+            assert_eq!(points.len(), DAYS as usize);
+            points
+        })
+        .collect();
     let mut group = criterion.benchmark_group("alerts");
-    group.sample_size(30);
+    group.bench_function("rules_100_models_90_days", |b| {
+        b.iter(|| {
+            series
+                .iter()
+                .map(|points| triad_monitor::alert_rules_breached(black_box(points)))
+                .sum::<usize>()
+        });
+    });
+    group.sample_size(10);
     group.bench_function("evaluate_100_models_90_days", |b| {
         b.iter(|| {
             let evaluation = rt

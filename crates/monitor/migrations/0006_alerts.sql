@@ -33,3 +33,81 @@ CREATE TABLE alerts (
 
 -- The alerts of a window, newest first.
 CREATE INDEX alerts_since ON alerts (since_ms);
+
+-- confusion_counts summed per UTC day over thresholds: one row per
+-- (model, version, shadow, day), moved by the same deltas in the same
+-- transaction as the hourly rows (store/days.rs), so it always equals
+-- summing them. Alert evaluation reads 90 daily rows per version from it
+-- instead of 2 160 hourly ones (docs/performance.md, "Alert evaluation").
+CREATE TABLE confusion_days (
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    shadow BIGINT NOT NULL,
+    -- Start of the UTC day.
+    day_ms BIGINT NOT NULL,
+    -- The first and last hour of the day holding an outcome.
+    first_hour_ms BIGINT NOT NULL,
+    last_hour_ms BIGINT NOT NULL,
+    outcomes BIGINT NOT NULL,
+    predicted_positive BIGINT NOT NULL,
+    labelled BIGINT NOT NULL,
+    tp BIGINT NOT NULL,
+    fp BIGINT NOT NULL,
+    fn BIGINT NOT NULL,
+    tn BIGINT NOT NULL,
+    score_sum DOUBLE PRECISION NOT NULL,
+    null_budget_price_budget BIGINT NOT NULL,
+    null_travel_vendor_receipts BIGINT NOT NULL,
+    null_purchase_vendor_receipts BIGINT NOT NULL,
+    null_budget_type_budget BIGINT NOT NULL,
+    null_generated_at_budget BIGINT NOT NULL,
+    null_start_datetime_trips BIGINT NOT NULL,
+    null_end_datetime_trips BIGINT NOT NULL,
+    null_actual_cost_budget BIGINT NOT NULL,
+    null_expensed_amount_itemization BIGINT NOT NULL,
+    null_expense_type_name_itemization BIGINT NOT NULL,
+    null_transaction_date_itemization BIGINT NOT NULL,
+    null_expense_category_itemization BIGINT NOT NULL,
+    null_vendor_name_expense BIGINT NOT NULL,
+    null_expense_type_name_expense BIGINT NOT NULL,
+    null_expense_category_expense BIGINT NOT NULL,
+    expected_tp DOUBLE PRECISION NOT NULL,
+    expected_fp DOUBLE PRECISION NOT NULL,
+    expected_fn DOUBLE PRECISION NOT NULL,
+    expected_tn DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (model, version, shadow, day_ms)
+);
+
+-- The counters stored before this migration.
+INSERT INTO confusion_days (model, version, shadow, day_ms, first_hour_ms, last_hour_ms,
+    outcomes, predicted_positive, labelled, tp, fp, fn, tn, score_sum, null_budget_price_budget, null_travel_vendor_receipts, null_purchase_vendor_receipts, null_budget_type_budget, null_generated_at_budget, null_start_datetime_trips, null_end_datetime_trips, null_actual_cost_budget, null_expensed_amount_itemization, null_expense_type_name_itemization, null_transaction_date_itemization, null_expense_category_itemization, null_vendor_name_expense, null_expense_type_name_expense, null_expense_category_expense, expected_tp, expected_fp, expected_fn, expected_tn)
+SELECT model, version, shadow, (hour_ms / 86400000 - CASE WHEN hour_ms % 86400000 < 0 THEN 1 ELSE 0 END) * 86400000, MIN(hour_ms), MAX(hour_ms),
+    CAST(SUM(outcomes) AS BIGINT),
+    CAST(SUM(predicted_positive) AS BIGINT),
+    CAST(SUM(labelled) AS BIGINT),
+    CAST(SUM(tp) AS BIGINT),
+    CAST(SUM(fp) AS BIGINT),
+    CAST(SUM(fn) AS BIGINT),
+    CAST(SUM(tn) AS BIGINT),
+    SUM(score_sum),
+    CAST(SUM(null_budget_price_budget) AS BIGINT),
+    CAST(SUM(null_travel_vendor_receipts) AS BIGINT),
+    CAST(SUM(null_purchase_vendor_receipts) AS BIGINT),
+    CAST(SUM(null_budget_type_budget) AS BIGINT),
+    CAST(SUM(null_generated_at_budget) AS BIGINT),
+    CAST(SUM(null_start_datetime_trips) AS BIGINT),
+    CAST(SUM(null_end_datetime_trips) AS BIGINT),
+    CAST(SUM(null_actual_cost_budget) AS BIGINT),
+    CAST(SUM(null_expensed_amount_itemization) AS BIGINT),
+    CAST(SUM(null_expense_type_name_itemization) AS BIGINT),
+    CAST(SUM(null_transaction_date_itemization) AS BIGINT),
+    CAST(SUM(null_expense_category_itemization) AS BIGINT),
+    CAST(SUM(null_vendor_name_expense) AS BIGINT),
+    CAST(SUM(null_expense_type_name_expense) AS BIGINT),
+    CAST(SUM(null_expense_category_expense) AS BIGINT),
+    SUM(expected_tp),
+    SUM(expected_fp),
+    SUM(expected_fn),
+    SUM(expected_tn)
+FROM confusion_counts
+GROUP BY model, version, shadow, (hour_ms / 86400000 - CASE WHEN hour_ms % 86400000 < 0 THEN 1 ELSE 0 END) * 86400000;

@@ -50,6 +50,14 @@ pub use profiles::Profiles;
 pub use store::{Backend, ModelSummary, StorageError, Store, VersionSummary};
 pub use webhook::WebhookError;
 
+/// The alert rules alone, for the benchmark (`benches/alerts.rs`): how
+/// many rules the daily `points` of one version breach with the default
+/// thresholds (no drift). Not an API.
+#[doc(hidden)]
+pub fn alert_rules_breached(points: &[triad_proto::v1::MetricPoint]) -> usize {
+    app::alerts::rules::check(points, None, &Thresholds::default()).len()
+}
+
 /// Fully-qualified gRPC name of the service, as health reports it.
 pub const SERVICE_NAME: &str = "triad.v1.Monitor";
 

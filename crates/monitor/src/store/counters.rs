@@ -211,7 +211,7 @@ pub(crate) async fn apply(
         }
         query.execute(&mut *w.tx).await?;
     }
-    Ok(())
+    super::days::apply(w, &deltas).await
 }
 
 #[cfg(test)]

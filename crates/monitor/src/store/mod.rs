@@ -14,6 +14,7 @@
 mod alerts;
 mod bucket_counts;
 mod counters;
+mod days;
 mod error;
 mod events;
 mod features;

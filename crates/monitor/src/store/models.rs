@@ -148,7 +148,7 @@ impl Store {
 }
 
 /// Folds rows of [`SUMMARY_COLUMNS`], ordered by model, into summaries.
-fn summaries(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ModelSummary>, StorageError> {
+pub(super) fn summaries(rows: &[sqlx::any::AnyRow]) -> Result<Vec<ModelSummary>, StorageError> {
     let mut out: Vec<ModelSummary> = Vec::new();
     for row in rows {
         let model = sql::text(row, 0)?;

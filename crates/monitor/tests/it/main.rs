@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod alert_days;
 mod alerts;
 mod auth;
 mod dashboard;

@@ -16,14 +16,14 @@
 pub(crate) mod rules;
 pub(crate) mod settings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use triad_proto::v1::{Alert, AlertsRequest, AlertsResponse, DriftRequest, MetricPoint};
 
 use super::error::{AppError, RequestError};
 use super::{Monitor, quality, validate};
-use crate::buckets::{DAY_MS, Range, Width, now_ms};
-use crate::store::{AlertChanges, AlertKey, AlertRow, CountsFilter, ModelSummary};
+use crate::buckets::{DAY_MS, Width, now_ms};
+use crate::store::{AlertChanges, AlertKey, AlertRow, Counts, ModelSummary};
 use crate::telemetry;
 use rules::{Finding, Rule};
 use settings::Thresholds;
@@ -138,57 +138,34 @@ impl Monitor {
     }
 
     /// One version's daily points over `history_days` ending with the
-    /// closed day starting at `last_ms`, empty days included.
-    async fn daily_points(
-        &self,
-        model: &str,
-        version: &str,
-        last_ms: i64,
-        history_days: u32,
-    ) -> Result<Vec<MetricPoint>, AppError> {
+    /// closed day starting at `last_ms`, empty days included, from its
+    /// `days` (in day order, any before the window skipped).
+    fn daily_points(days: &[(i64, Counts)], last_ms: i64, history_days: u32) -> Vec<MetricPoint> {
         let first = last_ms - i64::from(history_days - 1) * DAY_MS;
-        let filter = CountsFilter {
-            model: model.to_owned(),
-            version: Some(version.to_owned()),
-            include_shadow: false,
-            range: Range {
-                from_ms: Some(first),
-                to_ms: Some(last_ms + DAY_MS),
-            },
-            width: Width::Day,
-        };
-        let mut held = self.store().bucket_counts(&filter).await?.into_iter();
-        let mut next = held.next();
-        Ok((0..i64::from(history_days))
+        let mut held = days.iter().peekable();
+        (0..i64::from(history_days))
             .map(|i| {
                 let start = first + i * DAY_MS;
-                // Skip any bucket before the window (the filter is at hour
-                // resolution).
-                while next.as_ref().is_some_and(|(s, _)| *s < start) {
-                    next = held.next();
-                }
-                match next.take_if(|(s, _)| *s == start) {
-                    Some((_, counts)) => {
-                        next = held.next();
-                        quality::point(start, &counts)
-                    }
-                    None => quality::point(start, &Default::default()),
+                while held.next_if(|(s, _)| *s < start).is_some() {}
+                match held.next_if(|(s, _)| *s == start) {
+                    Some((_, counts)) => quality::point(start, counts),
+                    None => quality::point(start, &Counts::default()),
                 }
             })
-            .collect())
+            .collect()
     }
 
-    /// What the rules find for one version at the closed day `last_ms`.
+    /// What the rules find for one version at the closed day `last_ms`,
+    /// given its `days` (as [`Monitor::daily_points`] takes them).
     pub(crate) async fn version_findings(
         &self,
         model: &str,
         version: &str,
         last_ms: i64,
+        days: &[(i64, Counts)],
     ) -> Result<Vec<Finding>, AppError> {
         let t = self.alert_thresholds(model).clone();
-        let points = self
-            .daily_points(model, version, last_ms, t.history_days)
-            .await?;
+        let points = Self::daily_points(days, last_ms, t.history_days);
         let has_profile = self
             .profiles()
             .get(model, version)
@@ -221,7 +198,7 @@ impl Monitor {
     /// alert gauges. Evaluating twice at the same time changes nothing.
     pub async fn evaluate_alerts(&self, now_ms: i64) -> Result<AlertEvaluation, AppError> {
         let last_ms = Width::Day.start(now_ms) - DAY_MS;
-        let mut models = self.store().list_models().await?;
+        let mut models = self.store().model_days_summaries().await?;
         if models.len() > MAX_EVALUATED_MODELS {
             tracing::warn!(
                 models = models.len(),
@@ -237,13 +214,36 @@ impl Monitor {
             .into_iter()
             .map(|row| (row.key.clone(), row))
             .collect();
+        // Every evaluated version's days in one query over the longest
+        // window, grouped per version.
+        let longest = models
+            .iter()
+            .map(|m| self.alert_thresholds(&m.model).history_days)
+            .max()
+            .unwrap_or(1);
+        let mut days: HashMap<(String, String), Vec<(i64, Counts)>> = HashMap::new();
+        if let Some(last_model) = models.last() {
+            let first_ms = last_ms - i64::from(longest - 1) * DAY_MS;
+            for day in self
+                .store()
+                .primary_days(&last_model.model, first_ms, last_ms)
+                .await?
+            {
+                days.entry((day.model, day.version))
+                    .or_default()
+                    .push((day.day_ms, day.counts));
+            }
+        }
         let mut now_firing: BTreeMap<AlertKey, AlertRow> = BTreeMap::new();
         for summary in &models {
             let t = self.alert_thresholds(&summary.model);
             let first_ms = last_ms - i64::from(t.history_days - 1) * DAY_MS;
             for version in evaluated_versions(summary, first_ms) {
+                let held = days
+                    .get(&(summary.model.clone(), version.to_owned()))
+                    .map_or(&[][..], Vec::as_slice);
                 let findings = self
-                    .version_findings(&summary.model, version, last_ms)
+                    .version_findings(&summary.model, version, last_ms, held)
                     .await?;
                 for finding in findings {
                     let key = key(&summary.model, version, &finding);
