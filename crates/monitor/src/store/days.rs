@@ -153,6 +153,9 @@ fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
         expected_fp: sql::float(row, first + expected + 1)?,
         expected_fn: sql::float(row, first + expected + 2)?,
         expected_tn: sql::float(row, first + expected + 3)?,
+        // Not kept per day: no alert rule reads a gated model's rows not
+        // scored, and every other count is over scored rows only.
+        not_scored: 0,
     };
     for (i, n) in c.nulls.iter_mut().enumerate() {
         *n = sql::int(row, first + NULLS + i)?;
