@@ -96,6 +96,16 @@ pub(crate) struct UpArgs {
     /// `triad-data/spool/score`.
     #[arg(long, env = triad_score::config::env::SPOOL_DIR)]
     spool_dir: Option<PathBuf>,
+    /// The monitor's alert thresholds per model: a `monitor.toml` with
+    /// `[defaults]` and `[models.<name>]` tables (docs/monitoring.md,
+    /// "Alerts"). Default: the documented thresholds for every model.
+    #[arg(long, env = triad_monitor::config::CONFIG_ENV)]
+    monitor_config: Option<PathBuf>,
+    /// POST the monitor's firing and resolved alerts to this http:// URL,
+    /// in Alertmanager's webhook format; their links point at the
+    /// monitor's HTTP port.
+    #[arg(long, env = triad_monitor::config::ALERT_WEBHOOK_ENV)]
+    alert_webhook: Option<String>,
     /// Stop after the end-to-end check instead of serving until ctrl-c.
     #[arg(long)]
     check_only: bool,
@@ -384,6 +394,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         ..triad_monitor::MonitorConfig::default()
     };
     monitor_config.store.database_url = args.database_url.clone();
+    monitor_config.alerts.config_file = args.monitor_config.clone();
+    monitor_config.alerts.webhook =
+        args.alert_webhook
+            .clone()
+            .map(|url| triad_monitor::config::WebhookConfig {
+                url,
+                external_url: settings.url(monitor_http_addr),
+                ..triad_monitor::config::WebhookConfig::default()
+            });
     let monitor = triad_monitor::serve(
         listener,
         Some(monitor_http),

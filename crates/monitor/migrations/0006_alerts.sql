@@ -75,12 +75,14 @@ CREATE TABLE confusion_days (
     expected_fp DOUBLE PRECISION NOT NULL,
     expected_fn DOUBLE PRECISION NOT NULL,
     expected_tn DOUBLE PRECISION NOT NULL,
+    -- A gated model's outcomes not scored (migration 0004).
+    not_scored BIGINT NOT NULL,
     PRIMARY KEY (model, version, shadow, day_ms)
 );
 
 -- The counters stored before this migration.
 INSERT INTO confusion_days (model, version, shadow, day_ms, first_hour_ms, last_hour_ms,
-    outcomes, predicted_positive, labelled, tp, fp, fn, tn, score_sum, null_budget_price_budget, null_travel_vendor_receipts, null_purchase_vendor_receipts, null_budget_type_budget, null_generated_at_budget, null_start_datetime_trips, null_end_datetime_trips, null_actual_cost_budget, null_expensed_amount_itemization, null_expense_type_name_itemization, null_transaction_date_itemization, null_expense_category_itemization, null_vendor_name_expense, null_expense_type_name_expense, null_expense_category_expense, expected_tp, expected_fp, expected_fn, expected_tn)
+    outcomes, predicted_positive, labelled, tp, fp, fn, tn, score_sum, null_budget_price_budget, null_travel_vendor_receipts, null_purchase_vendor_receipts, null_budget_type_budget, null_generated_at_budget, null_start_datetime_trips, null_end_datetime_trips, null_actual_cost_budget, null_expensed_amount_itemization, null_expense_type_name_itemization, null_transaction_date_itemization, null_expense_category_itemization, null_vendor_name_expense, null_expense_type_name_expense, null_expense_category_expense, expected_tp, expected_fp, expected_fn, expected_tn, not_scored)
 SELECT model, version, shadow, (hour_ms / 86400000 - CASE WHEN hour_ms % 86400000 < 0 THEN 1 ELSE 0 END) * 86400000, MIN(hour_ms), MAX(hour_ms),
     CAST(SUM(outcomes) AS BIGINT),
     CAST(SUM(predicted_positive) AS BIGINT),
@@ -108,6 +110,7 @@ SELECT model, version, shadow, (hour_ms / 86400000 - CASE WHEN hour_ms % 8640000
     SUM(expected_tp),
     SUM(expected_fp),
     SUM(expected_fn),
-    SUM(expected_tn)
+    SUM(expected_tn),
+    CAST(SUM(not_scored) AS BIGINT)
 FROM confusion_counts
 GROUP BY model, version, shadow, (hour_ms / 86400000 - CASE WHEN hour_ms % 86400000 < 0 THEN 1 ELSE 0 END) * 86400000;

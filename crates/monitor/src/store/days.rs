@@ -118,7 +118,8 @@ pub(crate) async fn apply(
                 .bind(c.expected_tp)
                 .bind(c.expected_fp)
                 .bind(c.expected_fn)
-                .bind(c.expected_tn);
+                .bind(c.expected_tn)
+                .bind(c.not_scored);
         }
         query.execute(&mut *w.tx).await?;
     }
@@ -153,9 +154,7 @@ fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
         expected_fp: sql::float(row, first + expected + 1)?,
         expected_fn: sql::float(row, first + expected + 2)?,
         expected_tn: sql::float(row, first + expected + 3)?,
-        // Not kept per day: no alert rule reads a gated model's rows not
-        // scored, and every other count is over scored rows only.
-        not_scored: 0,
+        not_scored: sql::int(row, first + expected + 4)?,
     };
     for (i, n) in c.nulls.iter_mut().enumerate() {
         *n = sql::int(row, first + NULLS + i)?;
