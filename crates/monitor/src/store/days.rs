@@ -17,9 +17,8 @@ use std::collections::HashMap;
 
 use sqlx::Any;
 use sqlx::any::AnyRow;
-use triad_features::MISSING_FLAG_FIELDS;
 
-use super::counters::{COUNT_COLUMNS, CounterKey, Counts};
+use super::counters::{COUNT_COLUMNS, CounterKey, Counts, is_float_column};
 use super::models::summaries;
 use super::{ModelSummary, StorageError, Store, Writer, sql};
 use crate::buckets::Width;
@@ -135,28 +134,55 @@ pub(crate) struct VersionDay {
     pub counts: Counts,
 }
 
-/// [`COUNT_COLUMNS`] decoded from `row`, starting at column `first`.
+/// The integer counters of [`COUNT_COLUMNS`] (every one but the float
+/// sums), in order.
+fn int_columns() -> impl Iterator<Item = &'static String> {
+    COUNT_COLUMNS.iter().filter(|c| !is_float_column(c))
+}
+
+/// The float sums of [`COUNT_COLUMNS`], in order.
+fn float_columns() -> impl Iterator<Item = &'static String> {
+    COUNT_COLUMNS.iter().filter(|c| is_float_column(c))
+}
+
+/// The integer counters joined into one text value, `1,0,5,…` (integers
+/// print exactly as text on both databases): each value crossing the
+/// `sqlx::Any` driver costs far more than parsing it (a copy of the
+/// SQLite value, then an `Any` value), and a day row has 22 of them.
+fn packed_ints() -> String {
+    int_columns()
+        .map(|c| format!("CAST({c} AS TEXT)"))
+        .collect::<Vec<_>>()
+        .join(" || ',' || ")
+}
+
+/// The counters of a row read as `packed, float sums…` from column
+/// `first`.
 fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
-    const NULLS: usize = 8;
-    let expected = NULLS + MISSING_FLAG_FIELDS.len();
-    let mut c = Counts {
-        outcomes: sql::int(row, first)?,
-        predicted_positive: sql::int(row, first + 1)?,
-        labelled: sql::int(row, first + 2)?,
-        tp: sql::int(row, first + 3)?,
-        fp: sql::int(row, first + 4)?,
-        fn_: sql::int(row, first + 5)?,
-        tn: sql::int(row, first + 6)?,
-        score_sum: sql::float(row, first + 7)?,
-        nulls: [0; MISSING_FLAG_FIELDS.len()],
-        expected_tp: sql::float(row, first + expected)?,
-        expected_fp: sql::float(row, first + expected + 1)?,
-        expected_fn: sql::float(row, first + expected + 2)?,
-        expected_tn: sql::float(row, first + expected + 3)?,
-    };
-    for (i, n) in c.nulls.iter_mut().enumerate() {
-        *n = sql::int(row, first + NULLS + i)?;
-    }
+    let packed = sql::text(row, first)?;
+    let corrupt = || StorageError::Corrupt(format!("packed counters {packed:?}"));
+    let ints = packed
+        .split(',')
+        .map(|n| n.parse::<i64>().map_err(|_| corrupt()))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let mut c = Counts::default();
+    let (cells, nulls) = ints.split_at_checked(7).ok_or_else(corrupt)?;
+    [
+        c.outcomes,
+        c.predicted_positive,
+        c.labelled,
+        c.tp,
+        c.fp,
+        c.fn_,
+        c.tn,
+    ] = cells.try_into().map_err(|_| corrupt())?;
+    c.nulls = nulls.try_into().map_err(|_| corrupt())?;
+    let f = first + 1;
+    c.score_sum = sql::float(row, f)?;
+    c.expected_tp = sql::float(row, f + 1)?;
+    c.expected_fp = sql::float(row, f + 2)?;
+    c.expected_fn = sql::float(row, f + 3)?;
+    c.expected_tn = sql::float(row, f + 4)?;
     Ok(c)
 }
 
@@ -187,10 +213,14 @@ impl Store {
         last_day_ms: i64,
     ) -> Result<Vec<VersionDay>, StorageError> {
         let statement = self.backend().sql(format!(
-            "SELECT model, version, day_ms, {} FROM confusion_days \
+            "SELECT model, version, day_ms, {}, {} FROM confusion_days \
              WHERE model <= $1 AND shadow = 0 AND day_ms >= $2 AND day_ms <= $3 \
              ORDER BY model, version, day_ms",
-            COUNT_COLUMNS.join(", ")
+            packed_ints(),
+            float_columns()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         let rows = sqlx::query::<Any>(&statement)
             .bind(last_model)
@@ -214,6 +244,35 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packed_counters_are_the_integer_columns_in_order() {
+        let ints: Vec<&str> = int_columns().map(String::as_str).collect();
+        assert_eq!(
+            ints[..7],
+            [
+                "outcomes",
+                "predicted_positive",
+                "labelled",
+                "tp",
+                "fp",
+                "fn",
+                "tn"
+            ]
+        );
+        assert!(ints[7..].iter().all(|c| c.starts_with("null_")));
+        let floats: Vec<&str> = float_columns().map(String::as_str).collect();
+        assert_eq!(
+            floats,
+            [
+                "score_sum",
+                "expected_tp",
+                "expected_fp",
+                "expected_fn",
+                "expected_tn"
+            ]
+        );
+    }
 
     #[test]
     fn the_day_table_has_every_count_column() {
