@@ -285,4 +285,162 @@ mod tests {
             assert!(table.contains(&format!("    {column} ")), "{column}");
         }
     }
+
+    /// `primary_days` and `model_days_summaries` equal `bucket_counts` per
+    /// version (daily buckets) and `list_models`, on ragged data: two
+    /// models, two primary versions and a shadow one, two thresholds,
+    /// empty days, missing inputs, a label changed later.
+    #[tokio::test]
+    async fn the_day_reads_equal_the_hourly_reads() {
+        use crate::app::Monitor;
+        use crate::buckets::{DAY_MS, HOUR_MS, Range};
+        use crate::config::StoreConfig;
+        use crate::profiles::Profiles;
+        use crate::store::CountsFilter;
+        use triad_proto::v1::{
+            ExpenseLineItem, Label, Outcome, RecordLabelsRequest, RecordOutcomesRequest,
+        };
+
+        const START: i64 = 1_763_942_400_000 - 20 * DAY_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            database_url: format!("sqlite://{}/m.db", dir.path().display()),
+            ..StoreConfig::default()
+        })
+        .await
+        .unwrap();
+        let monitor = Monitor::new(store.clone(), Profiles::disabled());
+        let mut outcomes = Vec::new();
+        let mut labels = Vec::new();
+        for (n, (day, hour)) in [(0, 0), (0, 23), (1, 4), (4, 2), (4, 11), (6, 23)]
+            .into_iter()
+            .enumerate()
+        {
+            for k in 0..4_usize {
+                let score = 0.05 + 0.13 * ((n * 4 + k) % 7) as f32;
+                let (model, version, shadow, threshold) = match (day, k) {
+                    (_, 3) => ("n", "1", false, 0.5),
+                    (0 | 1, 0) => ("m", "1", false, 0.5),
+                    (_, 0) => ("m", "2", false, 0.5),
+                    (_, 1) => ("m", "2", false, 0.3),
+                    _ => ("m", "s", true, 0.5),
+                };
+                let id = format!("{n}-{k}");
+                outcomes.push(Outcome {
+                    outcome_id: id.clone(),
+                    request_id: format!("r{id}"),
+                    scored_at_ms: START + day * DAY_MS + hour * HOUR_MS + 1_000 * n as i64,
+                    model: model.into(),
+                    version: version.into(),
+                    schema_hash: "h".into(),
+                    budget_id: format!("b{id}"),
+                    itemization_id: format!("i{id}"),
+                    score,
+                    threshold,
+                    matched: score >= threshold,
+                    latency_ms: 1.0,
+                    shadow,
+                    line_item: (k % 2 == 0).then(|| ExpenseLineItem {
+                        vendor_name_expense: Some("v".into()),
+                        ..Default::default()
+                    }),
+                    features: vec![score],
+                    ..Default::default()
+                });
+                if (n + k) % 3 != 0 {
+                    labels.push(Label {
+                        model: model.into(),
+                        budget_id: format!("b{id}"),
+                        itemization_id: format!("i{id}"),
+                        label: (n + k) % 2 == 0,
+                        source: "t".into(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let request = RecordOutcomesRequest {
+            outcomes,
+            ..Default::default()
+        };
+        monitor.record_outcomes(&request, 0).await.unwrap();
+        monitor
+            .record_labels(&RecordLabelsRequest {
+                labels: labels.clone(),
+            })
+            .await
+            .unwrap();
+        let mut changed = labels[0].clone();
+        changed.label = !changed.label;
+        monitor
+            .record_labels(&RecordLabelsRequest {
+                labels: vec![changed],
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.model_days_summaries().await.unwrap(),
+            store.list_models().await.unwrap()
+        );
+        let (first, last) = (START - DAY_MS, START + 8 * DAY_MS);
+        let days = store.primary_days("n", first, last).await.unwrap();
+        let mut versions = 0;
+        for (model, version) in [("m", "1"), ("m", "2"), ("n", "1")] {
+            let filter = CountsFilter {
+                model: model.into(),
+                version: Some(version.into()),
+                include_shadow: false,
+                range: Range {
+                    from_ms: Some(first),
+                    to_ms: Some(last + DAY_MS),
+                },
+                width: Width::Day,
+            };
+            let hourly = store.bucket_counts(&filter).await.unwrap();
+            let daily: Vec<(i64, Counts)> = days
+                .iter()
+                .filter(|d| d.model == model && d.version == version)
+                .map(|d| (d.day_ms, d.counts))
+                .collect();
+            assert_eq!(daily.len(), hourly.len(), "{model} {version}");
+            for ((day, d), (hour_day, h)) in daily.iter().zip(&hourly) {
+                assert_eq!(day, hour_day);
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                assert!(close(d.score_sum, h.score_sum) && close(d.expected_tp, h.expected_tp));
+                assert!(close(d.expected_fp, h.expected_fp) && close(d.expected_fn, h.expected_fn));
+                assert!(
+                    close(d.expected_tn, h.expected_tn),
+                    "{model} {version} {day}"
+                );
+                let ints = |c: &Counts| Counts {
+                    score_sum: 0.0,
+                    expected_tp: 0.0,
+                    expected_fp: 0.0,
+                    expected_fn: 0.0,
+                    expected_tn: 0.0,
+                    ..*c
+                };
+                assert_eq!(ints(d), ints(h), "{model} {version} {day}");
+            }
+            versions += 1;
+        }
+        assert_eq!(versions, 3);
+        // No shadow version, and nothing past the last model.
+        assert!(days.iter().all(|d| d.version != "s"));
+        assert!(
+            store
+                .primary_days("m", first, last)
+                .await
+                .unwrap()
+                .iter()
+                .all(|d| d.model == "m")
+        );
+        assert!(days.iter().any(|d| d.counts.nulls.iter().any(|n| *n > 0)));
+        assert!(
+            days.iter()
+                .any(|d| d.counts.tp + d.counts.fp + d.counts.fn_ > 0)
+        );
+        store.close().await;
+    }
 }
