@@ -16,11 +16,10 @@
 use std::collections::HashMap;
 
 use sqlx::Any;
-use sqlx::any::AnyRow;
 
 use super::counters::{COUNT_COLUMNS, CounterKey, Counts, is_float_column};
 use super::models::summaries;
-use super::{ModelSummary, StorageError, Store, Writer, sql};
+use super::{Backend, ModelSummary, StorageError, Store, Writer, sql};
 use crate::buckets::Width;
 
 /// Key columns of a day row, in insert order.
@@ -145,45 +144,59 @@ fn float_columns() -> impl Iterator<Item = &'static String> {
     COUNT_COLUMNS.iter().filter(|c| is_float_column(c))
 }
 
-/// The integer counters joined into one text value, `1,0,5,…` (integers
-/// print exactly as text on both databases): each value crossing the
-/// `sqlx::Any` driver costs far more than parsing it (a copy of the
-/// SQLite value, then an `Any` value), and a day row has 22 of them.
-fn packed_ints() -> String {
-    int_columns()
-        .map(|c| format!("CAST({c} AS TEXT)"))
+/// One day of a version as one text value,
+/// `day_ms,outcomes,…,null_…,score_sum,expected_…`: integers print exactly
+/// as text on both databases; a float is printed with 17 significant
+/// digits on SQLite (whose `CAST` keeps 15) and with PostgreSQL's
+/// shortest exact form (its default since version 12), so each parses
+/// back to the same bits.
+fn day_text(backend: Backend) -> String {
+    let float = |c: &str| match backend {
+        Backend::Sqlite => format!("printf('%!.17g', {c})"),
+        Backend::Postgres => format!("CAST({c} AS TEXT)"),
+    };
+    std::iter::once("CAST(day_ms AS TEXT)".to_owned())
+        .chain(int_columns().map(|c| format!("CAST({c} AS TEXT)")))
+        .chain(float_columns().map(|c| float(c)))
         .collect::<Vec<_>>()
         .join(" || ',' || ")
 }
 
-/// The counters of a row read as `packed, float sums…` from column
-/// `first`.
-fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
-    let packed = sql::text(row, first)?;
-    let corrupt = || StorageError::Corrupt(format!("packed counters {packed:?}"));
-    let ints = packed
-        .split(',')
-        .map(|n| n.parse::<i64>().map_err(|_| corrupt()))
-        .collect::<Result<Vec<i64>, _>>()?;
-    let mut c = Counts::default();
-    let (cells, nulls) = ints.split_at_checked(7).ok_or_else(corrupt)?;
+/// The day of `text` (one of [`day_text`]'s values).
+fn parse_day(text: &str) -> Result<(i64, Counts), StorageError> {
+    let corrupt = || StorageError::Corrupt(format!("day counters {text:?}"));
+    let mut values = text.split(',');
+    let mut int = || {
+        values
+            .next()
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or_else(corrupt)
+    };
+    let day_ms = int()?;
+    let mut c = Counts {
+        outcomes: int()?,
+        predicted_positive: int()?,
+        labelled: int()?,
+        tp: int()?,
+        fp: int()?,
+        fn_: int()?,
+        tn: int()?,
+        ..Counts::default()
+    };
+    for n in c.nulls.iter_mut() {
+        *n = int()?;
+    }
+    let floats = values
+        .map(|n| n.parse::<f64>().map_err(|_| corrupt()))
+        .collect::<Result<Vec<f64>, _>>()?;
     [
-        c.outcomes,
-        c.predicted_positive,
-        c.labelled,
-        c.tp,
-        c.fp,
-        c.fn_,
-        c.tn,
-    ] = cells.try_into().map_err(|_| corrupt())?;
-    c.nulls = nulls.try_into().map_err(|_| corrupt())?;
-    let f = first + 1;
-    c.score_sum = sql::float(row, f)?;
-    c.expected_tp = sql::float(row, f + 1)?;
-    c.expected_fp = sql::float(row, f + 2)?;
-    c.expected_fn = sql::float(row, f + 3)?;
-    c.expected_tn = sql::float(row, f + 4)?;
-    Ok(c)
+        c.score_sum,
+        c.expected_tp,
+        c.expected_fp,
+        c.expected_fn,
+        c.expected_tn,
+    ] = floats.try_into().map_err(|_| corrupt())?;
+    Ok((day_ms, c))
 }
 
 impl Store {
@@ -205,7 +218,12 @@ impl Store {
     /// The days of the primary (non-shadow) versions of the models up to
     /// `last_model` by name that hold counters, from the day starting at
     /// `first_day_ms` to the one starting at `last_day_ms`, ordered by
-    /// model, version and day: one query for every model.
+    /// model, version and day: one query for every model, answering one
+    /// row per version (its days joined by `string_agg`, SQLite 3.44 or
+    /// later, as bundled, and PostgreSQL): each row and value crossing the
+    /// `sqlx::Any` driver costs far more than parsing it (on SQLite, a
+    /// hand-over between threads per row and a copy per value), and 90
+    /// days of a version are 2 700 values.
     pub(crate) async fn primary_days(
         &self,
         last_model: &str,
@@ -213,14 +231,10 @@ impl Store {
         last_day_ms: i64,
     ) -> Result<Vec<VersionDay>, StorageError> {
         let statement = self.backend().sql(format!(
-            "SELECT model, version, day_ms, {}, {} FROM confusion_days \
+            "SELECT model, version, string_agg({}, ';') FROM confusion_days \
              WHERE model <= $1 AND shadow = 0 AND day_ms >= $2 AND day_ms <= $3 \
-             ORDER BY model, version, day_ms",
-            packed_ints(),
-            float_columns()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+             GROUP BY model, version",
+            day_text(self.backend())
         ));
         let rows = sqlx::query::<Any>(&statement)
             .bind(last_model)
@@ -228,16 +242,24 @@ impl Store {
             .bind(last_day_ms)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(VersionDay {
-                    model: sql::text(row, 0)?,
-                    version: sql::text(row, 1)?,
-                    day_ms: sql::int(row, 2)?,
-                    counts: counts_at(row, 3)?,
-                })
-            })
-            .collect()
+        let mut days = Vec::new();
+        for row in &rows {
+            let model = sql::text(row, 0)?;
+            let version = sql::text(row, 1)?;
+            for day in sql::text(row, 2)?.split(';') {
+                let (day_ms, counts) = parse_day(day)?;
+                days.push(VersionDay {
+                    model: model.clone(),
+                    version: version.clone(),
+                    day_ms,
+                    counts,
+                });
+            }
+        }
+        days.sort_unstable_by(|a, b| {
+            (&a.model, &a.version, a.day_ms).cmp(&(&b.model, &b.version, b.day_ms))
+        });
+        Ok(days)
     }
 }
 
@@ -437,6 +459,23 @@ mod tests {
                 .all(|d| d.model == "m")
         );
         assert!(days.iter().any(|d| d.counts.nulls.iter().any(|n| *n > 0)));
+        // The float sums cross as text and come back to the same bits.
+        for d in &days {
+            let stored: (f64, f64) = sqlx::query_as(
+                "SELECT score_sum, expected_tp FROM confusion_days \
+                 WHERE model = ? AND version = ? AND shadow = 0 AND day_ms = ?",
+            )
+            .bind(&d.model)
+            .bind(&d.version)
+            .bind(d.day_ms)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(
+                (d.counts.score_sum.to_bits(), d.counts.expected_tp.to_bits()),
+                (stored.0.to_bits(), stored.1.to_bits())
+            );
+        }
         assert!(
             days.iter()
                 .any(|d| d.counts.tp + d.counts.fp + d.counts.fn_ > 0)
