@@ -123,14 +123,14 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// The day of one version, as [`Store::primary_days`] reads it.
+/// The days of one version, as [`Store::primary_days`] reads them.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct VersionDay {
+pub(crate) struct VersionDays {
     pub model: String,
     pub version: String,
-    /// Start of the UTC day.
-    pub day_ms: i64,
-    pub counts: Counts,
+    /// Start of each UTC day holding counters, and its counters, in day
+    /// order.
+    pub days: Vec<(i64, Counts)>,
 }
 
 /// The integer counters of [`COUNT_COLUMNS`] (every one but the float
@@ -217,8 +217,8 @@ impl Store {
 
     /// The days of the primary (non-shadow) versions of the models up to
     /// `last_model` by name that hold counters, from the day starting at
-    /// `first_day_ms` to the one starting at `last_day_ms`, ordered by
-    /// model, version and day: one query for every model, answering one
+    /// `first_day_ms` to the one starting at `last_day_ms`, per version
+    /// (ordered by model and version), in day order: one query for every model, answering one
     /// row per version (its days joined by `string_agg`, SQLite 3.44 or
     /// later, as bundled, and PostgreSQL): each row and value crossing the
     /// `sqlx::Any` driver costs far more than parsing it (on SQLite, a
@@ -229,7 +229,7 @@ impl Store {
         last_model: &str,
         first_day_ms: i64,
         last_day_ms: i64,
-    ) -> Result<Vec<VersionDay>, StorageError> {
+    ) -> Result<Vec<VersionDays>, StorageError> {
         let statement = self.backend().sql(format!(
             "SELECT model, version, string_agg({}, ';') FROM confusion_days \
              WHERE model <= $1 AND shadow = 0 AND day_ms >= $2 AND day_ms <= $3 \
@@ -242,24 +242,21 @@ impl Store {
             .bind(last_day_ms)
             .fetch_all(self.pool())
             .await?;
-        let mut days = Vec::new();
+        let mut versions = Vec::with_capacity(rows.len());
         for row in &rows {
-            let model = sql::text(row, 0)?;
-            let version = sql::text(row, 1)?;
-            for day in sql::text(row, 2)?.split(';') {
-                let (day_ms, counts) = parse_day(day)?;
-                days.push(VersionDay {
-                    model: model.clone(),
-                    version: version.clone(),
-                    day_ms,
-                    counts,
-                });
-            }
+            let mut days = sql::text(row, 2)?
+                .split(';')
+                .map(parse_day)
+                .collect::<Result<Vec<_>, _>>()?;
+            days.sort_unstable_by_key(|(day_ms, _)| *day_ms);
+            versions.push(VersionDays {
+                model: sql::text(row, 0)?,
+                version: sql::text(row, 1)?,
+                days,
+            });
         }
-        days.sort_unstable_by(|a, b| {
-            (&a.model, &a.version, a.day_ms).cmp(&(&b.model, &b.version, b.day_ms))
-        });
-        Ok(days)
+        versions.sort_unstable_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
+        Ok(versions)
     }
 }
 
@@ -423,7 +420,7 @@ mod tests {
             let daily: Vec<(i64, Counts)> = days
                 .iter()
                 .filter(|d| d.model == model && d.version == version)
-                .map(|d| (d.day_ms, d.counts))
+                .flat_map(|d| d.days.clone())
                 .collect();
             assert_eq!(daily.len(), hourly.len(), "{model} {version}");
             for ((day, d), (hour_day, h)) in daily.iter().zip(&hourly) {
@@ -458,28 +455,34 @@ mod tests {
                 .iter()
                 .all(|d| d.model == "m")
         );
-        assert!(days.iter().any(|d| d.counts.nulls.iter().any(|n| *n > 0)));
+        assert_eq!(days.len(), versions);
+        let days: Vec<(&str, &str, i64, Counts)> = days
+            .iter()
+            .flat_map(|v| {
+                v.days
+                    .iter()
+                    .map(|(d, c)| (v.model.as_str(), v.version.as_str(), *d, *c))
+            })
+            .collect();
+        assert!(days.iter().any(|d| d.3.nulls.iter().any(|n| *n > 0)));
         // The float sums cross as text and come back to the same bits.
         for d in &days {
             let stored: (f64, f64) = sqlx::query_as(
                 "SELECT score_sum, expected_tp FROM confusion_days \
                  WHERE model = ? AND version = ? AND shadow = 0 AND day_ms = ?",
             )
-            .bind(&d.model)
-            .bind(&d.version)
-            .bind(d.day_ms)
+            .bind(d.0)
+            .bind(d.1)
+            .bind(d.2)
             .fetch_one(store.pool())
             .await
             .unwrap();
             assert_eq!(
-                (d.counts.score_sum.to_bits(), d.counts.expected_tp.to_bits()),
+                (d.3.score_sum.to_bits(), d.3.expected_tp.to_bits()),
                 (stored.0.to_bits(), stored.1.to_bits())
             );
         }
-        assert!(
-            days.iter()
-                .any(|d| d.counts.tp + d.counts.fp + d.counts.fn_ > 0)
-        );
+        assert!(days.iter().any(|d| d.3.tp + d.3.fp + d.3.fn_ > 0));
         store.close().await;
     }
 }
