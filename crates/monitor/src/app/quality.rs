@@ -68,7 +68,7 @@ pub(crate) fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         false_negatives: unsigned(c.fn_),
         true_negatives: unsigned(c.tn),
     };
-    let mut null_rate = HashMap::new();
+    let mut null_rate = HashMap::with_capacity(SEED_FIELDS.len());
     if c.outcomes > 0 {
         let count = c.outcomes as f64;
         for field in SEED_FIELDS {

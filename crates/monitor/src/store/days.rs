@@ -16,12 +16,10 @@
 use std::collections::HashMap;
 
 use sqlx::Any;
-use sqlx::any::AnyRow;
-use triad_features::MISSING_FLAG_FIELDS;
 
-use super::counters::{COUNT_COLUMNS, CounterKey, Counts};
+use super::counters::{COUNT_COLUMNS, CounterKey, Counts, is_float_column};
 use super::models::summaries;
-use super::{ModelSummary, StorageError, Store, Writer, sql};
+use super::{Backend, ModelSummary, StorageError, Store, Writer, sql};
 use crate::buckets::Width;
 
 /// Key columns of a day row, in insert order.
@@ -126,40 +124,81 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// The day of one version, as [`Store::primary_days`] reads it.
+/// The days of one version, as [`Store::primary_days`] reads them.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct VersionDay {
+pub(crate) struct VersionDays {
     pub model: String,
     pub version: String,
-    /// Start of the UTC day.
-    pub day_ms: i64,
-    pub counts: Counts,
+    /// Start of each UTC day holding counters, and its counters, in day
+    /// order.
+    pub days: Vec<(i64, Counts)>,
 }
 
-/// [`COUNT_COLUMNS`] decoded from `row`, starting at column `first`.
-fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
-    const NULLS: usize = 8;
-    let expected = NULLS + MISSING_FLAG_FIELDS.len();
-    let mut c = Counts {
-        outcomes: sql::int(row, first)?,
-        predicted_positive: sql::int(row, first + 1)?,
-        labelled: sql::int(row, first + 2)?,
-        tp: sql::int(row, first + 3)?,
-        fp: sql::int(row, first + 4)?,
-        fn_: sql::int(row, first + 5)?,
-        tn: sql::int(row, first + 6)?,
-        score_sum: sql::float(row, first + 7)?,
-        nulls: [0; MISSING_FLAG_FIELDS.len()],
-        expected_tp: sql::float(row, first + expected)?,
-        expected_fp: sql::float(row, first + expected + 1)?,
-        expected_fn: sql::float(row, first + expected + 2)?,
-        expected_tn: sql::float(row, first + expected + 3)?,
-        not_scored: sql::int(row, first + expected + 4)?,
+/// The integer counters of [`COUNT_COLUMNS`] (every one but the float
+/// sums), in order.
+fn int_columns() -> impl Iterator<Item = &'static String> {
+    COUNT_COLUMNS.iter().filter(|c| !is_float_column(c))
+}
+
+/// The float sums of [`COUNT_COLUMNS`], in order.
+fn float_columns() -> impl Iterator<Item = &'static String> {
+    COUNT_COLUMNS.iter().filter(|c| is_float_column(c))
+}
+
+/// One day of a version as one text value,
+/// `day_ms,outcomes,…,null_…,score_sum,expected_…`: integers print exactly
+/// as text on both databases; a float is printed with 17 significant
+/// digits on SQLite (whose `CAST` keeps 15) and with PostgreSQL's
+/// shortest exact form (its default since version 12), so each parses
+/// back to the same bits.
+fn day_text(backend: Backend) -> String {
+    let float = |c: &str| match backend {
+        Backend::Sqlite => format!("printf('%!.17g', {c})"),
+        Backend::Postgres => format!("CAST({c} AS TEXT)"),
     };
-    for (i, n) in c.nulls.iter_mut().enumerate() {
-        *n = sql::int(row, first + NULLS + i)?;
+    std::iter::once("CAST(day_ms AS TEXT)".to_owned())
+        .chain(int_columns().map(|c| format!("CAST({c} AS TEXT)")))
+        .chain(float_columns().map(|c| float(c)))
+        .collect::<Vec<_>>()
+        .join(" || ',' || ")
+}
+
+/// The day of `text` (one of [`day_text`]'s values).
+fn parse_day(text: &str) -> Result<(i64, Counts), StorageError> {
+    let corrupt = || StorageError::Corrupt(format!("day counters {text:?}"));
+    let mut values = text.split(',');
+    let mut int = || {
+        values
+            .next()
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or_else(corrupt)
+    };
+    let day_ms = int()?;
+    let mut c = Counts {
+        outcomes: int()?,
+        predicted_positive: int()?,
+        labelled: int()?,
+        tp: int()?,
+        fp: int()?,
+        fn_: int()?,
+        tn: int()?,
+        ..Counts::default()
+    };
+    for n in c.nulls.iter_mut() {
+        *n = int()?;
     }
-    Ok(c)
+    c.not_scored = int()?;
+    let floats = values
+        .map(|n| n.parse::<f64>().map_err(|_| corrupt()))
+        .collect::<Result<Vec<f64>, _>>()?;
+    [
+        c.score_sum,
+        c.expected_tp,
+        c.expected_fp,
+        c.expected_fn,
+        c.expected_tn,
+    ] = floats.try_into().map_err(|_| corrupt())?;
+    Ok((day_ms, c))
 }
 
 impl Store {
@@ -180,19 +219,24 @@ impl Store {
 
     /// The days of the primary (non-shadow) versions of the models up to
     /// `last_model` by name that hold counters, from the day starting at
-    /// `first_day_ms` to the one starting at `last_day_ms`, ordered by
-    /// model, version and day: one query for every model.
+    /// `first_day_ms` to the one starting at `last_day_ms`, per version
+    /// (ordered by model and version), in day order: one query for every model, answering one
+    /// row per version (its days joined by `string_agg`, SQLite 3.44 or
+    /// later, as bundled, and PostgreSQL): each row and value crossing the
+    /// `sqlx::Any` driver costs far more than parsing it (on SQLite, a
+    /// hand-over between threads per row and a copy per value), and 90
+    /// days of a version are 2 700 values.
     pub(crate) async fn primary_days(
         &self,
         last_model: &str,
         first_day_ms: i64,
         last_day_ms: i64,
-    ) -> Result<Vec<VersionDay>, StorageError> {
+    ) -> Result<Vec<VersionDays>, StorageError> {
         let statement = self.backend().sql(format!(
-            "SELECT model, version, day_ms, {} FROM confusion_days \
+            "SELECT model, version, string_agg({}, ';') FROM confusion_days \
              WHERE model <= $1 AND shadow = 0 AND day_ms >= $2 AND day_ms <= $3 \
-             ORDER BY model, version, day_ms",
-            COUNT_COLUMNS.join(", ")
+             GROUP BY model, version",
+            day_text(self.backend())
         ));
         let rows = sqlx::query::<Any>(&statement)
             .bind(last_model)
@@ -200,22 +244,56 @@ impl Store {
             .bind(last_day_ms)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(VersionDay {
-                    model: sql::text(row, 0)?,
-                    version: sql::text(row, 1)?,
-                    day_ms: sql::int(row, 2)?,
-                    counts: counts_at(row, 3)?,
-                })
-            })
-            .collect()
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut days = sql::text(row, 2)?
+                .split(';')
+                .map(parse_day)
+                .collect::<Result<Vec<_>, _>>()?;
+            days.sort_unstable_by_key(|(day_ms, _)| *day_ms);
+            versions.push(VersionDays {
+                model: sql::text(row, 0)?,
+                version: sql::text(row, 1)?,
+                days,
+            });
+        }
+        versions.sort_unstable_by(|a, b| (&a.model, &a.version).cmp(&(&b.model, &b.version)));
+        Ok(versions)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packed_counters_are_the_integer_columns_in_order() {
+        let ints: Vec<&str> = int_columns().map(String::as_str).collect();
+        assert_eq!(
+            ints[..7],
+            [
+                "outcomes",
+                "predicted_positive",
+                "labelled",
+                "tp",
+                "fp",
+                "fn",
+                "tn"
+            ]
+        );
+        assert!(ints[7..].iter().all(|c| c.starts_with("null_")));
+        let floats: Vec<&str> = float_columns().map(String::as_str).collect();
+        assert_eq!(
+            floats,
+            [
+                "score_sum",
+                "expected_tp",
+                "expected_fp",
+                "expected_fn",
+                "expected_tn"
+            ]
+        );
+    }
 
     #[test]
     fn the_day_table_has_every_count_column() {
@@ -227,5 +305,186 @@ mod tests {
         for column in COUNT_COLUMNS.iter().map(String::as_str).chain(KEY_COLUMNS) {
             assert!(table.contains(&format!("    {column} ")), "{column}");
         }
+    }
+
+    /// `primary_days` and `model_days_summaries` equal `bucket_counts` per
+    /// version (daily buckets) and `list_models`, on ragged data: two
+    /// models, two primary versions and a shadow one, two thresholds,
+    /// empty days, missing inputs, a label changed later.
+    #[tokio::test]
+    async fn the_day_reads_equal_the_hourly_reads() {
+        use crate::app::Monitor;
+        use crate::buckets::{DAY_MS, HOUR_MS, Range};
+        use crate::config::StoreConfig;
+        use crate::profiles::Profiles;
+        use crate::store::CountsFilter;
+        use triad_proto::v1::{
+            ExpenseLineItem, Label, Outcome, RecordLabelsRequest, RecordOutcomesRequest,
+        };
+
+        const START: i64 = 1_763_942_400_000 - 20 * DAY_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            database_url: format!("sqlite://{}/m.db", dir.path().display()),
+            ..StoreConfig::default()
+        })
+        .await
+        .unwrap();
+        let monitor = Monitor::new(store.clone(), Profiles::disabled());
+        let mut outcomes = Vec::new();
+        let mut labels = Vec::new();
+        for (n, (day, hour)) in [(0, 0), (0, 23), (1, 4), (4, 2), (4, 11), (6, 23)]
+            .into_iter()
+            .enumerate()
+        {
+            for k in 0..4_usize {
+                let score = 0.05 + 0.13 * ((n * 4 + k) % 7) as f32;
+                let (model, version, shadow, threshold) = match (day, k) {
+                    (_, 3) => ("n", "1", false, 0.5),
+                    (0 | 1, 0) => ("m", "1", false, 0.5),
+                    (_, 0) => ("m", "2", false, 0.5),
+                    (_, 1) => ("m", "2", false, 0.3),
+                    _ => ("m", "s", true, 0.5),
+                };
+                let id = format!("{n}-{k}");
+                outcomes.push(Outcome {
+                    outcome_id: id.clone(),
+                    request_id: format!("r{id}"),
+                    scored_at_ms: START + day * DAY_MS + hour * HOUR_MS + 1_000 * n as i64,
+                    model: model.into(),
+                    version: version.into(),
+                    schema_hash: "h".into(),
+                    budget_id: format!("b{id}"),
+                    itemization_id: format!("i{id}"),
+                    score,
+                    threshold,
+                    matched: score >= threshold,
+                    latency_ms: 1.0,
+                    shadow,
+                    line_item: (k % 2 == 0).then(|| ExpenseLineItem {
+                        vendor_name_expense: Some("v".into()),
+                        ..Default::default()
+                    }),
+                    features: vec![score],
+                    ..Default::default()
+                });
+                if (n + k) % 3 != 0 {
+                    labels.push(Label {
+                        model: model.into(),
+                        budget_id: format!("b{id}"),
+                        itemization_id: format!("i{id}"),
+                        label: (n + k) % 2 == 0,
+                        source: "t".into(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let request = RecordOutcomesRequest {
+            outcomes,
+            ..Default::default()
+        };
+        monitor.record_outcomes(&request, 0).await.unwrap();
+        monitor
+            .record_labels(&RecordLabelsRequest {
+                labels: labels.clone(),
+            })
+            .await
+            .unwrap();
+        let mut changed = labels[0].clone();
+        changed.label = !changed.label;
+        monitor
+            .record_labels(&RecordLabelsRequest {
+                labels: vec![changed],
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.model_days_summaries().await.unwrap(),
+            store.list_models().await.unwrap()
+        );
+        let (first, last) = (START - DAY_MS, START + 8 * DAY_MS);
+        let days = store.primary_days("n", first, last).await.unwrap();
+        let mut versions = 0;
+        for (model, version) in [("m", "1"), ("m", "2"), ("n", "1")] {
+            let filter = CountsFilter {
+                model: model.into(),
+                version: Some(version.into()),
+                include_shadow: false,
+                range: Range {
+                    from_ms: Some(first),
+                    to_ms: Some(last + DAY_MS),
+                },
+                width: Width::Day,
+            };
+            let hourly = store.bucket_counts(&filter).await.unwrap();
+            let daily: Vec<(i64, Counts)> = days
+                .iter()
+                .filter(|d| d.model == model && d.version == version)
+                .flat_map(|d| d.days.clone())
+                .collect();
+            assert_eq!(daily.len(), hourly.len(), "{model} {version}");
+            for ((day, d), (hour_day, h)) in daily.iter().zip(&hourly) {
+                assert_eq!(day, hour_day);
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                assert!(close(d.score_sum, h.score_sum) && close(d.expected_tp, h.expected_tp));
+                assert!(close(d.expected_fp, h.expected_fp) && close(d.expected_fn, h.expected_fn));
+                assert!(
+                    close(d.expected_tn, h.expected_tn),
+                    "{model} {version} {day}"
+                );
+                let ints = |c: &Counts| Counts {
+                    score_sum: 0.0,
+                    expected_tp: 0.0,
+                    expected_fp: 0.0,
+                    expected_fn: 0.0,
+                    expected_tn: 0.0,
+                    ..*c
+                };
+                assert_eq!(ints(d), ints(h), "{model} {version} {day}");
+            }
+            versions += 1;
+        }
+        assert_eq!(versions, 3);
+        // No shadow version, and nothing past the last model.
+        assert!(days.iter().all(|d| d.version != "s"));
+        assert!(
+            store
+                .primary_days("m", first, last)
+                .await
+                .unwrap()
+                .iter()
+                .all(|d| d.model == "m")
+        );
+        assert_eq!(days.len(), versions);
+        let days: Vec<(&str, &str, i64, Counts)> = days
+            .iter()
+            .flat_map(|v| {
+                v.days
+                    .iter()
+                    .map(|(d, c)| (v.model.as_str(), v.version.as_str(), *d, *c))
+            })
+            .collect();
+        assert!(days.iter().any(|d| d.3.nulls.iter().any(|n| *n > 0)));
+        // The float sums cross as text and come back to the same bits.
+        for d in &days {
+            let stored: (f64, f64) = sqlx::query_as(
+                "SELECT score_sum, expected_tp FROM confusion_days \
+                 WHERE model = ? AND version = ? AND shadow = 0 AND day_ms = ?",
+            )
+            .bind(d.0)
+            .bind(d.1)
+            .bind(d.2)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(
+                (d.3.score_sum.to_bits(), d.3.expected_tp.to_bits()),
+                (stored.0.to_bits(), stored.1.to_bits())
+            );
+        }
+        assert!(days.iter().any(|d| d.3.tp + d.3.fp + d.3.fn_ > 0));
+        store.close().await;
     }
 }

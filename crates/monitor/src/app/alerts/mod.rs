@@ -224,14 +224,12 @@ impl Monitor {
         let mut days: HashMap<(String, String), Vec<(i64, Counts)>> = HashMap::new();
         if let Some(last_model) = models.last() {
             let first_ms = last_ms - i64::from(longest - 1) * DAY_MS;
-            for day in self
+            for version in self
                 .store()
                 .primary_days(&last_model.model, first_ms, last_ms)
                 .await?
             {
-                days.entry((day.model, day.version))
-                    .or_default()
-                    .push((day.day_ms, day.counts));
+                days.insert((version.model, version.version), version.days);
             }
         }
         let mut now_firing: BTreeMap<AlertKey, AlertRow> = BTreeMap::new();
