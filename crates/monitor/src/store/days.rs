@@ -264,6 +264,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use triad_features::MISSING_FLAG_FIELDS;
+
+    use super::super::counters::NOT_SCORED_COLUMN;
     use super::*;
 
     #[test]
@@ -281,7 +284,10 @@ mod tests {
                 "tn"
             ]
         );
-        assert!(ints[7..].iter().all(|c| c.starts_with("null_")));
+        let nulls = &ints[7..ints.len() - 1];
+        assert_eq!(nulls.len(), MISSING_FLAG_FIELDS.len());
+        assert!(nulls.iter().all(|c| c.starts_with("null_")));
+        assert_eq!(ints.last(), Some(&NOT_SCORED_COLUMN));
         let floats: Vec<&str> = float_columns().map(String::as_str).collect();
         assert_eq!(
             floats,
