@@ -70,6 +70,80 @@ impl ConfusionCounts {
     }
 }
 
+/// The expected confusion cells of predictions that carry a calibrated
+/// probability `p` of being positive (confidence-based performance
+/// estimation): each predicted positive adds `p` to `true_positives` and
+/// `1 - p` to `false_positives`, each predicted negative `p` to
+/// `false_negatives` and `1 - p` to `true_negatives`. Sums of such cells
+/// (over hours, days, a week) are cells again; ratios of sums are the
+/// only right way to combine estimates, never averages of ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ExpectedCounts {
+    /// E[TP].
+    pub true_positives: f64,
+    /// E[FP].
+    pub false_positives: f64,
+    /// E[FN].
+    pub false_negatives: f64,
+    /// E[TN].
+    pub true_negatives: f64,
+}
+
+impl ExpectedCounts {
+    /// Adds `other`'s cells to these.
+    pub fn add(&mut self, other: &Self) {
+        self.true_positives += other.true_positives;
+        self.false_positives += other.false_positives;
+        self.false_negatives += other.false_negatives;
+        self.true_negatives += other.true_negatives;
+    }
+
+    /// Estimated precision, `E[TP] / (E[TP] + E[FP])`; `None` without a
+    /// predicted positive that carries an estimate.
+    pub fn precision(&self) -> Option<f64> {
+        unit_ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
+    }
+
+    /// Estimated recall, `E[TP] / (E[TP] + E[FN])`; `None` when no outcome
+    /// is expected to be positive.
+    pub fn recall(&self) -> Option<f64> {
+        unit_ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
+    }
+
+    /// Estimated F1, `2 E[TP] / (2 E[TP] + E[FP] + E[FN])`, the F1 of the
+    /// expected cells; `None` unless precision and recall are both
+    /// defined.
+    pub fn f1(&self) -> Option<f64> {
+        self.precision()?;
+        self.recall()?;
+        unit_ratio(
+            2.0 * self.true_positives,
+            2.0 * self.true_positives + self.false_positives + self.false_negatives,
+        )
+    }
+
+    /// Estimated accuracy, `(E[TP] + E[TN]) / (E[TP] + E[FP] + E[FN] +
+    /// E[TN])`; `None` without an outcome that carries an estimate.
+    pub fn accuracy(&self) -> Option<f64> {
+        unit_ratio(
+            self.true_positives + self.true_negatives,
+            self.true_positives + self.false_positives + self.false_negatives + self.true_negatives,
+        )
+    }
+}
+
+/// `numerator / denominator` clamped to `[0, 1]` (sums of floats may
+/// overshoot by rounding), `None` unless the denominator is positive.
+fn unit_ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0).then(|| (numerator / denominator).clamp(0.0, 1.0))
+}
+
 /// `numerator / denominator`, `None` when the denominator is 0.
 fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
@@ -78,6 +152,34 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_ratios_are_of_summed_cells_and_undefined_without_their_denominator() {
+        let mut week = ExpectedCounts::default();
+        // A day that matched: 10 predicted positives, E[TP] 9, E[FN] 1.
+        week.add(&ExpectedCounts {
+            true_positives: 9.0,
+            false_positives: 1.0,
+            false_negatives: 1.0,
+            true_negatives: 89.0,
+        });
+        // A day the model stopped matching: no predicted positive.
+        let stopped = ExpectedCounts {
+            true_positives: 0.0,
+            false_positives: 0.0,
+            false_negatives: 50.0,
+            true_negatives: 50.0,
+        };
+        assert_eq!(stopped.precision(), None);
+        assert_eq!(stopped.recall(), Some(0.0));
+        assert_eq!(stopped.f1(), None);
+        week.add(&stopped);
+        assert_eq!(week.precision(), Some(0.9));
+        assert_eq!(week.recall(), Some(9.0 / 60.0));
+        assert_eq!(week.f1(), Some(18.0 / (18.0 + 1.0 + 51.0)));
+        assert_eq!(week.accuracy(), Some(148.0 / 200.0));
+        assert_eq!(ExpectedCounts::default().accuracy(), None);
+    }
 
     fn counts(tp: u64, fp: u64, fn_: u64, tn: u64) -> ConfusionCounts {
         ConfusionCounts {

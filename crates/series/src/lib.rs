@@ -25,7 +25,7 @@ pub use anomaly::{
     Anomaly, DEFAULT_ANOMALY_K, MAD_TO_SIGMA, MEAN_AD_TO_SIGMA, ewma_anomalies, ewma_band,
 };
 pub use changepoint::{PELT_JUMP, PELT_MIN_SIZE, Segment, default_penalty, piecewise_constant};
-pub use confusion::ConfusionCounts;
+pub use confusion::{ConfusionCounts, ExpectedCounts};
 pub use drift::{
     DriftReport, KS_P_VALUE_THRESHOLD, KsMethod, KsTest, MAX_AUTO_EXACT_N,
     NORMALIZED_WASSERSTEIN_THRESHOLD, PSI_DRIFT_THRESHOLD, PSI_EPSILON, drift_report, ks_2samp,

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use triad_proto::v1::{AnomaliesResponse, AnomalyPoint, DerivedSeries, MetricPoint};
 use triad_series::{
-    ConfusionCounts, DEFAULT_ANOMALY_K, default_penalty, ewma, ewma_anomalies, piecewise_constant,
-    robust_trend, rolling_median, trend_line,
+    ConfusionCounts, DEFAULT_ANOMALY_K, ExpectedCounts, default_penalty, ewma, ewma_anomalies,
+    piecewise_constant, robust_trend, rolling_median, trend_line,
 };
 
 use triad_features::MISSING_FLAG_FIELDS;
@@ -98,12 +98,16 @@ pub(crate) fn point(bucket_start_ms: i64, c: &Counts) -> MetricPoint {
         } else {
             f64::NAN
         },
-        estimated_precision: c.estimated_precision(),
-        estimated_recall: c.estimated_recall(),
-        estimated_f1: c.estimated_f1(),
-        estimated_accuracy: c.estimated_accuracy(),
+        estimated_precision: c.expected().precision(),
+        estimated_recall: c.expected().recall(),
+        estimated_f1: c.expected().f1(),
+        estimated_accuracy: c.expected().accuracy(),
         null_rate,
         not_scored: unsigned(c.not_scored),
+        expected_true_positives: c.expected_tp,
+        expected_false_positives: c.expected_fp,
+        expected_false_negatives: c.expected_fn,
+        expected_true_negatives: c.expected_tn,
     }
 }
 
@@ -246,37 +250,15 @@ pub(crate) fn anomalies(
 // The quality read off the counters and confusion cells the store keeps.
 
 impl Counts {
-    /// Estimated precision, E[TP] / (E[TP] + E[FP]): the expected share of
-    /// true positives among the predicted positives that carry an estimate.
-    /// `None` without such a predicted positive.
-    pub(crate) fn estimated_precision(&self) -> Option<f64> {
-        let predicted = self.expected_tp + self.expected_fp;
-        (predicted > 0.0).then(|| (self.expected_tp / predicted).clamp(0.0, 1.0))
-    }
-
-    /// Estimated recall, E[TP] / (E[TP] + E[FN]). `None` when no outcome is
-    /// expected to be positive.
-    pub(crate) fn estimated_recall(&self) -> Option<f64> {
-        let positives = self.expected_tp + self.expected_fn;
-        (positives > 0.0).then(|| (self.expected_tp / positives).clamp(0.0, 1.0))
-    }
-
-    /// Estimated F1, 2E[TP] / (2E[TP] + E[FP] + E[FN]), the F1 of the
-    /// expected cells, as realized F1 is of the counted ones. `None` unless
-    /// estimated precision and recall are both defined.
-    pub(crate) fn estimated_f1(&self) -> Option<f64> {
-        self.estimated_precision()?;
-        self.estimated_recall()?;
-        let den = 2.0 * self.expected_tp + self.expected_fp + self.expected_fn;
-        (den > 0.0).then(|| (2.0 * self.expected_tp / den).clamp(0.0, 1.0))
-    }
-
-    /// Estimated accuracy, (E[TP] + E[TN]) / (E[TP] + E[FP] + E[FN] +
-    /// E[TN]): the expected share of right predictions among the outcomes
-    /// that carry an estimate. `None` without such an outcome.
-    pub(crate) fn estimated_accuracy(&self) -> Option<f64> {
-        let all = self.expected_tp + self.expected_fp + self.expected_fn + self.expected_tn;
-        (all > 0.0).then(|| ((self.expected_tp + self.expected_tn) / all).clamp(0.0, 1.0))
+    /// The expected cells (migration `0002`), whose ratios are the
+    /// estimates.
+    pub(crate) fn expected(&self) -> ExpectedCounts {
+        ExpectedCounts {
+            true_positives: self.expected_tp,
+            false_positives: self.expected_fp,
+            false_negatives: self.expected_fn,
+            true_negatives: self.expected_tn,
+        }
     }
 }
 
@@ -428,11 +410,11 @@ mod tests {
         assert!(close(c.expected_tn, 2.6));
         // E[TP] / predicted positives = 2.1 / 3; E[TP] / (E[TP] + E[FN]) =
         // 2.1 / 2.5.
-        assert!(close(c.estimated_precision().unwrap(), 0.7));
-        assert!(close(c.estimated_recall().unwrap(), 0.84));
+        assert!(close(c.expected().precision().unwrap(), 0.7));
+        assert!(close(c.expected().recall().unwrap(), 0.84));
         // 2 * 2.1 / (4.2 + 0.9 + 0.4); (2.1 + 2.6) / 6.
-        assert!(close(c.estimated_f1().unwrap(), 4.2 / 5.5));
-        assert!(close(c.estimated_accuracy().unwrap(), 4.7 / 6.0));
+        assert!(close(c.expected().f1().unwrap(), 4.2 / 5.5));
+        assert!(close(c.expected().accuracy().unwrap(), 4.7 / 6.0));
 
         // Buckets add up: the sum of two halves estimates like the whole.
         let (mut a, mut b) = (Counts::default(), Counts::default());
@@ -443,20 +425,20 @@ mod tests {
         b.expect(false, 0.1);
         b.expect(false, 0.0);
         a.add(&b);
-        assert!(close(a.estimated_precision().unwrap(), 0.7));
-        assert!(close(a.estimated_recall().unwrap(), 0.84));
+        assert!(close(a.expected().precision().unwrap(), 0.7));
+        assert!(close(a.expected().recall().unwrap(), 0.84));
 
         // No predicted positive: no precision; no expected positive: no
         // recall.
         let mut negatives = Counts::default();
         negatives.expect(false, 0.0);
-        assert_eq!(negatives.estimated_precision(), None);
-        assert_eq!(negatives.estimated_recall(), None);
-        assert_eq!(negatives.estimated_f1(), None);
+        assert_eq!(negatives.expected().precision(), None);
+        assert_eq!(negatives.expected().recall(), None);
+        assert_eq!(negatives.expected().f1(), None);
         // Every prediction expected right: accuracy 1 even so.
-        assert_eq!(negatives.estimated_accuracy(), Some(1.0));
-        assert_eq!(Counts::default().estimated_accuracy(), None);
-        assert_eq!(Counts::default().estimated_precision(), None);
+        assert_eq!(negatives.expected().accuracy(), Some(1.0));
+        assert_eq!(Counts::default().expected().accuracy(), None);
+        assert_eq!(Counts::default().expected().precision(), None);
     }
 
     #[test]
