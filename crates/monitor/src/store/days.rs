@@ -153,6 +153,9 @@ fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
         expected_fp: sql::float(row, first + expected + 1)?,
         expected_fn: sql::float(row, first + expected + 2)?,
         expected_tn: sql::float(row, first + expected + 3)?,
+        // `confusion_days` does not keep the gated rows not scored: no
+        // alert rule reads them.
+        not_scored: 0,
     };
     for (i, n) in c.nulls.iter_mut().enumerate() {
         *n = sql::int(row, first + NULLS + i)?;
