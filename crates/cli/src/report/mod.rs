@@ -2,17 +2,16 @@
 //! labelled share, realized and estimated precision, recall, F1 and
 //! accuracy per UTC day with the change against the same day a week
 //! earlier, the trend, change points and anomalies of the daily series,
-//! the drift table and the ten most confident mistakes, as Markdown, CSV
-//! or one self-contained HTML file.
+//! the alerts that fired, the drift table and the ten most confident
+//! mistakes, as Markdown, CSV or one self-contained HTML file.
 //!
 //! Every number comes from the monitor's own RPCs over the window
 //! (`QueryMetrics` with day buckets, for the window and for the same window
-//! a week earlier; `Drift`; `ListMistakes` most confident first): the report
-//! computes nothing the monitor would answer differently. [`Report`] holds
-//! what was fetched; [`markdown`], [`csv`] and [`html`] only lay it out,
-//! section by section in the order of [`Section::ALL`], so a section (e.g.
-//! the alerts that fired, once the monitor serves them) is added in one
-//! place per format.
+//! a week earlier; `Alerts` history; `Drift`; `ListMistakes` most
+//! confident first): the report computes nothing the monitor would answer
+//! differently. [`Report`] holds what was fetched; [`markdown`], [`csv`]
+//! and [`html`] only lay it out, section by section in the order of
+//! [`Section::ALL`], so a section is added in one place per format.
 
 pub(crate) mod bench;
 mod csv;
@@ -26,7 +25,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use triad_proto::v1::list_mistakes_request::Order;
 use triad_proto::v1::{
-    self, DriftResponse, MetricPoint, Mistake, QueryMetricsResponse, monitor_client::MonitorClient,
+    self, Alert, DriftResponse, MetricPoint, Mistake, QueryMetricsResponse,
+    monitor_client::MonitorClient,
 };
 use triad_series::ConfusionCounts;
 
@@ -34,6 +34,9 @@ pub(crate) use window::Window;
 
 /// Most confident mistakes listed.
 pub(crate) const MISTAKES: u32 = 10;
+/// Most alerts listed (the `Alerts` RPC's largest page); more in the
+/// window and the report says the list is truncated.
+pub(crate) const ALERTS: u32 = 1_000;
 /// Longest model or version name sent, in bytes (the monitor's own bound).
 const MAX_NAME_BYTES: usize = 512;
 
@@ -91,6 +94,8 @@ pub(crate) enum Section {
     Daily,
     /// Trend, change points and anomalies of the daily series.
     Signals,
+    /// The alerts that fired at some time in the window.
+    Alerts,
     /// Live inputs and scores against the reference profile.
     Drift,
     /// The ten most confident mistakes.
@@ -99,10 +104,11 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the report's order.
-    pub(crate) const ALL: [Section; 5] = [
+    pub(crate) const ALL: [Section; 6] = [
         Section::Summary,
         Section::Daily,
         Section::Signals,
+        Section::Alerts,
         Section::Drift,
         Section::Mistakes,
     ];
@@ -362,6 +368,12 @@ pub(crate) struct Report {
     pub(crate) drift: DriftResponse,
     /// Most confident first, at most [`MISTAKES`].
     pub(crate) mistakes: Vec<Mistake>,
+    /// The alerts of the model (of `version` when one is given) that fired
+    /// at some time in the window, as the `Alerts` RPC answers, newest
+    /// first, at most [`ALERTS`].
+    pub(crate) alerts: Vec<Alert>,
+    /// More alerts fired in the window than [`ALERTS`].
+    pub(crate) alerts_truncated: bool,
 }
 
 fn check_name(flag: &str, value: &str) -> anyhow::Result<()> {
@@ -397,16 +409,17 @@ pub(crate) async fn fetch(
         bucket: v1::Bucket::Day.into(),
         include_shadow: false,
     };
-    // The four calls at once, each on its own clone of the channel: the
+    // The five calls at once, each on its own clone of the channel: the
     // report takes as long as the slowest.
-    let (mut a, mut b, mut c, mut d) = (
+    let (mut a, mut b, mut c, mut d, mut e) = (
+        client.clone(),
         client.clone(),
         client.clone(),
         client.clone(),
         client.clone(),
     );
     let version_text = version.unwrap_or_default().to_owned();
-    let (this, previous, drift, mistakes) = tokio::try_join!(
+    let (this, previous, drift, mistakes, alerts) = tokio::try_join!(
         async {
             a.query_metrics(metrics(window))
                 .await
@@ -441,7 +454,26 @@ pub(crate) async fn fetch(
             .await
             .context("ListMistakes over the window")
         },
+        async {
+            e.alerts(v1::AlertsRequest {
+                model: model.to_owned(),
+                history: true,
+                since_ms: window.from_ms,
+                until_ms: window.until_ms,
+                page_size: ALERTS,
+            })
+            .await
+            .context("Alerts over the window")
+        },
     )?;
+    let alerts = alerts.into_inner();
+    let alerts_truncated = alerts.truncated;
+    // The RPC selects by model only: one version's report keeps its own.
+    let alerts: Vec<Alert> = alerts
+        .alerts
+        .into_iter()
+        .filter(|a| version.is_none_or(|v| a.version == v))
+        .collect();
     let (this, previous, drift) = (this.into_inner(), previous.into_inner(), drift.into_inner());
     let mistakes = mistakes.into_inner().mistakes;
 
@@ -476,6 +508,8 @@ pub(crate) async fn fetch(
         signals: signals(&this),
         drift,
         mistakes,
+        alerts,
+        alerts_truncated,
     })
 }
 
@@ -547,6 +581,45 @@ pub(crate) fn count_change_text(now: u64, before: u64) -> String {
         "{:+.1} %",
         (now as f64 - before as f64) * 100.0 / before as f64
     )
+}
+
+/// What the alerts section says before its table.
+pub(crate) const ALERTS_NOTE: &str = "Every alert that fired at some time in the window, resolved or not, newest first (the monitor's Alerts history). Value: the last value found breaching. Link: the dashboard view that shows it, relative to the monitor's address.";
+
+/// What the alerts section says when none fired.
+pub(crate) const NO_ALERT: &str = "None: no alert fired in the window.";
+
+/// What the alerts section says when the monitor had more.
+pub(crate) fn truncated_note() -> String {
+    format!("Truncated: more alerts fired in the window than the {ALERTS} newest listed here.")
+}
+
+/// An alert's value or threshold: an integer as such, a very small
+/// number in scientific notation, anything else to four decimals.
+pub(crate) fn alert_number(value: f64) -> String {
+    if !value.is_finite() {
+        UNDEFINED.to_owned()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value != 0.0 && value.abs() < 1e-3 {
+        format!("{value:.2e}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+/// When an alert stopped firing, or that it still fires.
+pub(crate) fn resolved_text(alert: &Alert) -> String {
+    if alert.resolved_ms > 0 {
+        window::rfc3339(alert.resolved_ms)
+    } else {
+        "still firing".to_owned()
+    }
+}
+
+/// Whether `alert` fired at some time in `[from_ms, until_ms)`.
+pub(crate) fn fired_between(alert: &Alert, from_ms: i64, until_ms: i64) -> bool {
+    alert.since_ms < until_ms && (alert.resolved_ms == 0 || alert.resolved_ms > from_ms)
 }
 
 /// A day's labelled share, `None` without outcomes.
