@@ -118,7 +118,8 @@ pub(crate) async fn apply(
                 .bind(c.expected_tp)
                 .bind(c.expected_fp)
                 .bind(c.expected_fn)
-                .bind(c.expected_tn);
+                .bind(c.expected_tn)
+                .bind(c.not_scored);
         }
         query.execute(&mut *w.tx).await?;
     }
@@ -153,9 +154,7 @@ fn counts_at(row: &AnyRow, first: usize) -> Result<Counts, StorageError> {
         expected_fp: sql::float(row, first + expected + 1)?,
         expected_fn: sql::float(row, first + expected + 2)?,
         expected_tn: sql::float(row, first + expected + 3)?,
-        // `confusion_days` does not keep the gated rows not scored: no
-        // alert rule reads them.
-        not_scored: 0,
+        not_scored: sql::int(row, first + expected + 4)?,
     };
     for (i, n) in c.nulls.iter_mut().enumerate() {
         *n = sql::int(row, first + NULLS + i)?;
@@ -225,8 +224,13 @@ mod tests {
             .split_once("CREATE TABLE confusion_days (")
             .unwrap();
         let (table, _) = table.split_once(");").unwrap();
+        let added = include_str!("../../migrations/0007_mistake_margin_and_days_not_scored.sql");
         for column in COUNT_COLUMNS.iter().map(String::as_str).chain(KEY_COLUMNS) {
-            assert!(table.contains(&format!("    {column} ")), "{column}");
+            assert!(
+                table.contains(&format!("    {column} "))
+                    || added.contains(&format!("ALTER TABLE confusion_days ADD COLUMN {column} ")),
+                "{column}"
+            );
         }
     }
 }
