@@ -688,6 +688,53 @@ mod tests {
     }
 
     #[test]
+    fn hostile_alerts_stay_text_in_every_format() {
+        let hostile = "<img src=x onerror=alert(1)> | [a](javascript:x) \"'\n# h";
+        let alert = Alert {
+            name: hostile.into(),
+            severity: hostile.into(),
+            model: "m".into(),
+            version: hostile.into(),
+            subject: hostile.into(),
+            value: 0.25,
+            threshold: 0.5,
+            since_ms: 1_794_096_000_000,
+            resolved_ms: 0,
+            link: format!("/models/m?x=1&y=2#{hostile}"),
+            summary: hostile.into(),
+        };
+        let report = Report {
+            model: "m".into(),
+            version: None,
+            window: Window {
+                from_ms: 1_793_577_600_000,
+                until_ms: 1_794_182_400_000,
+            },
+            generated_at_ms: 1_794_182_400_000,
+            days: Vec::new(),
+            totals: Totals::default(),
+            previous_totals: Totals::default(),
+            signals: Vec::new(),
+            drift: DriftResponse::default(),
+            mistakes: Vec::new(),
+            alerts: vec![alert],
+            alerts_truncated: true,
+        };
+        let html = report.render(Format::Html).unwrap();
+        assert!(!html.contains("<img") && !html.contains("href"), "{html}");
+        assert!(html.contains("still firing") && html.contains("Truncated"));
+        let md = report.render(Format::Md).unwrap();
+        assert!(!md.contains("<img") && !md.contains("[a]("), "{md}");
+        let row = md.lines().find(|l| l.contains("still firing")).unwrap();
+        assert_eq!(row.matches(" | ").count(), 8, "9 cells: {row}");
+        let csv = report.render(Format::Csv).unwrap();
+        assert!(
+            csv.lines().skip(1).all(|l| l.ends_with(',')),
+            "truncated: empty count"
+        );
+    }
+
+    #[test]
     fn escaping_leaves_no_markup() {
         let hostile = "<script>x</script> | [a](https://e) & \"'\n# h";
         let html = html::escape(hostile);
