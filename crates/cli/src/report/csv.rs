@@ -5,13 +5,18 @@
 //! reads back as the same double), so they compare equal to `QueryMetrics`;
 //! an undefined value is an empty field. Columns, in order, are
 //! [`COLUMNS`]; docs/monitoring.md ("The weekly report") explains each.
+//! The alerts that fired are counted, not listed (a CSV holds one kind of
+//! row): `alerts_fired` is, on a day's rows, the number of listed alerts
+//! firing at some time that day and, on the total rows, the number listed;
+//! empty when the monitor's list was truncated (the count would be a lower
+//! bound).
 
 use anyhow::Context;
 
-use super::{Report, Set, Totals, change, labelled_share, quality};
+use super::{Report, Set, Totals, change, fired_between, labelled_share, quality};
 
 /// The header row.
-pub(crate) const COLUMNS: [&str; 24] = [
+pub(crate) const COLUMNS: [&str; 25] = [
     "model",
     "version",
     "day",
@@ -36,6 +41,7 @@ pub(crate) const COLUMNS: [&str; 24] = [
     "recall_change",
     "f1_change",
     "accuracy_change",
+    "alerts_fired",
 ];
 
 fn number(value: Option<f64>) -> String {
@@ -50,7 +56,22 @@ pub(super) fn render(report: &Report) -> anyhow::Result<String> {
         .from_writer(Vec::new());
     writer.write_record(COLUMNS)?;
     let version = report.version.clone().unwrap_or_default();
+    let alerts_fired = |from_ms: i64, until_ms: i64| {
+        if report.alerts_truncated {
+            return String::new();
+        }
+        report
+            .alerts
+            .iter()
+            .filter(|a| fired_between(a, from_ms, until_ms))
+            .count()
+            .to_string()
+    };
     for day in &report.days {
+        let fired = alerts_fired(
+            day.start_ms.max(report.window.from_ms),
+            (day.start_ms + super::window::DAY_MS).min(report.window.until_ms),
+        );
         for set in Set::ALL {
             let (p, q) = (&day.this, &day.previous);
             let now = quality(p, set);
@@ -79,9 +100,11 @@ pub(super) fn render(report: &Report) -> anyhow::Result<String> {
             row.extend(now.map(number));
             row.extend(before.map(number));
             row.extend((0..now.len()).map(|i| number(change(now[i], before[i]))));
+            row.push(fired.clone());
             writer.write_record(&row)?;
         }
     }
+    let fired = alerts_fired(report.window.from_ms, report.window.until_ms);
     for set in Set::ALL {
         let (t, b): (&Totals, &Totals) = (&report.totals, &report.previous_totals);
         let now = t.quality(set);
@@ -100,6 +123,7 @@ pub(super) fn render(report: &Report) -> anyhow::Result<String> {
         row.extend(now.map(number));
         row.extend(before.map(number));
         row.extend((0..now.len()).map(|i| number(change(now[i], before[i]))));
+        row.push(fired.clone());
         writer.write_record(&row)?;
     }
     let bytes = writer.into_inner().context("writing the CSV")?;

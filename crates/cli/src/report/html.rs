@@ -10,8 +10,8 @@ use triad_proto::v1::Mistake;
 
 use super::window::{day, rfc3339};
 use super::{
-    METRICS, Report, Section, Set, change, change_text, count_change_text, labelled_share, quality,
-    ratio_text,
+    METRICS, Report, Section, Set, alert_number, change, change_text, count_change_text,
+    labelled_share, quality, ratio_text, resolved_text,
 };
 
 /// `text` safe in HTML text and in quoted attribute values.
@@ -105,6 +105,7 @@ pub(super) fn render(report: &Report) -> String {
             Section::Summary => summary(&mut out, report),
             Section::Daily => daily(&mut out, report),
             Section::Signals => signals(&mut out, report),
+            Section::Alerts => alerts(&mut out, report),
             Section::Drift => drift(&mut out, report),
             Section::Mistakes => mistakes(&mut out, report),
         }
@@ -267,6 +268,62 @@ fn signals(out: &mut String, r: &Report) {
             change_cell(s.robust_trend_per_day),
             escape(&changes),
             escape(&anomalies)
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+fn alerts(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "<h2>Alerts that fired</h2>\n<p class=\"note\">{}</p>",
+        escape(super::ALERTS_NOTE)
+    );
+    if r.alerts.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", escape(super::NO_ALERT));
+        return;
+    }
+    if r.alerts_truncated {
+        let _ = writeln!(
+            out,
+            "<p class=\"drift\">{}</p>",
+            escape(&super::truncated_note())
+        );
+    }
+    out.push_str("<table>\n");
+    header(
+        out,
+        &[
+            "alert",
+            "severity",
+            "version",
+            "subject",
+            "value",
+            "threshold",
+            "since",
+            "resolved",
+            "link",
+        ],
+    );
+    for a in &r.alerts {
+        // The link is text, not an anchor: the file links to nothing.
+        let severity = if a.severity == "critical" {
+            " class=\"drift\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"l\">{}</td><td{severity}>{}</td><td>{}</td><td class=\"l\">{}</td>{}{}<td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            escape(&a.name),
+            escape(&a.severity),
+            escape(&a.version),
+            escape(&a.subject),
+            cell(&alert_number(a.value)),
+            cell(&alert_number(a.threshold)),
+            rfc3339(a.since_ms),
+            escape(&resolved_text(a)),
+            escape(&a.link),
         );
     }
     out.push_str("</table>\n");

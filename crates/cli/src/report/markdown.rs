@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use super::window::{day, rfc3339};
 use super::{
-    METRICS, Report, Section, Set, change, change_text, count_change_text, labelled_share, quality,
-    ratio_text,
+    METRICS, Report, Section, Set, alert_number, change, change_text, count_change_text,
+    labelled_share, quality, ratio_text, resolved_text,
 };
 
 /// `text` as literal Markdown inline text: punctuation Markdown or HTML
@@ -58,6 +58,7 @@ pub(super) fn render(report: &Report) -> String {
             Section::Summary => summary(&mut out, report),
             Section::Daily => daily(&mut out, report),
             Section::Signals => signals(&mut out, report),
+            Section::Alerts => alerts(&mut out, report),
             Section::Drift => drift(&mut out, report),
             Section::Mistakes => mistakes(&mut out, report),
         }
@@ -199,6 +200,50 @@ fn signals(out: &mut String, r: &Report) {
                 change_text(s.robust_trend_per_day),
                 changes,
                 anomalies,
+            ],
+        );
+    }
+}
+
+fn alerts(out: &mut String, r: &Report) {
+    out.push_str("## Alerts that fired\n\n");
+    out.push_str(super::ALERTS_NOTE);
+    out.push_str("\n\n");
+    if r.alerts.is_empty() {
+        out.push_str(super::NO_ALERT);
+        out.push('\n');
+        return;
+    }
+    if r.alerts_truncated {
+        let _ = writeln!(out, "{}\n", super::truncated_note());
+    }
+    header(
+        out,
+        &[
+            "alert",
+            "severity",
+            "version",
+            "subject",
+            "value",
+            "threshold",
+            "since",
+            "resolved",
+            "link",
+        ],
+    );
+    for a in &r.alerts {
+        row(
+            out,
+            &[
+                escape(&a.name),
+                escape(&a.severity),
+                escape(&a.version),
+                escape(&a.subject),
+                alert_number(a.value),
+                alert_number(a.threshold),
+                rfc3339(a.since_ms),
+                resolved_text(a),
+                escape(&a.link),
             ],
         );
     }

@@ -2,17 +2,16 @@
 //! labelled share, realized and estimated precision, recall, F1 and
 //! accuracy per UTC day with the change against the same day a week
 //! earlier, the trend, change points and anomalies of the daily series,
-//! the drift table and the ten most confident mistakes, as Markdown, CSV
-//! or one self-contained HTML file.
+//! the alerts that fired, the drift table and the ten most confident
+//! mistakes, as Markdown, CSV or one self-contained HTML file.
 //!
 //! Every number comes from the monitor's own RPCs over the window
 //! (`QueryMetrics` with day buckets, for the window and for the same window
-//! a week earlier; `Drift`; `ListMistakes` most confident first): the report
-//! computes nothing the monitor would answer differently. [`Report`] holds
-//! what was fetched; [`markdown`], [`csv`] and [`html`] only lay it out,
-//! section by section in the order of [`Section::ALL`], so a section (e.g.
-//! the alerts that fired, once the monitor serves them) is added in one
-//! place per format.
+//! a week earlier; `Alerts` history; `Drift`; `ListMistakes` most
+//! confident first): the report computes nothing the monitor would answer
+//! differently. [`Report`] holds what was fetched; [`markdown`], [`csv`]
+//! and [`html`] only lay it out, section by section in the order of
+//! [`Section::ALL`], so a section is added in one place per format.
 
 pub(crate) mod bench;
 mod csv;
@@ -26,14 +25,18 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use triad_proto::v1::list_mistakes_request::Order;
 use triad_proto::v1::{
-    self, DriftResponse, MetricPoint, Mistake, QueryMetricsResponse, monitor_client::MonitorClient,
+    self, Alert, DriftResponse, MetricPoint, Mistake, QueryMetricsResponse,
+    monitor_client::MonitorClient,
 };
-use triad_series::ConfusionCounts;
+use triad_series::{ConfusionCounts, ExpectedCounts};
 
 pub(crate) use window::Window;
 
 /// Most confident mistakes listed.
 pub(crate) const MISTAKES: u32 = 10;
+/// Most alerts listed (the `Alerts` RPC's largest page); more in the
+/// window and the report says the list is truncated.
+pub(crate) const ALERTS: u32 = 1_000;
 /// Longest model or version name sent, in bytes (the monitor's own bound).
 const MAX_NAME_BYTES: usize = 512;
 
@@ -91,6 +94,8 @@ pub(crate) enum Section {
     Daily,
     /// Trend, change points and anomalies of the daily series.
     Signals,
+    /// The alerts that fired at some time in the window.
+    Alerts,
     /// Live inputs and scores against the reference profile.
     Drift,
     /// The ten most confident mistakes.
@@ -99,10 +104,11 @@ pub(crate) enum Section {
 
 impl Section {
     /// Every section, in the report's order.
-    pub(crate) const ALL: [Section; 5] = [
+    pub(crate) const ALL: [Section; 6] = [
         Section::Summary,
         Section::Daily,
         Section::Signals,
+        Section::Alerts,
         Section::Drift,
         Section::Mistakes,
     ];
@@ -170,18 +176,14 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
-    /// The totals of `points`. Realized metrics from the summed confusion
-    /// cells. Estimated ones from the expected cells recovered from each
-    /// point: E[TP] = estimated precision × predicted positives (each
-    /// predicted positive adds exactly 1 to E[TP] + E[FP]), E[TP] + E[FN] =
-    /// E[TP] / estimated recall, and E[TP] + E[TN] = estimated accuracy ×
-    /// count; exact when every outcome carries an estimate (every outcome
-    /// stored since the monitor's migration 0002 does).
+    /// The totals of `points`: realized metrics from the summed confusion
+    /// cells, estimated ones from the summed expected cells (ratios of
+    /// sums, as the monitor computes each point's; never averages of the
+    /// days' ratios).
     pub(crate) fn of(points: &[MetricPoint]) -> Self {
         let mut cells = ConfusionCounts::default();
+        let mut expected = ExpectedCounts::default();
         let (mut count, mut predicted, mut labelled) = (0, 0, 0);
-        let (mut etp, mut epp, mut epos, mut eright, mut eall) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        let (mut recall_known, mut accuracy_known) = (false, false);
         for p in points {
             count += p.count;
             predicted += p.predicted_positive;
@@ -190,52 +192,13 @@ impl Totals {
             cells.false_positives += p.false_positives;
             cells.false_negatives += p.false_negatives;
             cells.true_negatives += p.true_negatives;
-            let pp = p.predicted_positive as f64;
-            let tp = p
-                .estimated_precision
-                .map_or(0.0, |precision| precision * pp);
-            if p.estimated_precision.is_some() {
-                epp += pp;
-            }
-            etp += tp;
-            match p.estimated_recall {
-                Some(r) if r > 0.0 => {
-                    epos += tp / r;
-                    recall_known = true;
-                }
-                Some(_) => recall_known = true,
-                None => {}
-            }
-            if let Some(a) = p.estimated_accuracy {
-                eright += a * p.count as f64;
-                eall += p.count as f64;
-                accuracy_known = true;
-            }
+            expected.add(&ExpectedCounts {
+                true_positives: p.expected_true_positives,
+                false_positives: p.expected_false_positives,
+                false_negatives: p.expected_false_negatives,
+                true_negatives: p.expected_true_negatives,
+            });
         }
-        let ratio = |n: f64, d: f64| (d > 0.0).then(|| (n / d).clamp(0.0, 1.0));
-        let e_precision = ratio(etp, epp);
-        // With only recalls of 0, E[TP] is 0: recall is 0 if any positive
-        // was expected (recall was defined), still undefined otherwise.
-        let e_recall = if epos > 0.0 {
-            ratio(etp, epos)
-        } else if recall_known {
-            Some(0.0)
-        } else {
-            None
-        };
-        let e_f1 = match (e_precision, e_recall) {
-            (Some(_), Some(_)) => {
-                let efp = epp - etp;
-                let efn = (epos - etp).max(0.0);
-                ratio(2.0 * etp, 2.0 * etp + efp + efn)
-            }
-            _ => None,
-        };
-        let e_accuracy = if accuracy_known {
-            ratio(eright, eall)
-        } else {
-            None
-        };
         Self {
             count,
             predicted_positive: predicted,
@@ -246,7 +209,12 @@ impl Totals {
                 cells.f1(),
                 cells.accuracy(),
             ],
-            estimated: [e_precision, e_recall, e_f1, e_accuracy],
+            estimated: [
+                expected.precision(),
+                expected.recall(),
+                expected.f1(),
+                expected.accuracy(),
+            ],
         }
     }
 
@@ -362,6 +330,12 @@ pub(crate) struct Report {
     pub(crate) drift: DriftResponse,
     /// Most confident first, at most [`MISTAKES`].
     pub(crate) mistakes: Vec<Mistake>,
+    /// The alerts of the model (of `version` when one is given) that fired
+    /// at some time in the window, as the `Alerts` RPC answers, newest
+    /// first, at most [`ALERTS`].
+    pub(crate) alerts: Vec<Alert>,
+    /// More alerts fired in the window than [`ALERTS`].
+    pub(crate) alerts_truncated: bool,
 }
 
 fn check_name(flag: &str, value: &str) -> anyhow::Result<()> {
@@ -397,16 +371,17 @@ pub(crate) async fn fetch(
         bucket: v1::Bucket::Day.into(),
         include_shadow: false,
     };
-    // The four calls at once, each on its own clone of the channel: the
+    // The five calls at once, each on its own clone of the channel: the
     // report takes as long as the slowest.
-    let (mut a, mut b, mut c, mut d) = (
+    let (mut a, mut b, mut c, mut d, mut e) = (
+        client.clone(),
         client.clone(),
         client.clone(),
         client.clone(),
         client.clone(),
     );
     let version_text = version.unwrap_or_default().to_owned();
-    let (this, previous, drift, mistakes) = tokio::try_join!(
+    let (this, previous, drift, mistakes, alerts) = tokio::try_join!(
         async {
             a.query_metrics(metrics(window))
                 .await
@@ -441,7 +416,26 @@ pub(crate) async fn fetch(
             .await
             .context("ListMistakes over the window")
         },
+        async {
+            e.alerts(v1::AlertsRequest {
+                model: model.to_owned(),
+                history: true,
+                since_ms: window.from_ms,
+                until_ms: window.until_ms,
+                page_size: ALERTS,
+            })
+            .await
+            .context("Alerts over the window")
+        },
     )?;
+    let alerts = alerts.into_inner();
+    let alerts_truncated = alerts.truncated;
+    // The RPC selects by model only: one version's report keeps its own.
+    let alerts: Vec<Alert> = alerts
+        .alerts
+        .into_iter()
+        .filter(|a| version.is_none_or(|v| a.version == v))
+        .collect();
     let (this, previous, drift) = (this.into_inner(), previous.into_inner(), drift.into_inner());
     let mistakes = mistakes.into_inner().mistakes;
 
@@ -476,6 +470,8 @@ pub(crate) async fn fetch(
         signals: signals(&this),
         drift,
         mistakes,
+        alerts,
+        alerts_truncated,
     })
 }
 
@@ -549,6 +545,45 @@ pub(crate) fn count_change_text(now: u64, before: u64) -> String {
     )
 }
 
+/// What the alerts section says before its table.
+pub(crate) const ALERTS_NOTE: &str = "Every alert that fired at some time in the window, resolved or not, newest first (the monitor's Alerts history). Value: the last value found breaching. Link: the dashboard view that shows it, relative to the monitor's address.";
+
+/// What the alerts section says when none fired.
+pub(crate) const NO_ALERT: &str = "None: no alert fired in the window.";
+
+/// What the alerts section says when the monitor had more.
+pub(crate) fn truncated_note() -> String {
+    format!("Truncated: more alerts fired in the window than the {ALERTS} newest listed here.")
+}
+
+/// An alert's value or threshold: an integer as such, a very small
+/// number in scientific notation, anything else to four decimals.
+pub(crate) fn alert_number(value: f64) -> String {
+    if !value.is_finite() {
+        UNDEFINED.to_owned()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value != 0.0 && value.abs() < 1e-3 {
+        format!("{value:.2e}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+/// When an alert stopped firing, or that it still fires.
+pub(crate) fn resolved_text(alert: &Alert) -> String {
+    if alert.resolved_ms > 0 {
+        window::rfc3339(alert.resolved_ms)
+    } else {
+        "still firing".to_owned()
+    }
+}
+
+/// Whether `alert` fired at some time in `[from_ms, until_ms)`.
+pub(crate) fn fired_between(alert: &Alert, from_ms: i64, until_ms: i64) -> bool {
+    alert.since_ms < until_ms && (alert.resolved_ms == 0 || alert.resolved_ms > from_ms)
+}
+
 /// A day's labelled share, `None` without outcomes.
 pub(crate) fn labelled_share(p: &MetricPoint) -> Option<f64> {
     (p.count > 0).then_some(p.labelled_share)
@@ -576,8 +611,27 @@ mod tests {
             estimated_precision: Some(etp / (etp + efp)),
             estimated_recall: (etp + efn > 0.0).then(|| etp / (etp + efn)),
             estimated_accuracy: Some((etp + etn) / (etp + efp + efn + etn)),
+            expected_true_positives: etp,
+            expected_false_positives: efp,
+            expected_false_negatives: efn,
+            expected_true_negatives: etn,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_day_that_stopped_matching_weighs_in_the_window_s_estimated_recall() {
+        // The review's case: a day with 10 predicted positives (E[TP] 9,
+        // E[FN] 1), then a day with none (estimated precision undefined,
+        // recall 0) but 50 expected positives it missed.
+        let points = [
+            point(100, 10, 9.0, 1.0, 1.0, 89.0),
+            point(100, 0, 0.0, 0.0, 50.0, 50.0),
+        ];
+        let t = Totals::of(&points);
+        assert_eq!(t.estimated[0], Some(0.9));
+        assert_eq!(t.estimated[1], Some(9.0 / 60.0));
+        assert_eq!(t.estimated[2], Some(18.0 / 70.0));
     }
 
     #[test]
@@ -612,6 +666,53 @@ mod tests {
         assert_eq!(change_text(Some(-0.0125)), "-0.013");
         assert_eq!(count_change_text(5, 0), "undefined");
         assert_eq!(count_change_text(15, 10), "+50.0 %");
+    }
+
+    #[test]
+    fn hostile_alerts_stay_text_in_every_format() {
+        let hostile = "<img src=x onerror=alert(1)> | [a](javascript:x) \"'\n# h";
+        let alert = Alert {
+            name: hostile.into(),
+            severity: hostile.into(),
+            model: "m".into(),
+            version: hostile.into(),
+            subject: hostile.into(),
+            value: 0.25,
+            threshold: 0.5,
+            since_ms: 1_794_096_000_000,
+            resolved_ms: 0,
+            link: format!("/models/m?x=1&y=2#{hostile}"),
+            summary: hostile.into(),
+        };
+        let report = Report {
+            model: "m".into(),
+            version: None,
+            window: Window {
+                from_ms: 1_793_577_600_000,
+                until_ms: 1_794_182_400_000,
+            },
+            generated_at_ms: 1_794_182_400_000,
+            days: Vec::new(),
+            totals: Totals::default(),
+            previous_totals: Totals::default(),
+            signals: Vec::new(),
+            drift: DriftResponse::default(),
+            mistakes: Vec::new(),
+            alerts: vec![alert],
+            alerts_truncated: true,
+        };
+        let html = report.render(Format::Html).unwrap();
+        assert!(!html.contains("<img") && !html.contains("href"), "{html}");
+        assert!(html.contains("still firing") && html.contains("Truncated"));
+        let md = report.render(Format::Md).unwrap();
+        assert!(!md.contains("<img") && !md.contains("[a]("), "{md}");
+        let row = md.lines().find(|l| l.contains("still firing")).unwrap();
+        assert_eq!(row.matches(" | ").count(), 8, "9 cells: {row}");
+        let csv = report.render(Format::Csv).unwrap();
+        assert!(
+            csv.lines().skip(1).all(|l| l.ends_with(',')),
+            "truncated: empty count"
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ const HOSTILE_VENDOR: &str =
 
 struct Monitor {
     url: String,
+    database_url: String,
     stop: Option<oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
@@ -51,6 +52,7 @@ async fn start_monitor() -> Monitor {
     };
     config.store.database_url = format!("sqlite://{}/monitor.db", data.path().display());
     let (stop, stopped) = oneshot::channel::<()>();
+    let database_url = config.store.database_url.clone();
     tokio::spawn(triad_monitor::serve(listener, None, config, async move {
         let _ = stopped.await;
     }));
@@ -60,6 +62,7 @@ async fn start_monitor() -> Monitor {
         .expect("monitor healthy");
     Monitor {
         url,
+        database_url,
         stop: Some(stop),
         _data: data,
     }
@@ -190,7 +193,8 @@ fn read_csv(path: &Path) -> Vec<csv::StringRecord> {
         .map(str::to_owned)
         .collect();
     assert_eq!(header[..4], ["model", "version", "day", "set"]);
-    assert_eq!(header.len(), 24);
+    assert_eq!(header.len(), 25);
+    assert_eq!(header[24], "alerts_fired");
     reader.records().map(Result::unwrap).collect()
 }
 
@@ -351,12 +355,20 @@ async fn the_reports_numbers_equal_query_metrics_and_every_format_holds_every_se
         "## Realized (from labels) quality per day",
         "## Estimated (from calibrated scores) quality per day",
         "## Trend, change points and anomalies",
+        "## Alerts that fired",
         "## Drift against the reference profile",
         "## The 10 most confident mistakes",
     ] {
         assert!(md.contains(heading), "markdown lacks {heading:?}:\n{md}");
     }
     assert!(md.contains("undefined"), "the empty day shows undefined");
+    // No evaluation covered the window: no alert fired in it.
+    let alerts_section = section(&md, "## Alerts that fired");
+    assert!(
+        alerts_section.contains("None: no alert fired in the window."),
+        "{alerts_section}"
+    );
+    assert!(rows.iter().all(|r| &r[24] == "0"), "no alert counted");
     assert!(!md.contains("NaN"), "{md}");
     let mistakes_table = md
         .split("## The 10 most confident mistakes")
@@ -379,6 +391,8 @@ async fn the_reports_numbers_equal_query_metrics_and_every_format_holds_every_se
         "<svg",
         "Summary",
         "Realized (from labels) quality per day",
+        "Alerts that fired",
+        "None: no alert fired in the window.",
         "Drift against the reference profile",
         "The 10 most confident mistakes",
         expected[0],
@@ -387,6 +401,159 @@ async fn the_reports_numbers_equal_query_metrics_and_every_format_holds_every_se
         assert!(html.contains(needle), "html lacks {needle:?}");
     }
     assert!(!html.contains("NaN"));
+}
+
+/// `text` escaped as the report's Markdown escapes it.
+fn md_escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Markdown section under `heading`, up to the next `## `.
+fn section<'a>(md: &'a str, heading: &str) -> &'a str {
+    let rest = md
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {heading:?} in:\n{md}"));
+    rest.split("\n## ").next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_section_lists_exactly_the_alerts_that_fired_in_the_window() {
+    let monitor = start_monitor().await;
+    let mut client = MonitorClient::connect(monitor.url.clone()).await.unwrap();
+    feed(&mut client, "m").await;
+
+    // An evaluator on the monitor's database, run after each day of the
+    // window closed (as the monitor's own does in real time).
+    let store = triad_monitor::Store::open(&triad_monitor::StoreConfig {
+        database_url: monitor.database_url.clone(),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Floors no day of the fixture reaches, so the estimate rules fire.
+    let settings = triad_monitor::AlertSettings::parse(
+        "[defaults]\nmin_outcomes = 1\nestimated_precision_floor = 0.99\nestimated_recall_floor = 0.99\n",
+    )
+    .unwrap();
+    let (alerter, deliveries) = triad_monitor::Alerter::new(
+        triad_monitor::Monitor::new(store, triad_monitor::Profiles::disabled())
+            .with_alert_settings(settings),
+        None,
+    )
+    .unwrap();
+    assert!(deliveries.is_none());
+    for d in 1..=7 {
+        alerter
+            .evaluate_at(FROM + d * DAY + triad_monitor::EVALUATION_DELAY_MS + 1)
+            .await
+            .unwrap();
+    }
+
+    let fired = client
+        .alerts(v1::AlertsRequest {
+            model: "m".into(),
+            history: true,
+            since_ms: FROM,
+            until_ms: UNTIL,
+            page_size: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!fired.truncated);
+    assert!(
+        fired
+            .alerts
+            .iter()
+            .any(|a| a.name.ends_with("_below_floor")),
+        "the floors fire: {:?}",
+        fired.alerts
+    );
+
+    // Markdown: one row per alert, in the RPC's order.
+    let md = report(&monitor, "m", &["--format", "md"]).await;
+    let table = section(&md, "## Alerts that fired");
+    let listed: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| alert |"))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    assert_eq!(listed.len(), fired.alerts.len(), "{table}");
+    for (row, alert) in listed.iter().zip(&fired.alerts) {
+        assert_eq!(row[0], md_escape(&alert.name), "{table}");
+        assert_eq!(row[1], alert.severity);
+        assert_eq!(row[2], alert.version);
+        assert_eq!(row[3], md_escape(&alert.subject));
+        let since = chrono::DateTime::from_timestamp_millis(alert.since_ms).unwrap();
+        assert_eq!(
+            row[6],
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        if alert.resolved_ms == 0 {
+            assert_eq!(row[7], "still firing");
+        } else {
+            assert_ne!(row[7], "still firing");
+        }
+        assert_eq!(row[8], md_escape(&alert.link));
+    }
+    assert!(!table.contains("None: no alert"), "{table}");
+
+    // HTML: every alert's name and link, escaped.
+    let html = report(&monitor, "m", &["--format", "html"]).await;
+    let html_section = html
+        .split("<h2>Alerts that fired</h2>")
+        .nth(1)
+        .unwrap()
+        .split("<h2>")
+        .next()
+        .unwrap();
+    assert_eq!(
+        html_section.matches("<tr><td").count(),
+        fired.alerts.len(),
+        "{html_section}"
+    );
+    for alert in &fired.alerts {
+        assert!(html_section.contains(&alert.name));
+        assert!(html_section.contains(&alert.link.replace('&', "&amp;")));
+    }
+
+    // CSV: the count per day and in total.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    report(
+        &monitor,
+        "m",
+        &["--format", "csv", "-o", path.to_str().unwrap()],
+    )
+    .await;
+    let rows = read_csv(&path);
+    let total = rows.iter().find(|r| &r[2] == "total").unwrap();
+    assert_eq!(total[24].parse::<usize>().unwrap(), fired.alerts.len());
+    for d in 0..7 {
+        let (start, end) = (FROM + d * DAY, FROM + (d + 1) * DAY);
+        let expected = fired
+            .alerts
+            .iter()
+            .filter(|a| a.since_ms < end && (a.resolved_ms == 0 || a.resolved_ms > start))
+            .count();
+        let row = rows.iter().find(|r| r[2] == *day_text(start)).unwrap();
+        assert_eq!(row[24].parse::<usize>().unwrap(), expected, "{}", &row[2]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

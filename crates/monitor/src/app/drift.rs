@@ -148,20 +148,61 @@ pub(crate) fn compare(
     profile: &ReferenceProfile,
     rows: &[LiveRow],
 ) -> (Vec<FeatureDrift>, FeatureDrift) {
-    let features = profile
-        .features
-        .iter()
-        .enumerate()
-        .map(|(column, (name, reference))| {
+    // One job per variable (each feature, then the score), independent of
+    // each other: spread over the machine's cores, each thread taking every
+    // `threads`-th job, and put back in order. The answers are those of
+    // one thread, only sooner (the exact KS p-values dominate: a few tens
+    // of milliseconds per variable at 5 000 rows).
+    let variables = profile.features.len() + 1;
+    let one = |job: usize| match profile.features.get(job) {
+        Some((name, reference)) => {
             let live: Vec<f64> = rows
                 .iter()
-                .map(|row| row.features.get(column).map_or(f64::NAN, |&v| f64::from(v)))
+                .map(|row| row.features.get(job).map_or(f64::NAN, |&v| f64::from(v)))
                 .collect();
             feature_drift(name, reference, &live)
-        })
+        }
+        None => {
+            let scores: Vec<f64> = rows.iter().map(|row| row.score).collect();
+            feature_drift("score", &profile.score, &scores)
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, variables.max(1));
+    let mut results: Vec<Option<FeatureDrift>> = vec![None; variables];
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (1..threads)
+            .map(|first| {
+                let one = &one;
+                scope.spawn(move || {
+                    (first..variables)
+                        .step_by(threads)
+                        .map(|job| (job, one(job)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for job in (0..variables).step_by(threads) {
+            results[job] = Some(one(job));
+        }
+        for worker in workers {
+            // A panicking job (none is expected) is computed again here,
+            // so it panics on this thread as it would have alone.
+            if let Ok(done) = worker.join() {
+                for (job, drift) in done {
+                    results[job] = Some(drift);
+                }
+            }
+        }
+    });
+    let mut results: Vec<FeatureDrift> = results
+        .into_iter()
+        .enumerate()
+        .map(|(job, drift)| drift.unwrap_or_else(|| one(job)))
         .collect();
-    let scores: Vec<f64> = rows.iter().map(|row| row.score).collect();
-    (features, feature_drift("score", &profile.score, &scores))
+    let score = results.pop().unwrap_or_else(|| one(variables - 1));
+    (results, score)
 }
 
 fn rate(part: u64, whole: u64) -> f64 {

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts",
         include_str!("../../migrations/0006_alerts.sql"),
     ),
+    (
+        7,
+        "mistake margin",
+        include_str!("../../migrations/0007_mistake_margin.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a source for sqlx's [`Migrator`].

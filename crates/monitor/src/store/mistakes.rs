@@ -5,12 +5,14 @@
 //! Both orders read only the rows of the partial index `outcomes_mistakes`
 //! (labelled outcomes whose label differs from the prediction) within the
 //! model and time range. Newest first walks that index and stops after the
-//! page. Most confident first (largest `|score - threshold|`) must look at
-//! every mistake in the range, but keeps only the page: an inner query
-//! reads the id, score and threshold of each and keeps the top `limit + 1`
-//! (a top-N sort, memory bounded by the page), and only those rows are then
-//! read whole. Its cost grows with the mistakes in the range, never with
-//! the outcomes that were right.
+//! page. Most confident first (largest `|score - threshold|`) walks the
+//! partial index `outcomes_mistakes_margin` (migration `0007`: the same
+//! rows keyed by model, `ABS(score - threshold)` and id) from its top,
+//! keeps the entries in the range until it holds `limit + 1`, and only
+//! those rows are then read whole. Its cost grows with the model's
+//! mistakes ranked above the page's last one that fall outside the range
+//! (none when the range holds every stored mistake), never with the
+//! outcomes that were right.
 
 use sqlx::Any;
 use sqlx::any::AnyRow;
@@ -168,11 +170,20 @@ impl Store {
         if !filter.include_shadow {
             conditions += " AND shadow = 0";
         }
+        // Most confident first walks outcomes_mistakes_margin (migration
+        // 0007) from its top and checks the time of each entry: the unary
+        // `+` (a no-op on both databases) keeps SQLite, which has no
+        // statistics to weigh the two, from choosing the time index
+        // instead and sorting every mistake of the window.
+        let time = match filter.order {
+            MistakeOrder::Newest => "scored_at_ms",
+            MistakeOrder::MostConfident => "+scored_at_ms",
+        };
         if filter.range.from_ms.is_some() {
-            conditions += &format!(" AND scored_at_ms >= ${}", next());
+            conditions += &format!(" AND {time} >= ${}", next());
         }
         if filter.range.to_ms.is_some() {
-            conditions += &format!(" AND scored_at_ms < ${}", next());
+            conditions += &format!(" AND {time} < ${}", next());
         }
         let after = match (&filter.after, filter.order) {
             (Some(key @ MistakeKey::Newest { .. }), MistakeOrder::Newest)
