@@ -10,8 +10,8 @@ use triad_proto::v1::Mistake;
 
 use super::window::{day, rfc3339};
 use super::{
-    METRICS, Report, Section, Set, alert_number, change, change_text, count_change_text,
-    labelled_share, quality, ratio_text, resolved_text,
+    METRICS, Report, SIGNAL_COLUMNS, Section, Set, alert_number, change, change_text,
+    count_change_text, labelled_share, quality, ratio_text, resolved_text,
 };
 
 /// `text` safe in HTML text and in quoted attribute values.
@@ -231,35 +231,9 @@ fn daily(out: &mut String, r: &Report) {
 
 fn signals(out: &mut String, r: &Report) {
     out.push_str("<h2>Trend, change points and anomalies</h2>\n<p class=\"note\">From the daily series: the least-squares and robust trend slopes per day, the days where the piecewise-constant fit starts a new level, and the days outside the EWMA band.</p>\n<table>\n");
-    header(
-        out,
-        &[
-            "metric",
-            "trend per day",
-            "robust trend per day",
-            "change points",
-            "anomalies",
-        ],
-    );
+    header(out, &SIGNAL_COLUMNS);
     for s in &r.signals {
-        let changes = if s.change_points.is_empty() {
-            "none".to_owned()
-        } else {
-            s.change_points
-                .iter()
-                .map(|(at, before, after)| format!("{}: {before:.3} → {after:.3}", day(*at)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let anomalies = if s.anomalies.is_empty() {
-            "none".to_owned()
-        } else {
-            s.anomalies
-                .iter()
-                .map(|at| day(*at))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let (changes, anomalies) = (s.change_points_text(), s.anomalies_text());
         let _ = writeln!(
             out,
             "<tr><td class=\"l\">{}</td>{}{}<td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use super::window::{day, rfc3339};
 use super::{
-    METRICS, Report, Section, Set, alert_number, change, change_text, count_change_text,
-    labelled_share, quality, ratio_text, resolved_text,
+    METRICS, Report, SIGNAL_COLUMNS, Section, Set, alert_number, change, change_text,
+    count_change_text, labelled_share, quality, ratio_text, resolved_text,
 };
 
 /// `text` as literal Markdown inline text: punctuation Markdown or HTML
@@ -163,35 +163,9 @@ fn daily(out: &mut String, r: &Report) {
 fn signals(out: &mut String, r: &Report) {
     out.push_str("## Trend, change points and anomalies\n\n");
     out.push_str("From the daily series: the least-squares and robust trend slopes per day, the days where the piecewise-constant fit starts a new level, and the days outside the EWMA band.\n\n");
-    header(
-        out,
-        &[
-            "metric",
-            "trend per day",
-            "robust trend per day",
-            "change points",
-            "anomalies",
-        ],
-    );
+    header(out, &SIGNAL_COLUMNS);
     for s in &r.signals {
-        let changes = if s.change_points.is_empty() {
-            "none".to_owned()
-        } else {
-            s.change_points
-                .iter()
-                .map(|(at, before, after)| format!("{}: {before:.3} → {after:.3}", day(*at)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let anomalies = if s.anomalies.is_empty() {
-            "none".to_owned()
-        } else {
-            s.anomalies
-                .iter()
-                .map(|at| day(*at))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let (changes, anomalies) = (s.change_points_text(), s.anomalies_text());
         row(
             out,
             &[

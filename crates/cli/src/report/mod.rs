@@ -249,6 +249,41 @@ pub(crate) struct Signal {
     pub(crate) anomalies: Vec<i64>,
 }
 
+/// The columns of the trend table, in every format.
+pub(crate) const SIGNAL_COLUMNS: [&str; 5] = [
+    "metric",
+    "trend per day",
+    "robust trend per day",
+    "change points",
+    "anomalies",
+];
+
+impl Signal {
+    /// `day: before → after` per change point, or "none".
+    pub(crate) fn change_points_text(&self) -> String {
+        if self.change_points.is_empty() {
+            return "none".to_owned();
+        }
+        self.change_points
+            .iter()
+            .map(|(at, before, after)| format!("{}: {before:.3} → {after:.3}", window::day(*at)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The flagged days, or "none".
+    pub(crate) fn anomalies_text(&self) -> String {
+        if self.anomalies.is_empty() {
+            return "none".to_owned();
+        }
+        self.anomalies
+            .iter()
+            .map(|at| window::day(*at))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The metrics whose derived series `QueryMetrics` serves.
 const SIGNAL_METRICS: [&str; 4] = [
     "precision",
