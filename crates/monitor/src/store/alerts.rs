@@ -163,7 +163,12 @@ impl Store {
             .collect()
     }
 
-    /// Applies one evaluation's changes in one transaction.
+    /// Applies one evaluation's changes in one transaction. An upsert of a
+    /// stretch that was resolved (the same `since_ms`: a closed day
+    /// evaluated again after a resolution, by a restart, a retry or late
+    /// labels) opens it again: firing, its resolution no longer due to the
+    /// webhook (if not yet delivered, it never is), and its firing due
+    /// again (`notified_ms` cleared) so the receiver hears it fires.
     pub(crate) async fn apply_alert_changes(
         &self,
         changes: &AlertChanges,
@@ -176,7 +181,9 @@ impl Store {
             "INSERT INTO alerts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,NULL,NULL,0) \
              ON CONFLICT (model, version, name, subject, since_ms) DO UPDATE SET \
              severity = excluded.severity, value = excluded.value, \
-             threshold = excluded.threshold, evaluated_ms = excluded.evaluated_ms"
+             threshold = excluded.threshold, evaluated_ms = excluded.evaluated_ms, \
+             notified_ms = CASE WHEN alerts.resolved_ms IS NULL THEN alerts.notified_ms \
+             ELSE NULL END, resolved_ms = NULL, resolved_notified = 0"
         ));
         for alert in &changes.upsert {
             sqlx::query::<Any>(&insert)
@@ -250,5 +257,89 @@ impl Store {
         }
         writer.tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&StoreConfig {
+            database_url: format!("sqlite://{}/m.db", dir.path().display()),
+            ..StoreConfig::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn alert(since_ms: i64) -> AlertRow {
+        AlertRow {
+            key: AlertKey {
+                model: "m".into(),
+                version: "1".into(),
+                name: "volume_drop".into(),
+                subject: String::new(),
+            },
+            since_ms,
+            severity: "critical".into(),
+            value: 10.0,
+            threshold: 80.0,
+            evaluated_ms: since_ms,
+            resolved_ms: None,
+            notified_ms: None,
+            resolved_notified: false,
+        }
+    }
+
+    /// A day fires, is resolved when evaluated again (late outcomes), and
+    /// fires again at a third evaluation of the same day: the stretch is
+    /// open again, everywhere, and its firing due to the webhook.
+    #[tokio::test]
+    async fn a_resolved_stretch_that_fires_again_the_same_day_is_open_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let day = 20_000 * 86_400_000;
+        let row = alert(day);
+        let upsert = AlertChanges {
+            upsert: vec![row.clone()],
+            resolve: vec![],
+        };
+        store.apply_alert_changes(&upsert).await.unwrap();
+        store
+            .mark_alerts_notified(&[(row.key.clone(), day, false)], day + 1)
+            .await
+            .unwrap();
+        store
+            .apply_alert_changes(&AlertChanges {
+                upsert: vec![],
+                resolve: vec![(row.key.clone(), day, day)],
+            })
+            .await
+            .unwrap();
+        store
+            .mark_alerts_notified(&[(row.key.clone(), day, true)], day + 2)
+            .await
+            .unwrap();
+        assert!(store.firing_alerts(None, 10).await.unwrap().is_empty());
+
+        store.apply_alert_changes(&upsert).await.unwrap();
+        let firing = store.firing_alerts(None, 10).await.unwrap();
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].resolved_ms, None);
+        assert_eq!(firing[0].notified_ms, None);
+        assert!(!firing[0].resolved_notified);
+        let due = store.alerts_to_notify(day, day - 1, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].resolved_ms, None);
+        // A firing stretch updated keeps its delivery time.
+        store
+            .mark_alerts_notified(&[(row.key.clone(), day, false)], day + 3)
+            .await
+            .unwrap();
+        store.apply_alert_changes(&upsert).await.unwrap();
+        let firing = store.firing_alerts(None, 10).await.unwrap();
+        assert_eq!(firing[0].notified_ms, Some(day + 3));
     }
 }
