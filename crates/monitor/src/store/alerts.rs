@@ -78,8 +78,9 @@ fn row(r: &AnyRow) -> Result<AlertRow, StorageError> {
 }
 
 impl Store {
-    /// Every firing alert (of `model` when given), by model, version,
-    /// rule and subject; at most `limit`.
+    /// Every firing alert (of `model` when given), critical first, then by
+    /// model, version, rule and subject; at most `limit` (so a page of them
+    /// never hides a critical one behind warnings).
     pub(crate) async fn firing_alerts(
         &self,
         model: Option<&str>,
@@ -92,7 +93,8 @@ impl Store {
         };
         let statement = self.backend().sql(format!(
             "SELECT {COLUMNS} FROM alerts WHERE resolved_ms IS NULL{filter} \
-             ORDER BY model, version, name, subject LIMIT {limit}"
+             ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, \
+             model, version, name, subject LIMIT {limit}"
         ));
         let mut query = sqlx::query::<Any>(&statement);
         if let Some(model) = model {
@@ -104,6 +106,32 @@ impl Store {
             .iter()
             .map(row)
             .collect()
+    }
+
+    /// How many alerts fire (of `model` when given).
+    pub(crate) async fn count_firing_alerts(
+        &self,
+        model: Option<&str>,
+    ) -> Result<u64, StorageError> {
+        use sqlx::Row;
+        let filter = if model.is_some() {
+            " AND model = $1"
+        } else {
+            ""
+        };
+        let statement = self.backend().sql(format!(
+            "SELECT COUNT(*) FROM alerts WHERE resolved_ms IS NULL{filter}"
+        ));
+        let mut query = sqlx::query::<Any>(&statement);
+        if let Some(model) = model {
+            query = query.bind(model);
+        }
+        let count: i64 = query
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+            .map_err(|e| StorageError::Corrupt(format!("alert count: {e}")))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// The alerts that fired at some time in `[since_ms, until_ms)` (of
@@ -341,5 +369,43 @@ mod tests {
         store.apply_alert_changes(&upsert).await.unwrap();
         let firing = store.firing_alerts(None, 10).await.unwrap();
         assert_eq!(firing[0].notified_ms, Some(day + 3));
+    }
+
+    /// 25 warnings on models named before the one critical alert's: a
+    /// page of 21 still holds the critical one, first, and the count is
+    /// of them all.
+    #[tokio::test]
+    async fn critical_alerts_come_first_and_the_count_is_of_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut upsert: Vec<AlertRow> = (0..25)
+            .map(|i| {
+                let mut row = alert(0);
+                row.key.model = format!("a{i:02}");
+                row.key.name = "null_rate_jump".into();
+                row.severity = "warning".into();
+                row
+            })
+            .collect();
+        let mut critical = alert(0);
+        critical.key.model = "z".into();
+        upsert.push(critical);
+        store
+            .apply_alert_changes(&AlertChanges {
+                upsert,
+                resolve: vec![],
+            })
+            .await
+            .unwrap();
+        let page = store.firing_alerts(None, 21).await.unwrap();
+        assert_eq!(page.len(), 21);
+        assert_eq!(
+            (page[0].key.model.as_str(), page[0].severity.as_str()),
+            ("z", "critical")
+        );
+        assert_eq!(page[1].key.model, "a00");
+        assert_eq!(store.count_firing_alerts(None).await.unwrap(), 26);
+        assert_eq!(store.count_firing_alerts(Some("z")).await.unwrap(), 1);
+        assert_eq!(store.count_firing_alerts(Some("y")).await.unwrap(), 0);
     }
 }

@@ -384,7 +384,14 @@ impl Monitor {
             .await?)
     }
 
-    /// The alerts firing now, or those that fired in a range (`Alerts`).
+    /// How many alerts fire now (of `model`; empty: every model).
+    pub(crate) async fn firing_alert_count(&self, model: &str) -> Result<u64, AppError> {
+        let model = (!model.is_empty()).then_some(model);
+        Ok(self.store().count_firing_alerts(model).await?)
+    }
+
+    /// The alerts firing now (critical first), or those that fired in a
+    /// range (`Alerts`).
     pub async fn alerts(&self, request: &AlertsRequest) -> Result<AlertsResponse, AppError> {
         validate::query_id("model", &request.model, false)?;
         let page = match request.page_size {
