@@ -23,6 +23,7 @@ use triad_proto::v1::{Alert, AlertsRequest, AlertsResponse, DriftRequest, Metric
 use super::error::{AppError, RequestError};
 use super::{Monitor, quality, validate};
 use crate::buckets::{DAY_MS, Width, now_ms};
+use crate::links;
 use crate::profiles::Lookup;
 use crate::store::{AlertChanges, AlertKey, AlertRow, Counts, ModelSummary};
 use crate::telemetry;
@@ -69,25 +70,9 @@ pub(crate) fn link(row: &AlertRow, history_days: u32, now: i64) -> String {
         .clamp(1, MAX_LINK_DAYS);
     let section = Rule::from_name(&row.key.name).map_or("summary", Rule::section);
     format!(
-        "/models/{}?days={days}&bucket=day&version={}#{section}",
-        encode(&row.key.model),
-        encode(&row.key.version)
+        "{}#{section}",
+        links::model_page(&row.key.model, days, "day", Some(&row.key.version))
     )
-}
-
-/// Percent-encoding of a path segment or query value (every byte but
-/// `A-Z a-z 0-9 - . _ ~`), as the dashboard writes its own links.
-fn encode(text: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 fn key(model: &str, version: &str, finding: &Finding) -> AlertKey {
