@@ -40,6 +40,11 @@ pub(crate) const MAX_DELIVERED: usize = 1_000;
 /// How old a resolution may be and still be delivered (a webhook added
 /// later does not get a year of old resolutions).
 pub(crate) const RESOLVED_DELIVERY_WINDOW_MS: i64 = 7 * DAY_MS;
+/// How much earlier than the repeat interval a firing alert may be sent
+/// again: evaluations run once a day at about 00:10, and one that starts a
+/// little earlier than the last (timer or clock jitter) must not wait a
+/// whole day more. At most half the interval.
+pub(crate) const REPEAT_SLACK_MS: i64 = 15 * 60 * 1_000;
 /// Alerts an `Alerts` answer holds when the request says 0.
 pub(crate) const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Most alerts one `Alerts` answer may hold.
@@ -73,6 +78,16 @@ pub(crate) fn link(row: &AlertRow, history_days: u32, now: i64) -> String {
         "{}#{section}",
         links::model_page(&row.key.model, days, "day", Some(&row.key.version))
     )
+}
+
+/// The latest delivery time of a firing alert due again at `now_ms` with
+/// the repeat interval `repeat_ms`: `repeat_ms` before, less the slack
+/// ([`REPEAT_SLACK_MS`], at most half the interval).
+fn repeat_before(now_ms: i64, repeat_ms: i64) -> i64 {
+    let slack = REPEAT_SLACK_MS.min(repeat_ms / 2);
+    now_ms
+        .saturating_sub(repeat_ms)
+        .saturating_add(slack.max(0))
 }
 
 fn key(model: &str, version: &str, finding: &Finding) -> AlertKey {
@@ -320,7 +335,7 @@ impl Monitor {
     }
 
     /// The alerts the webhook has to deliver at `now_ms`: firing ones not
-    /// delivered in the last `repeat_ms`, and resolutions not delivered
+    /// delivered in the last `repeat_ms` (less [`REPEAT_SLACK_MS`]), and resolutions not delivered
     /// (of the last [`RESOLVED_DELIVERY_WINDOW_MS`]); at most
     /// [`MAX_DELIVERED`], oldest first.
     pub(crate) async fn alerts_to_deliver(
@@ -331,7 +346,7 @@ impl Monitor {
         let rows = self
             .store()
             .alerts_to_notify(
-                now_ms.saturating_sub(repeat_ms),
+                repeat_before(now_ms, repeat_ms),
                 now_ms.saturating_sub(RESOLVED_DELIVERY_WINDOW_MS),
                 MAX_DELIVERED,
             )
@@ -428,6 +443,20 @@ mod tests {
             first_hour_ms: first,
             last_hour_ms: last,
         }
+    }
+
+    #[test]
+    fn a_daily_evaluation_a_little_early_repeats_a_firing_alert() {
+        let day = 20_000 * DAY_MS;
+        let notified = day + 10 * 60_000 + 30_000;
+        // The next day's evaluation, 5 s past 00:10 (25 s earlier in the
+        // day than the delivery): due again.
+        let now = day + DAY_MS + 10 * 60_000 + 5_000;
+        assert!(notified <= repeat_before(now, DAY_MS));
+        // Twenty minutes early is not.
+        assert!(notified > repeat_before(notified + DAY_MS - 20 * 60_000, DAY_MS));
+        // A short interval keeps at least half of itself.
+        assert_eq!(repeat_before(1_000_000, 60_000), 1_000_000 - 30_000);
     }
 
     #[test]
