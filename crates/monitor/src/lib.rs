@@ -27,6 +27,7 @@ mod dashboard;
 mod events_http;
 mod fields;
 mod grpc;
+mod links;
 mod profiles;
 mod store;
 mod telemetry;

@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Delivery runs on its own task behind a bounded queue, never in an RPC:
-//! each POST has a timeout, a failed one (no answer, 5xx or 429) is
+//! each POST has a timeout (covering connecting, sending and the answer's
+//! headers; the answer's body is never read, a redirect never followed: a
+//! 3xx is a failure not retried), a failed one (no answer, 5xx or 429) is
 //! retried with exponential backoff a bounded number of times, and a
 //! message that finds the queue full is dropped. De-duplication is kept in
 //! the store (`alerts.notified_ms`, `alerts.resolved_notified`): an alert
@@ -56,19 +58,60 @@ const NOT_ENDED: &str = "0001-01-01T00:00:00Z";
 #[error("alert webhook: {0}")]
 pub struct WebhookError(String);
 
-/// Checks the settings: an `http://` URL with a host, a bounded size,
-/// positive timeout, attempts and queue.
+/// `url` with any user information (`user:password@`) replaced by `…@`,
+/// so no error or log echoes credentials.
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let sep = if scheme.is_empty() && !url.contains("://") {
+                ""
+            } else {
+                "://"
+            };
+            format!("{scheme}{sep}…@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Checks the settings: an `http://` URL with a host and no user
+/// information, an external URL empty or `http(s)://` with a host, bounded
+/// sizes, positive timeout, attempts and queue. No error repeats
+/// credentials written in a URL.
 pub(crate) fn check(config: &WebhookConfig) -> Result<http::Uri, WebhookError> {
-    let quoted = || triad_server::quote(&config.url).to_string();
+    let quoted = || triad_server::quote(&redacted(&config.url)).to_string();
     if config.url.len() > MAX_URL_BYTES || config.external_url.len() > MAX_URL_BYTES {
         return Err(WebhookError(format!(
             "the URL is longer than {MAX_URL_BYTES} bytes"
         )));
     }
+    if !config.external_url.is_empty() {
+        let external = config.external_url.parse::<http::Uri>().ok();
+        let fine = external.as_ref().is_some_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.host().is_some_and(|h| !h.is_empty())
+                && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+        });
+        if !fine {
+            return Err(WebhookError(format!(
+                "the external URL {} is not an http:// or https:// URL with a host (and no user information)",
+                triad_server::quote(&redacted(&config.external_url))
+            )));
+        }
+    }
     let uri: http::Uri = config
         .url
         .parse()
         .map_err(|_| WebhookError(format!("{} is not a URL", quoted())))?;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(WebhookError(format!(
+            "{}: user information in the URL is not supported (it would be sent in clear and logged); \
+             expected http://host:port/path",
+            quoted()
+        )));
+    }
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
@@ -478,5 +521,44 @@ mod tests {
             ..with("http://h/x")
         };
         assert!(check(&zero).is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_and_never_echoed() {
+        for url in [
+            "http://user:s3cret@h/x",
+            "https://user:s3cret@h/x",
+            "ftp://user:s3cret@h/x",
+            "http://user:s3cret@/x",
+        ] {
+            let error = check(&WebhookConfig {
+                url: url.into(),
+                ..WebhookConfig::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(!error.contains("s3cret"), "{error}");
+            assert!(!error.contains("user:"), "{error}");
+        }
+        let external = |external_url: &str| WebhookConfig {
+            url: "http://h/x".into(),
+            external_url: external_url.into(),
+            ..WebhookConfig::default()
+        };
+        assert!(check(&external("")).is_ok());
+        assert!(check(&external("https://monitor.example/")).is_ok());
+        assert!(check(&external("http://127.0.0.1:8080")).is_ok());
+        for bad in [
+            "monitor.example",
+            "ftp://monitor.example",
+            "javascript:alert(1)",
+            "http://u:s3cret@monitor.example",
+        ] {
+            let error = check(&external(bad)).unwrap_err().to_string();
+            assert!(error.contains("external URL"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+        assert_eq!(redacted("http://a:b@h:1/p@q"), "http://…@h:1/p@q");
+        assert_eq!(redacted("http://h/p"), "http://h/p");
     }
 }

@@ -27,19 +27,22 @@ fn number(name: &str, value: f64) -> String {
     }
 }
 
-/// The banner of `firing` (`truncated`: more fire than were read), empty
-/// when nothing fires.
-pub(crate) fn banner(firing: &[Alert], truncated: bool) -> String {
+/// The banner of `firing` (the first alerts firing, critical first, as
+/// the store reads them) out of `count` firing in all, empty when nothing
+/// fires.
+pub(crate) fn banner(firing: &[Alert], count: u64) -> String {
     if firing.is_empty() {
         return String::new();
     }
     let mut sorted: Vec<&Alert> = firing.iter().collect();
     sorted.sort_by_key(|a| (a.severity != "critical", a.model.clone(), a.name.clone()));
+    // An alert resolved or started between the two reads: at least the
+    // alerts listed.
+    let count = count.max(firing.len() as u64);
     let mut out = format!(
         "<section id=\"alerts\" style=\"border:2px solid #d62728;padding:0.5em 1em;margin:1em 0\">\
-         <h2>{} alert{} firing</h2><ul>",
-        firing.len(),
-        if firing.len() == 1 { "" } else { "s" }
+         <h2>{count} alert{} firing</h2><ul>",
+        if count == 1 { "" } else { "s" }
     );
     for alert in sorted.iter().take(ALERTS_SHOWN) {
         let subject = if alert.subject.is_empty() {
@@ -64,8 +67,8 @@ pub(crate) fn banner(firing: &[Alert], truncated: bool) -> String {
         );
     }
     out += "</ul>";
-    let more = firing.len().saturating_sub(ALERTS_SHOWN);
-    if more > 0 || truncated {
+    let shown = firing.len().min(ALERTS_SHOWN) as u64;
+    if count > shown {
         out += "<p class=\"meta\">More alerts fire than are listed: the <code>Alerts</code> RPC lists them all.</p>";
     }
     out += "</section>";
@@ -86,7 +89,7 @@ mod tests {
 
     #[test]
     fn the_banner_lists_critical_alerts_first_escaped_and_links_them() {
-        assert_eq!(banner(&[], false), "");
+        assert_eq!(banner(&[], 0), "");
         let alert = |name: &str, severity: &str| Alert {
             name: name.into(),
             severity: severity.into(),
@@ -104,9 +107,10 @@ mod tests {
                 alert("precision_anomalous", "warning"),
                 alert("volume_drop", "critical"),
             ],
-            false,
+            2,
         );
         assert!(html.contains("2 alerts firing"));
+        assert!(!html.contains("More alerts fire"));
         assert!(!html.contains("<m>"));
         assert!(html.contains("&lt;m&gt; 1: volume_drop"));
         assert!(html.find("volume_drop").unwrap() < html.find("precision_anomalous").unwrap());
@@ -116,5 +120,9 @@ mod tests {
         assert!(html.contains("value 75, threshold 80"));
         let page = with_banner("<body><main><h1>x</h1></main></body>".into(), &html);
         assert!(page.starts_with("<body><main><section id=\"alerts\""));
+        // The header counts every alert firing, not the ones listed.
+        let html = banner(&[alert("volume_drop", "critical")], 30);
+        assert!(html.contains("30 alerts firing"), "{html}");
+        assert!(html.contains("More alerts fire than are listed"));
     }
 }

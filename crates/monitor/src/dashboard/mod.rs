@@ -324,14 +324,14 @@ async fn model_page(
 
 /// The banner of the alerts firing now, of `model` (empty: every model).
 async fn firing_banner(monitor: &Monitor, model: &str) -> Result<String, AppError> {
-    let firing = monitor
-        .alerts(&triad_proto::v1::AlertsRequest {
-            model: model.to_owned(),
-            page_size: alerts::ALERTS_SHOWN as u32,
-            ..Default::default()
-        })
-        .await?;
-    Ok(alerts::banner(&firing.alerts, firing.truncated))
+    let request = triad_proto::v1::AlertsRequest {
+        model: model.to_owned(),
+        page_size: alerts::ALERTS_SHOWN as u32,
+        ..Default::default()
+    };
+    let (firing, count) =
+        tokio::try_join!(monitor.alerts(&request), monitor.firing_alert_count(model))?;
+    Ok(alerts::banner(&firing.alerts, count))
 }
 
 /// Versions named in a "no such version" message.

@@ -36,31 +36,16 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-/// `text` percent-encoded for a URL path segment or query value (every
-/// byte but `A-Z a-z 0-9 - . _ ~`).
-pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
+pub(crate) use crate::links::encode;
 
 /// The link to a model's page with `query`.
 pub(crate) fn model_href(model: &str, query: &PageQuery) -> String {
-    let mut href = format!(
-        "/models/{}?days={}&bucket={}",
-        encode(model),
-        query.days,
-        width_name(query.width)
+    let mut href = crate::links::model_page(
+        model,
+        i64::from(query.days),
+        width_name(query.width),
+        query.version.as_deref(),
     );
-    if let Some(version) = &query.version {
-        href += &format!("&version={}", encode(version));
-    }
     if let Some(refresh) = query.refresh {
         href += &format!("&refresh={refresh}");
     }

@@ -78,8 +78,9 @@ fn row(r: &AnyRow) -> Result<AlertRow, StorageError> {
 }
 
 impl Store {
-    /// Every firing alert (of `model` when given), by model, version,
-    /// rule and subject; at most `limit`.
+    /// Every firing alert (of `model` when given), critical first, then by
+    /// model, version, rule and subject; at most `limit` (so a page of them
+    /// never hides a critical one behind warnings).
     pub(crate) async fn firing_alerts(
         &self,
         model: Option<&str>,
@@ -92,7 +93,8 @@ impl Store {
         };
         let statement = self.backend().sql(format!(
             "SELECT {COLUMNS} FROM alerts WHERE resolved_ms IS NULL{filter} \
-             ORDER BY model, version, name, subject LIMIT {limit}"
+             ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, \
+             model, version, name, subject LIMIT {limit}"
         ));
         let mut query = sqlx::query::<Any>(&statement);
         if let Some(model) = model {
@@ -104,6 +106,32 @@ impl Store {
             .iter()
             .map(row)
             .collect()
+    }
+
+    /// How many alerts fire (of `model` when given).
+    pub(crate) async fn count_firing_alerts(
+        &self,
+        model: Option<&str>,
+    ) -> Result<u64, StorageError> {
+        use sqlx::Row;
+        let filter = if model.is_some() {
+            " AND model = $1"
+        } else {
+            ""
+        };
+        let statement = self.backend().sql(format!(
+            "SELECT COUNT(*) FROM alerts WHERE resolved_ms IS NULL{filter}"
+        ));
+        let mut query = sqlx::query::<Any>(&statement);
+        if let Some(model) = model {
+            query = query.bind(model);
+        }
+        let count: i64 = query
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+            .map_err(|e| StorageError::Corrupt(format!("alert count: {e}")))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// The alerts that fired at some time in `[since_ms, until_ms)` (of
@@ -163,7 +191,12 @@ impl Store {
             .collect()
     }
 
-    /// Applies one evaluation's changes in one transaction.
+    /// Applies one evaluation's changes in one transaction. An upsert of a
+    /// stretch that was resolved (the same `since_ms`: a closed day
+    /// evaluated again after a resolution, by a restart, a retry or late
+    /// labels) opens it again: firing, its resolution no longer due to the
+    /// webhook (if not yet delivered, it never is), and its firing due
+    /// again (`notified_ms` cleared) so the receiver hears it fires.
     pub(crate) async fn apply_alert_changes(
         &self,
         changes: &AlertChanges,
@@ -176,7 +209,9 @@ impl Store {
             "INSERT INTO alerts ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,NULL,NULL,0) \
              ON CONFLICT (model, version, name, subject, since_ms) DO UPDATE SET \
              severity = excluded.severity, value = excluded.value, \
-             threshold = excluded.threshold, evaluated_ms = excluded.evaluated_ms"
+             threshold = excluded.threshold, evaluated_ms = excluded.evaluated_ms, \
+             notified_ms = CASE WHEN alerts.resolved_ms IS NULL THEN alerts.notified_ms \
+             ELSE NULL END, resolved_ms = NULL, resolved_notified = 0"
         ));
         for alert in &changes.upsert {
             sqlx::query::<Any>(&insert)
@@ -250,5 +285,127 @@ impl Store {
         }
         writer.tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&StoreConfig {
+            database_url: format!("sqlite://{}/m.db", dir.path().display()),
+            ..StoreConfig::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn alert(since_ms: i64) -> AlertRow {
+        AlertRow {
+            key: AlertKey {
+                model: "m".into(),
+                version: "1".into(),
+                name: "volume_drop".into(),
+                subject: String::new(),
+            },
+            since_ms,
+            severity: "critical".into(),
+            value: 10.0,
+            threshold: 80.0,
+            evaluated_ms: since_ms,
+            resolved_ms: None,
+            notified_ms: None,
+            resolved_notified: false,
+        }
+    }
+
+    /// A day fires, is resolved when evaluated again (late outcomes), and
+    /// fires again at a third evaluation of the same day: the stretch is
+    /// open again, everywhere, and its firing due to the webhook.
+    #[tokio::test]
+    async fn a_resolved_stretch_that_fires_again_the_same_day_is_open_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let day = 20_000 * 86_400_000;
+        let row = alert(day);
+        let upsert = AlertChanges {
+            upsert: vec![row.clone()],
+            resolve: vec![],
+        };
+        store.apply_alert_changes(&upsert).await.unwrap();
+        store
+            .mark_alerts_notified(&[(row.key.clone(), day, false)], day + 1)
+            .await
+            .unwrap();
+        store
+            .apply_alert_changes(&AlertChanges {
+                upsert: vec![],
+                resolve: vec![(row.key.clone(), day, day)],
+            })
+            .await
+            .unwrap();
+        store
+            .mark_alerts_notified(&[(row.key.clone(), day, true)], day + 2)
+            .await
+            .unwrap();
+        assert!(store.firing_alerts(None, 10).await.unwrap().is_empty());
+
+        store.apply_alert_changes(&upsert).await.unwrap();
+        let firing = store.firing_alerts(None, 10).await.unwrap();
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].resolved_ms, None);
+        assert_eq!(firing[0].notified_ms, None);
+        assert!(!firing[0].resolved_notified);
+        let due = store.alerts_to_notify(day, day - 1, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].resolved_ms, None);
+        // A firing stretch updated keeps its delivery time.
+        store
+            .mark_alerts_notified(&[(row.key.clone(), day, false)], day + 3)
+            .await
+            .unwrap();
+        store.apply_alert_changes(&upsert).await.unwrap();
+        let firing = store.firing_alerts(None, 10).await.unwrap();
+        assert_eq!(firing[0].notified_ms, Some(day + 3));
+    }
+
+    /// 25 warnings on models named before the one critical alert's: a
+    /// page of 21 still holds the critical one, first, and the count is
+    /// of them all.
+    #[tokio::test]
+    async fn critical_alerts_come_first_and_the_count_is_of_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let mut upsert: Vec<AlertRow> = (0..25)
+            .map(|i| {
+                let mut row = alert(0);
+                row.key.model = format!("a{i:02}");
+                row.key.name = "null_rate_jump".into();
+                row.severity = "warning".into();
+                row
+            })
+            .collect();
+        let mut critical = alert(0);
+        critical.key.model = "z".into();
+        upsert.push(critical);
+        store
+            .apply_alert_changes(&AlertChanges {
+                upsert,
+                resolve: vec![],
+            })
+            .await
+            .unwrap();
+        let page = store.firing_alerts(None, 21).await.unwrap();
+        assert_eq!(page.len(), 21);
+        assert_eq!(
+            (page[0].key.model.as_str(), page[0].severity.as_str()),
+            ("z", "critical")
+        );
+        assert_eq!(page[1].key.model, "a00");
+        assert_eq!(store.count_firing_alerts(None).await.unwrap(), 26);
+        assert_eq!(store.count_firing_alerts(Some("z")).await.unwrap(), 1);
+        assert_eq!(store.count_firing_alerts(Some("y")).await.unwrap(), 0);
     }
 }

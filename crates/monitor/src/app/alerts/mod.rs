@@ -16,13 +16,15 @@
 pub(crate) mod rules;
 pub(crate) mod settings;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use triad_proto::v1::{Alert, AlertsRequest, AlertsResponse, DriftRequest, MetricPoint};
 
 use super::error::{AppError, RequestError};
 use super::{Monitor, quality, validate};
 use crate::buckets::{DAY_MS, Width, now_ms};
+use crate::links;
+use crate::profiles::Lookup;
 use crate::store::{AlertChanges, AlertKey, AlertRow, Counts, ModelSummary};
 use crate::telemetry;
 use rules::{Finding, Rule};
@@ -38,6 +40,11 @@ pub(crate) const MAX_DELIVERED: usize = 1_000;
 /// How old a resolution may be and still be delivered (a webhook added
 /// later does not get a year of old resolutions).
 pub(crate) const RESOLVED_DELIVERY_WINDOW_MS: i64 = 7 * DAY_MS;
+/// How much earlier than the repeat interval a firing alert may be sent
+/// again: evaluations run once a day at about 00:10, and one that starts a
+/// little earlier than the last (timer or clock jitter) must not wait a
+/// whole day more. At most half the interval.
+pub(crate) const REPEAT_SLACK_MS: i64 = 15 * 60 * 1_000;
 /// Alerts an `Alerts` answer holds when the request says 0.
 pub(crate) const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Most alerts one `Alerts` answer may hold.
@@ -68,25 +75,19 @@ pub(crate) fn link(row: &AlertRow, history_days: u32, now: i64) -> String {
         .clamp(1, MAX_LINK_DAYS);
     let section = Rule::from_name(&row.key.name).map_or("summary", Rule::section);
     format!(
-        "/models/{}?days={days}&bucket=day&version={}#{section}",
-        encode(&row.key.model),
-        encode(&row.key.version)
+        "{}#{section}",
+        links::model_page(&row.key.model, days, "day", Some(&row.key.version))
     )
 }
 
-/// Percent-encoding of a path segment or query value (every byte but
-/// `A-Z a-z 0-9 - . _ ~`), as the dashboard writes its own links.
-fn encode(text: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+/// The latest delivery time of a firing alert due again at `now_ms` with
+/// the repeat interval `repeat_ms`: `repeat_ms` before, less the slack
+/// ([`REPEAT_SLACK_MS`], at most half the interval).
+fn repeat_before(now_ms: i64, repeat_ms: i64) -> i64 {
+    let slack = REPEAT_SLACK_MS.min(repeat_ms / 2);
+    now_ms
+        .saturating_sub(repeat_ms)
+        .saturating_add(slack.max(0))
 }
 
 fn key(model: &str, version: &str, finding: &Finding) -> AlertKey {
@@ -156,22 +157,23 @@ impl Monitor {
     }
 
     /// What the rules find for one version at the closed day `last_ms`,
-    /// given its `days` (as [`Monitor::daily_points`] takes them).
+    /// given its `days` (as [`Monitor::daily_points`] takes them), and
+    /// whether drift was judged: false when the version has a reference
+    /// profile that could not be read, or the comparison failed or was not
+    /// available (its drift alerts then keep their state); true when it
+    /// was compared, or the version has no profile at all.
     pub(crate) async fn version_findings(
         &self,
         model: &str,
         version: &str,
         last_ms: i64,
         days: &[(i64, Counts)],
-    ) -> Result<Vec<Finding>, AppError> {
+    ) -> Result<(Vec<Finding>, bool), AppError> {
         let t = self.alert_thresholds(model).clone();
         let points = Self::daily_points(days, last_ms, t.history_days);
-        let has_profile = self
-            .profiles()
-            .get(model, version)
-            .await
-            .profile()
-            .is_some();
+        let lookup = self.profiles().get(model, version).await;
+        let has_profile = lookup.profile().is_some();
+        let unreadable = matches!(lookup, Lookup::Invalid { .. });
         let drift = if has_profile && points.last().is_some_and(|p| p.count > 0) {
             let request = DriftRequest {
                 model: model.to_owned(),
@@ -181,6 +183,15 @@ impl Monitor {
                 max_rows: t.drift_max_rows,
             };
             match self.drift(&request).await {
+                Ok(drift) if !drift.available => {
+                    tracing::warn!(
+                        model,
+                        version,
+                        reason = %drift.unavailable_reason,
+                        "drift not compared for alerts"
+                    );
+                    None
+                }
                 Ok(drift) => Some(drift),
                 Err(error) => {
                     tracing::warn!(%error, model, version, "drift not compared for alerts");
@@ -190,7 +201,12 @@ impl Monitor {
         } else {
             None
         };
-        Ok(rules::check(&points, drift.as_ref(), &t))
+        let judged = if has_profile {
+            drift.is_some()
+        } else {
+            !unreadable
+        };
+        Ok((rules::check(&points, drift.as_ref(), &t), judged))
     }
 
     /// Evaluates every rule at `now_ms` on the last closed day, stores the
@@ -199,14 +215,18 @@ impl Monitor {
     pub async fn evaluate_alerts(&self, now_ms: i64) -> Result<AlertEvaluation, AppError> {
         let last_ms = Width::Day.start(now_ms) - DAY_MS;
         let mut models = self.store().model_days_summaries().await?;
+        // Alerts of what could not be evaluated keep their state: the
+        // models skipped, and the drift of versions not compared.
+        let mut skipped: BTreeSet<String> = BTreeSet::new();
         if models.len() > MAX_EVALUATED_MODELS {
             tracing::warn!(
                 models = models.len(),
                 evaluated = MAX_EVALUATED_MODELS,
-                "more models than alerts evaluate: the last by name are skipped"
+                "more models than alerts evaluate: the last by name are skipped (their alerts keep their state)"
             );
-            models.truncate(MAX_EVALUATED_MODELS);
+            skipped.extend(models.drain(MAX_EVALUATED_MODELS..).map(|m| m.model));
         }
+        let mut drift_not_judged: BTreeSet<(String, String)> = BTreeSet::new();
         let before: BTreeMap<AlertKey, AlertRow> = self
             .store()
             .firing_alerts(None, MAX_FIRING)
@@ -240,9 +260,12 @@ impl Monitor {
                 let held = days
                     .get(&(summary.model.clone(), version.to_owned()))
                     .map_or(&[][..], Vec::as_slice);
-                let findings = self
+                let (findings, drift_judged) = self
                     .version_findings(&summary.model, version, last_ms, held)
                     .await?;
+                if !drift_judged {
+                    drift_not_judged.insert((summary.model.clone(), version.to_owned()));
+                }
                 for finding in findings {
                     let key = key(&summary.model, version, &finding);
                     let since_ms = before.get(&key).map_or(last_ms, |row| row.since_ms);
@@ -259,6 +282,14 @@ impl Monitor {
                     };
                     now_firing.insert(key, row);
                 }
+            }
+        }
+        for (key, row) in &before {
+            let kept = skipped.contains(&key.model)
+                || (key.name == Rule::FeatureDrift.name()
+                    && drift_not_judged.contains(&(key.model.clone(), key.version.clone())));
+            if kept && !now_firing.contains_key(key) {
+                now_firing.insert(key.clone(), row.clone());
             }
         }
         let mut changes = AlertChanges::default();
@@ -304,7 +335,7 @@ impl Monitor {
     }
 
     /// The alerts the webhook has to deliver at `now_ms`: firing ones not
-    /// delivered in the last `repeat_ms`, and resolutions not delivered
+    /// delivered in the last `repeat_ms` (less [`REPEAT_SLACK_MS`]), and resolutions not delivered
     /// (of the last [`RESOLVED_DELIVERY_WINDOW_MS`]); at most
     /// [`MAX_DELIVERED`], oldest first.
     pub(crate) async fn alerts_to_deliver(
@@ -315,7 +346,7 @@ impl Monitor {
         let rows = self
             .store()
             .alerts_to_notify(
-                now_ms.saturating_sub(repeat_ms),
+                repeat_before(now_ms, repeat_ms),
                 now_ms.saturating_sub(RESOLVED_DELIVERY_WINDOW_MS),
                 MAX_DELIVERED,
             )
@@ -353,7 +384,14 @@ impl Monitor {
             .await?)
     }
 
-    /// The alerts firing now, or those that fired in a range (`Alerts`).
+    /// How many alerts fire now (of `model`; empty: every model).
+    pub(crate) async fn firing_alert_count(&self, model: &str) -> Result<u64, AppError> {
+        let model = (!model.is_empty()).then_some(model);
+        Ok(self.store().count_firing_alerts(model).await?)
+    }
+
+    /// The alerts firing now (critical first), or those that fired in a
+    /// range (`Alerts`).
     pub async fn alerts(&self, request: &AlertsRequest) -> Result<AlertsResponse, AppError> {
         validate::query_id("model", &request.model, false)?;
         let page = match request.page_size {
@@ -408,6 +446,20 @@ mod tests {
     }
 
     #[test]
+    fn a_daily_evaluation_a_little_early_repeats_a_firing_alert() {
+        let day = 20_000 * DAY_MS;
+        let notified = day + 10 * 60_000 + 30_000;
+        // The next day's evaluation, 5 s past 00:10 (25 s earlier in the
+        // day than the delivery): due again.
+        let now = day + DAY_MS + 10 * 60_000 + 5_000;
+        assert!(notified <= repeat_before(now, DAY_MS));
+        // Twenty minutes early is not.
+        assert!(notified > repeat_before(notified + DAY_MS - 20 * 60_000, DAY_MS));
+        // A short interval keeps at least half of itself.
+        assert_eq!(repeat_before(1_000_000, 60_000), 1_000_000 - 30_000);
+    }
+
+    #[test]
     fn superseded_shadow_and_silent_versions_are_not_evaluated() {
         let summary = ModelSummary {
             model: "m".into(),
@@ -420,6 +472,101 @@ mod tests {
             ],
         };
         assert_eq!(evaluated_versions(&summary, 5), ["2", "3"]);
+    }
+
+    /// A drift alert of a version whose reference profile cannot be read
+    /// (not a profile) keeps firing, with its since-when: it was not
+    /// judged. Without a profile at all it is resolved.
+    #[tokio::test]
+    async fn a_drift_alert_is_kept_while_the_profile_cannot_be_read() {
+        use crate::config::StoreConfig;
+        use crate::profiles::Profiles;
+        use crate::store::{AlertChanges, Store};
+        use triad_proto::v1::{Outcome, RecordOutcomesRequest};
+
+        const START: i64 = 1_763_942_400_000 - 20 * DAY_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        std::fs::create_dir_all(models.join("m").join("1")).unwrap();
+        std::fs::write(
+            models.join("m").join("1").join(triad_series::PROFILE_FILE),
+            "not a profile",
+        )
+        .unwrap();
+        let store = Store::open(&StoreConfig {
+            database_url: format!("sqlite://{}/m.db", dir.path().display()),
+            ..StoreConfig::default()
+        })
+        .await
+        .unwrap();
+        let monitor = Monitor::new(store.clone(), Profiles::new(&models));
+        let outcomes = (0..5)
+            .map(|k| Outcome {
+                outcome_id: format!("o{k}"),
+                request_id: format!("r{k}"),
+                scored_at_ms: START + 3_600_000 * k,
+                model: "m".into(),
+                version: "1".into(),
+                schema_hash: "h".into(),
+                budget_id: format!("b{k}"),
+                itemization_id: format!("i{k}"),
+                score: 0.5,
+                threshold: 0.5,
+                matched: true,
+                latency_ms: 1.0,
+                features: vec![0.5],
+                ..Default::default()
+            })
+            .collect();
+        let request = RecordOutcomesRequest {
+            outcomes,
+            ..Default::default()
+        };
+        assert!(
+            monitor
+                .record_outcomes(&request, 0)
+                .await
+                .unwrap()
+                .rejected
+                .is_empty()
+        );
+        let since = START - 3 * DAY_MS;
+        let drifted = AlertRow {
+            key: AlertKey {
+                model: "m".into(),
+                version: "1".into(),
+                name: Rule::FeatureDrift.name().into(),
+                subject: "score".into(),
+            },
+            since_ms: since,
+            severity: "warning".into(),
+            value: 0.5,
+            threshold: 0.2,
+            evaluated_ms: START - DAY_MS,
+            resolved_ms: None,
+            notified_ms: None,
+            resolved_notified: false,
+        };
+        store
+            .apply_alert_changes(&AlertChanges {
+                upsert: vec![drifted.clone()],
+                resolve: vec![],
+            })
+            .await
+            .unwrap();
+        let now = START + DAY_MS + 600_000;
+        let evaluation = monitor.evaluate_alerts(now).await.unwrap();
+        assert_eq!(evaluation.bucket_ms, START);
+        assert!(evaluation.resolved.is_empty(), "{:?}", evaluation.resolved);
+        assert_eq!(evaluation.firing.len(), 1, "{:?}", evaluation.firing);
+        assert_eq!(evaluation.firing[0].since_ms, since);
+        assert_eq!(store.firing_alerts(None, 10).await.unwrap(), [drifted]);
+
+        // No profile at all: drift is not watched, the alert resolves.
+        let monitor = Monitor::new(store.clone(), Profiles::disabled());
+        let evaluation = monitor.evaluate_alerts(now).await.unwrap();
+        assert_eq!(evaluation.resolved.len(), 1);
+        assert!(store.firing_alerts(None, 10).await.unwrap().is_empty());
     }
 
     #[test]
