@@ -154,8 +154,10 @@ pub struct Detail<'a> {
     #[serde(borrow)]
     pub version: Cow<'a, str>,
     /// Why the pair scored as it did: `{"intercept", "logit",
-    /// "contributions": {feature: contribution}}`, the contributions in
-    /// the model's input order, `logit = intercept + Σ contributions`.
+    /// "contributions": {feature: contribution}}`, `logit = intercept +
+    /// Σ contributions`. The contributions object's keys come out sorted by
+    /// feature name (a JSON object has no order, and `serde_json` keeps
+    /// its maps sorted), not in the model's input order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<serde_json::Value>,
     /// Why there is no `explanation`: the model cannot explain itself, or
