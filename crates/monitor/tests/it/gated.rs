@@ -172,6 +172,17 @@ async fn explanations_are_stored_and_shown_with_mistakes(ctx: Ctx) {
     let response = record(&mut client, vec![fp, fn_, wide, inf]).await;
     assert_eq!(response.stored, 4, "{response:?}");
     assert!(response.rejected.is_empty(), "{response:?}");
+    // Counted (a process-wide counter: at least these two).
+    let (status, metrics) = get(ctx.http, "/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("triad_monitor_explanations_dropped_total "))
+        .expect("the counter is served")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 2.0, "{dropped}");
     labels(
         &mut client,
         vec![
