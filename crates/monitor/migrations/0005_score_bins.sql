@@ -342,6 +342,10 @@ FROM (VALUES
     (999, 8581344768), (1000, 8589934592)
 ) AS e;
 
+-- The backfill below finds each outcome's bin by one descent of this index
+-- (O(log n) per outcome, not a scan of the 1 001 edges).
+CREATE UNIQUE INDEX score_bin_edges_lower_edge ON score_bin_edges (lower_edge);
+
 -- Outcomes per bin by current label: positive, negative, not labelled yet.
 -- A row exists only for a bin that holds outcomes; a label moves one count
 -- between the columns of its outcome's row and never empties a row.
@@ -394,7 +398,14 @@ FROM (
         o.shadow,
         o.scored_hour_ms,
         o.label,
-        COALESCE((SELECT MAX(e.bin) FROM score_bin_edges e WHERE e.lower_edge <= o.score), 0) AS bin
+        -- The bin of the greatest edge <= score (bins increase with their
+        -- edges), or bin 0 for a score below edge 0.
+        COALESCE((
+            SELECT e.bin FROM score_bin_edges e
+            WHERE e.lower_edge <= o.score
+            ORDER BY e.lower_edge DESC
+            LIMIT 1
+        ), 0) AS bin
     FROM outcomes o
     -- The scored outcomes only: a gated model's rows not scored (migration
     -- 0004) stay out, as they do when outcomes arrive.

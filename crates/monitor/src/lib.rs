@@ -72,6 +72,7 @@ pub const READ_METHODS: &[&str] = &[
     "/triad.v1.Monitor/Anomalies",
     "/triad.v1.Monitor/QueryEvents",
     "/triad.v1.Monitor/Drift",
+    "/triad.v1.Monitor/QueryThreshold",
     "/triad.v1.Monitor/Alerts",
 ];
 

@@ -7,6 +7,10 @@
 //!   not stored (their id was already stored, or repeated in the batch);
 //! - `triad_monitor_labels_received_total`: labels stored (refused ones
 //!   are not counted);
+//! - `triad_monitor_explanations_dropped_total`: outcomes stored without
+//!   the explanation they carried, which could not be stored (a number
+//!   that is not finite, or more contributions than the schema has
+//!   columns): the outcome is kept, its `explanation` is NULL;
 //! - `triad_monitor_precision{model}` and `triad_monitor_recall{model}`:
 //!   realized precision and recall of the model's primary (non-shadow)
 //!   versions over the outcomes scored in the last 7 days
@@ -95,6 +99,7 @@ struct Metrics {
     alert_evaluated: prometheus::Gauge,
     duplicates: IntCounter,
     labels: IntCounter,
+    explanations_dropped: IntCounter,
     precision: GaugeVec,
     recall: GaugeVec,
 }
@@ -154,6 +159,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "monitor_labels_received_total",
             "Ground-truth labels stored by the monitor (refused labels are not counted)",
         ),
+        explanations_dropped: counter(
+            "monitor_explanations_dropped_total",
+            "Outcomes stored without the explanation they carried, which could not be stored (not finite, or too wide)",
+        ),
         precision: gauge(
             "monitor_precision",
             "Realized precision of the model's primary versions over the outcomes scored in the last 7 days, computed at scrape time",
@@ -191,6 +200,12 @@ pub(crate) fn outcomes_stored<'a>(models: impl IntoIterator<Item = &'a str>, dup
             .inc_by(n);
     }
     METRICS.duplicates.inc_by(duplicates);
+}
+
+/// Counts the outcomes of a committed batch stored without their
+/// explanation.
+pub(crate) fn explanations_dropped(n: u64) {
+    METRICS.explanations_dropped.inc_by(n);
 }
 
 /// Counts the labels of a committed batch.

@@ -154,13 +154,27 @@ pub struct Detail<'a> {
     #[serde(borrow)]
     pub version: Cow<'a, str>,
     /// Why the pair scored as it did: `{"intercept", "logit",
-    /// "contributions": {feature: contribution}}`, the contributions in
-    /// the model's input order, `logit = intercept + Σ contributions`.
+    /// "contributions": {feature: contribution}}`, `logit = intercept +
+    /// Σ contributions`. The contributions object's keys come out sorted by
+    /// feature name (a JSON object has no order, and `serde_json` keeps
+    /// its maps sorted), not in the model's input order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<serde_json::Value>,
-    /// Why there is no `explanation` (the model cannot explain itself).
+    /// Why there is no `explanation`: the model cannot explain itself, or
+    /// this pair's explanation is not finite (an input of ±inf or beyond
+    /// the range of a 32-bit float).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation_unavailable: Option<String>,
+}
+
+/// What `explanation_unavailable` says for a row whose explanation is
+/// empty: its contributions were not finite (see `ModelScores.explanations`).
+const NOT_FINITE: &str = "no explanation is available for this pair: an input is infinite or too large for a finite explanation";
+
+/// Whether `explanation` holds the contributions of every explained
+/// feature (the scorer leaves it empty when they were not finite).
+fn explained(result: &v1::ModelScores, explanation: &v1::Explanation) -> bool {
+    explanation.contributions.len() == result.explained_features.len()
 }
 
 /// An explanation as the JSON of [`Detail::explanation`].
@@ -253,9 +267,17 @@ impl<'a> SeedResponse<'a> {
                             explanation: result
                                 .explanations
                                 .get(row)
+                                .filter(|e| explained(result, e))
                                 .map(|e| explanation_json(&result.explained_features, e)),
-                            explanation_unavailable: (!result.explanation_unavailable.is_empty())
-                                .then(|| result.explanation_unavailable.clone()),
+                            explanation_unavailable: if !result.explanation_unavailable.is_empty() {
+                                Some(result.explanation_unavailable.clone())
+                            } else {
+                                result
+                                    .explanations
+                                    .get(row)
+                                    .filter(|e| !explained(result, e))
+                                    .map(|_| NOT_FINITE.to_owned())
+                            },
                         }),
                     }
                 })
@@ -420,4 +442,52 @@ fn score_error_response(error: ScoreError) -> Response {
 
 fn error_response(code: StatusCode, message: &str) -> Response {
     (code, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verbose_pair_without_a_finite_explanation_says_so_and_keys_come_sorted() {
+        let key = |i: &str| v1::PairKey {
+            budget_id: format!("b{i}"),
+            itemization_id: format!("i{i}"),
+        };
+        let mut response = v1::ScoreResponse {
+            keys: vec![key("0"), key("1")],
+            results: vec![v1::ModelScores {
+                model: "m".into(),
+                version: "1".into(),
+                threshold: 0.5,
+                scores: vec![0.6, 1.0],
+                matched: vec![true, true],
+                explained_features: vec!["zeta".into(), "alpha".into()],
+                // Row 1's explanation was not finite: the engine left it empty.
+                explanations: vec![
+                    v1::Explanation {
+                        intercept: 0.25,
+                        contributions: vec![0.5, -0.5],
+                        logit: 0.25,
+                    },
+                    v1::Explanation::default(),
+                ],
+                ..v1::ModelScores::default()
+            }],
+            ..v1::ScoreResponse::default()
+        };
+        let json =
+            serde_json::to_value(SeedResponse::new(Vec::new(), &mut response, true)).unwrap();
+        let explained = &json[0];
+        assert!(explained.get("explanation_unavailable").is_none(), "{json}");
+        let contributions = explained["explanation"]["contributions"]
+            .as_object()
+            .unwrap();
+        // Sorted by name, not in the model's input order (zeta, alpha).
+        let names: Vec<&str> = contributions.keys().map(String::as_str).collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+        let unexplained = &json[1];
+        assert!(unexplained.get("explanation").is_none(), "{json}");
+        assert_eq!(unexplained["explanation_unavailable"], NOT_FINITE, "{json}");
+    }
 }

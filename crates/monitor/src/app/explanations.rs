@@ -8,6 +8,7 @@ use triad_proto::v1::Explanation;
 
 /// Why `explanation` cannot be stored, if it cannot: more contributions
 /// than the feature schema has columns, or a number that is not finite.
+/// Its outcome is stored all the same, without it.
 pub(crate) fn check(explanation: &Explanation) -> Result<(), String> {
     let width = FeatureSchema::current().feature_names.len();
     if explanation.contributions.len() > width {
@@ -101,7 +102,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_or_non_finite_explanations_are_refused() {
+    fn oversized_or_non_finite_explanations_cannot_be_stored() {
         let width = FeatureSchema::current().feature_names.len();
         assert!(
             check(&Explanation {

@@ -46,9 +46,8 @@ fn check(outcome: &Outcome, now: i64) -> Result<i64, String> {
     check_finite("score", outcome.score)?;
     check_finite("threshold", outcome.threshold)?;
     check_finite("latency_ms", outcome.latency_ms)?;
-    if let Some(explanation) = &outcome.explanation {
-        crate::app::explanations::check(explanation)?;
-    }
+    // An explanation that cannot be stored never refuses its outcome: the
+    // outcome is stored without it (see `record_outcomes`).
     Ok(scored_at_ms)
 }
 
@@ -166,6 +165,7 @@ impl Monitor {
                         .explanation
                         .as_ref()
                         .filter(|_| !o.not_scored)
+                        .filter(|e| crate::app::explanations::check(e).is_ok())
                         .map(crate::app::explanations::to_json),
                 }
             })
@@ -183,6 +183,23 @@ impl Monitor {
             written.stored.iter().map(|&i| outcomes[i].model),
             response.duplicates,
         );
+        // Outcomes stored without the explanation they came with (too
+        // wide, or a number that is not finite).
+        let dropped = written
+            .stored
+            .iter()
+            .filter(|&&i| {
+                let (o, _) = valid[i];
+                outcomes[i].explanation.is_none() && o.explanation.is_some() && !o.not_scored
+            })
+            .count();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "outcomes stored without their explanation: it could not be stored"
+            );
+            crate::telemetry::explanations_dropped(dropped as u64);
+        }
         Ok(response)
     }
 }

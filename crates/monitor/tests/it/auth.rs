@@ -139,6 +139,18 @@ async fn the_read_token_reads_but_cannot_write_and_the_service_token_does_both()
         })
         .await
         .expect("the read token may ListMistakes");
+    reader
+        .query_threshold(v1::QueryThresholdRequest {
+            model: "m".into(),
+            thresholds: vec![0.5],
+            ..Default::default()
+        })
+        .await
+        .expect("the read token may QueryThreshold");
+    reader
+        .alerts(v1::AlertsRequest::default())
+        .await
+        .expect("the read token may ask for Alerts");
 
     // … and every write is refused with PERMISSION_DENIED.
     let status = reader
@@ -174,6 +186,52 @@ async fn the_read_token_reads_but_cannot_write_and_the_service_token_does_both()
 
     let _ = monitor.stop.send(true);
     monitor.server.await.unwrap();
+}
+
+/// The RPCs that write: every other RPC must be in
+/// [`triad_monitor::READ_METHODS`].
+const WRITE_METHODS: &[&str] = &[
+    "RecordOutcomes",
+    "RecordOutcomesStream",
+    "RecordLabels",
+    "RecordEvents",
+];
+
+#[test]
+fn every_rpc_of_the_proto_is_either_a_read_or_a_listed_write() {
+    let proto = include_str!("../../../../proto/triad/v1/monitor.proto");
+    let rpcs: Vec<&str> = proto
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("rpc "))
+        .map(|rest| rest.split('(').next().unwrap_or_default().trim())
+        .collect();
+    assert!(
+        rpcs.len() > WRITE_METHODS.len(),
+        "the rpc lines parse: {rpcs:?}"
+    );
+    for rpc in &rpcs {
+        let path = format!("/triad.v1.Monitor/{rpc}");
+        let read = triad_monitor::READ_METHODS.contains(&path.as_str());
+        let write = WRITE_METHODS.contains(rpc);
+        assert!(
+            read != write,
+            "{rpc} must be in exactly one of READ_METHODS (lib.rs) and WRITE_METHODS (read: {read}, write: {write})"
+        );
+    }
+    // And neither list names an RPC the service no longer has.
+    for path in triad_monitor::READ_METHODS {
+        let rpc = path.trim_start_matches("/triad.v1.Monitor/");
+        assert!(
+            rpcs.contains(&rpc),
+            "READ_METHODS names {path}, not in monitor.proto"
+        );
+    }
+    for rpc in WRITE_METHODS {
+        assert!(
+            rpcs.contains(rpc),
+            "WRITE_METHODS names {rpc}, not in monitor.proto"
+        );
+    }
 }
 
 #[tokio::test]

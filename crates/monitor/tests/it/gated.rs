@@ -155,18 +155,42 @@ async fn explanations_are_stored_and_shown_with_mistakes(ctx: Ctx) {
     fp.explanation = Some(explanation.clone());
     // An ONNX model's outcome carries none.
     let fn_ = outcome("fn", at, ("fn", "fn"), false);
-    // Too many contributions: refused, the others stored.
+    // An explanation that cannot be stored (too many contributions, or a
+    // number that is not finite) never refuses its outcome: stored, without
+    // it.
     let mut wide = outcome("wide", at, ("wide", "wide"), true);
     wide.explanation = Some(v1::Explanation {
         contributions: vec![0.0; names.len() + 1],
         ..v1::Explanation::default()
     });
-    let response = record(&mut client, vec![fp, fn_, wide]).await;
-    assert_eq!(response.stored, 2);
-    assert_eq!(response.rejected.len(), 1);
+    let mut inf = outcome("inf", at, ("inf", "inf"), true);
+    inf.explanation = Some(v1::Explanation {
+        intercept: -1.0,
+        logit: f32::INFINITY,
+        contributions: vec![f32::INFINITY; names.len()],
+    });
+    let response = record(&mut client, vec![fp, fn_, wide, inf]).await;
+    assert_eq!(response.stored, 4, "{response:?}");
+    assert!(response.rejected.is_empty(), "{response:?}");
+    // Counted (a process-wide counter: at least these two).
+    let (status, metrics) = get(ctx.http, "/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("triad_monitor_explanations_dropped_total "))
+        .expect("the counter is served")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 2.0, "{dropped}");
     labels(
         &mut client,
-        vec![label(("fp", "fp"), false), label(("fn", "fn"), true)],
+        vec![
+            label(("fp", "fp"), false),
+            label(("fn", "fn"), true),
+            label(("wide", "wide"), false),
+            label(("inf", "inf"), false),
+        ],
     )
     .await;
     let mistakes = client
@@ -187,6 +211,8 @@ async fn explanations_are_stored_and_shown_with_mistakes(ctx: Ctx) {
     };
     assert_eq!(by_id("fp").explanation, Some(explanation));
     assert_eq!(by_id("fn").explanation, None);
+    assert_eq!(by_id("wide").explanation, None);
+    assert_eq!(by_id("inf").explanation, None);
 
     // The dashboard: the false positive's largest positive contributions,
     // first the largest; the false negative says it has no explanation.

@@ -87,7 +87,8 @@ pub fn explained_inputs(model: &LoadedModel) -> usize {
 impl LoadedModel {
     /// Explanations of `rows` (row indices into a full-width matrix of
     /// `n_cols` columns), in the model's input order; `None` when the
-    /// model cannot explain itself (ONNX).
+    /// model cannot explain itself (ONNX). A row whose explanation is not
+    /// finite has an empty one (no contributions), as a row not scored.
     pub fn explain_rows(
         &self,
         values: &[f32],
@@ -105,11 +106,12 @@ impl LoadedModel {
                 input.extend(self.columns.iter().map(|&c| values[c]));
                 let mut contributions = Vec::with_capacity(self.columns.len());
                 let (intercept, logit) = logistic.explain_row(&input, &mut contributions);
-                v1::Explanation {
+                finite(v1::Explanation {
                     intercept,
                     contributions,
                     logit,
-                }
+                })
+                .unwrap_or_default()
             })
             .collect(),
         )
@@ -117,7 +119,8 @@ impl LoadedModel {
 
     /// One row's explanation with its contributions in schema order (0 for
     /// a column the model does not read), as outcomes store it; `None`
-    /// when the model cannot explain itself.
+    /// when the model cannot explain itself or the explanation is not
+    /// finite.
     pub fn explain_in_schema_order(&self, row: &[f32]) -> Option<v1::Explanation> {
         let logistic = self.model.as_logistic()?;
         if row.len() != self.schema_width {
@@ -130,10 +133,22 @@ impl LoadedModel {
         for (&column, contribution) in self.columns.iter().zip(own) {
             contributions[column] = contribution;
         }
-        Some(v1::Explanation {
+        finite(v1::Explanation {
             intercept,
             contributions,
             logit,
         })
     }
+}
+
+/// `explanation` if every number of it is finite. Missing inputs (NaN) are
+/// imputed, but an input of ±inf, or one so large that `w·(x − μ)`
+/// overflows `f32`, makes a contribution (and the logit) infinite or NaN:
+/// no explanation for that row, rather than one JSON cannot hold and the
+/// monitor would not store.
+fn finite(explanation: v1::Explanation) -> Option<v1::Explanation> {
+    (explanation.intercept.is_finite()
+        && explanation.logit.is_finite()
+        && explanation.contributions.iter().all(|c| c.is_finite()))
+    .then_some(explanation)
 }

@@ -400,3 +400,94 @@ async fn explanations_count_in_the_request_size_limit() {
     assert_eq!(status, 400, "{body}");
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_pair_whose_explanation_is_not_finite_is_answered_and_recorded_without_one() {
+    let repo = tempfile::tempdir().unwrap();
+    let schema = FeatureSchema::current();
+    write_logistic(
+        repo.path(),
+        "m",
+        "1",
+        0.0,
+        &[("amount_ratio_actual_cost", 10.0)],
+        0.5,
+        &schema.hash,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let monitor_url = format!("http://{}", listener.local_addr().unwrap());
+    let monitor = crate::support::FakeMonitor::default();
+    let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor_task = crate::support::serve_fake_monitor(listener, monitor.clone(), async {
+        let _ = stopped.await;
+    });
+    let stack = Stack::start_with(repo.path(), |config| config.monitor = Some(monitor_url)).await;
+    let ratio = schema.index_of("amount_ratio_actual_cost").unwrap();
+    let n_cols = schema.feature_names.len();
+    // A finite row, an infinite input, and one whose contribution
+    // 10 · 3e38 overflows f32.
+    let ratios = [0.5_f32, f32::INFINITY, 3e38];
+    let mut values = vec![0.0_f32; ratios.len() * n_cols];
+    for (row, r) in ratios.iter().enumerate() {
+        values[row * n_cols + ratio] = *r;
+    }
+    let matrix = v1::FeatureMatrix {
+        schema: Some(v1::FeatureSchema {
+            name: schema.name.clone(),
+            version: schema.version.clone(),
+            hash: schema.hash.clone(),
+            feature_names: schema.feature_names.clone(),
+        }),
+        n_rows: ratios.len() as u32,
+        n_cols: n_cols as u32,
+        values,
+        keys: (0..ratios.len())
+            .map(|i| v1::PairKey {
+                budget_id: format!("b{i}"),
+                itemization_id: format!("i{i}"),
+            })
+            .collect(),
+        ..v1::FeatureMatrix::default()
+    };
+    let response = stack
+        .scorer()
+        .await
+        .score_matrix(v1::ScoreMatrixRequest {
+            matrix: Some(matrix),
+            explain: true,
+            ..v1::ScoreMatrixRequest::default()
+        })
+        .await
+        .expect("every row is answered")
+        .into_inner();
+    let m = &response.results[0];
+    assert_eq!(m.matched, [true, true, true]);
+    assert_sums(&m.explanations[0], m.scores[0]);
+    // No inf or NaN in the answer: an empty explanation instead.
+    for row in 1..ratios.len() {
+        assert_eq!(m.explanations[row], v1::Explanation::default(), "row {row}");
+    }
+
+    let mut outcomes = Vec::new();
+    for _ in 0..500 {
+        outcomes = monitor.outcomes.lock().await.clone();
+        if outcomes.len() >= ratios.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        outcomes.len(),
+        ratios.len(),
+        "every answered pair is recorded"
+    );
+    outcomes.sort_by(|a, b| a.budget_id.cmp(&b.budget_id));
+    assert!(outcomes[0].explanation.is_some());
+    for outcome in &outcomes[1..] {
+        assert!(outcome.score.is_finite(), "{outcome:?}");
+        assert_eq!(outcome.explanation, None, "{outcome:?}");
+    }
+    stack.stop().await;
+    let _ = stop_monitor.send(());
+    monitor_task.await.unwrap();
+}
