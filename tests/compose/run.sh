@@ -254,10 +254,12 @@ else:
     # out_of_policy is gated on budget_expense_matcher (its serving.toml):
     # the gate runs too and is answered after it; it did not match the
     # seed's taxi-vs-flight pair, so out_of_policy did not score it.
-    assert [m["model"] for m in results] == [model, "budget_expense_matcher"], results
-    assert results[0].get("gate") == "budget_expense_matcher", results
-    assert results[0].get("scored") == [False], results
-    assert not any(results[0].get("matched", [False])), results
+    # With no model named, results come by name: the gate first.
+    assert [m["model"] for m in results] == ["budget_expense_matcher", model], results
+    gated = results[1]
+    assert gated.get("gate") == "budget_expense_matcher", results
+    assert gated.get("scored") == [False], results
+    assert not any(gated.get("matched", [False])), results
 PY
     echo "==> gRPC: $service ($addr) triad.v1.Scorer/Score answers the seed with $model"
 }
