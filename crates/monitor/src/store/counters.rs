@@ -20,6 +20,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sqlx::Any;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use triad_features::MISSING_FLAG_FIELDS;
 
 use super::{StorageError, Writer, sql};
@@ -144,6 +146,32 @@ pub(crate) const NOT_SCORED_COLUMN: &str = "not_scored";
 pub(crate) const EXPECTED_COLUMNS: [&str; 4] =
     ["expected_tp", "expected_fp", "expected_fn", "expected_tn"];
 
+/// Binds `c` in [`COUNT_COLUMNS`] order: the one place that knows it,
+/// for every table that keeps these counters.
+pub(super) fn bind_counts<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    c: &Counts,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    let mut query = query
+        .bind(c.outcomes)
+        .bind(c.predicted_positive)
+        .bind(c.labelled)
+        .bind(c.tp)
+        .bind(c.fp)
+        .bind(c.fn_)
+        .bind(c.tn)
+        .bind(c.score_sum);
+    for n in c.nulls {
+        query = query.bind(n);
+    }
+    query
+        .bind(c.expected_tp)
+        .bind(c.expected_fp)
+        .bind(c.expected_fn)
+        .bind(c.expected_tn)
+        .bind(c.not_scored)
+}
+
 /// Whether a count column holds a float sum rather than a count.
 pub(crate) fn is_float_column(column: &str) -> bool {
     column == "score_sum" || EXPECTED_COLUMNS.contains(&column)
@@ -190,24 +218,8 @@ pub(crate) async fn apply(
                 .bind(key.version.as_str())
                 .bind(i64::from(key.shadow))
                 .bind(f64::from_bits(key.threshold_bits))
-                .bind(key.hour_ms)
-                .bind(c.outcomes)
-                .bind(c.predicted_positive)
-                .bind(c.labelled)
-                .bind(c.tp)
-                .bind(c.fp)
-                .bind(c.fn_)
-                .bind(c.tn)
-                .bind(c.score_sum);
-            for n in c.nulls {
-                query = query.bind(n);
-            }
-            query = query
-                .bind(c.expected_tp)
-                .bind(c.expected_fp)
-                .bind(c.expected_fn)
-                .bind(c.expected_tn)
-                .bind(c.not_scored);
+                .bind(key.hour_ms);
+            query = bind_counts(query, c);
         }
         query.execute(&mut *w.tx).await?;
     }

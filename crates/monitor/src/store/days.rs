@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use sqlx::Any;
 
-use super::counters::{COUNT_COLUMNS, CounterKey, Counts, is_float_column};
+use super::counters::{COUNT_COLUMNS, CounterKey, Counts, bind_counts, is_float_column};
 use super::models::summaries;
 use super::{Backend, ModelSummary, StorageError, Store, Writer, sql};
 use crate::buckets::Width;
@@ -100,24 +100,8 @@ pub(crate) async fn apply(
                 .bind(i64::from(*shadow))
                 .bind(*day_ms)
                 .bind(day.first_hour_ms)
-                .bind(day.last_hour_ms)
-                .bind(c.outcomes)
-                .bind(c.predicted_positive)
-                .bind(c.labelled)
-                .bind(c.tp)
-                .bind(c.fp)
-                .bind(c.fn_)
-                .bind(c.tn)
-                .bind(c.score_sum);
-            for n in c.nulls {
-                query = query.bind(n);
-            }
-            query = query
-                .bind(c.expected_tp)
-                .bind(c.expected_fp)
-                .bind(c.expected_fn)
-                .bind(c.expected_tn)
-                .bind(c.not_scored);
+                .bind(day.last_hour_ms);
+            query = bind_counts(query, c);
         }
         query.execute(&mut *w.tx).await?;
     }
