@@ -10,8 +10,9 @@ use triad_proto::v1::Mistake;
 
 use super::window::{day, rfc3339};
 use super::{
-    METRICS, Report, SIGNAL_COLUMNS, Section, Set, alert_number, change, change_text,
-    count_change_text, labelled_share, quality, ratio_text, resolved_text,
+    ALERT_COLUMNS, DRIFT_COLUMNS, METRICS, MISTAKE_COLUMNS, Report, SIGNAL_COLUMNS, Section, Set,
+    VOLUME_COLUMNS, alert_number, change, change_text, count_change_text, labelled_share, quality,
+    ratio_text, resolved_text,
 };
 
 /// `text` safe in HTML text and in quoted attribute values.
@@ -157,18 +158,7 @@ fn daily(out: &mut String, r: &Report) {
         &r.days.iter().map(|d| d.previous.count).collect::<Vec<_>>(),
     ));
     out.push_str("<table>\n");
-    header(
-        out,
-        &[
-            "day",
-            "outcomes",
-            "week before",
-            "change",
-            "predicted positive",
-            "labelled",
-            "labelled share",
-        ],
-    );
+    header(out, VOLUME_COLUMNS);
     for d in &r.days {
         let _ = writeln!(
             out,
@@ -231,7 +221,7 @@ fn daily(out: &mut String, r: &Report) {
 
 fn signals(out: &mut String, r: &Report) {
     out.push_str("<h2>Trend, change points and anomalies</h2>\n<p class=\"note\">From the daily series: the least-squares and robust trend slopes per day, the days where the piecewise-constant fit starts a new level, and the days outside the EWMA band.</p>\n<table>\n");
-    header(out, &SIGNAL_COLUMNS);
+    header(out, SIGNAL_COLUMNS);
     for s in &r.signals {
         let (changes, anomalies) = (s.change_points_text(), s.anomalies_text());
         let _ = writeln!(
@@ -265,20 +255,7 @@ fn alerts(out: &mut String, r: &Report) {
         );
     }
     out.push_str("<table>\n");
-    header(
-        out,
-        &[
-            "alert",
-            "severity",
-            "version",
-            "subject",
-            "value",
-            "threshold",
-            "since",
-            "resolved",
-            "link",
-        ],
-    );
+    header(out, ALERT_COLUMNS);
     for a in &r.alerts {
         // The link is text, not an anchor: the file links to nothing.
         let severity = if a.severity == "critical" {
@@ -321,20 +298,7 @@ fn drift(out: &mut String, r: &Report) {
         d.live_rows,
         d.excluded_rows
     );
-    header(
-        out,
-        &[
-            "variable",
-            "drifted",
-            "PSI",
-            "KS statistic",
-            "KS p-value",
-            "normalized Wasserstein",
-            "live missing",
-            "reference missing",
-            "why",
-        ],
-    );
+    header(out, DRIFT_COLUMNS);
     for f in d.score.iter().chain(&d.features) {
         let _ = writeln!(
             out,
@@ -368,22 +332,7 @@ fn mistakes(out: &mut String, r: &Report) {
         return;
     }
     out.push_str("<table>\n");
-    header(
-        out,
-        &[
-            "scored at",
-            "kind",
-            "score",
-            "threshold",
-            "version",
-            "outcome",
-            "budget",
-            "line item",
-            "vendor",
-            "amount",
-            "expense type",
-        ],
-    );
+    header(out, MISTAKE_COLUMNS);
     for m in &r.mistakes {
         out.push_str("<tr>");
         for field in mistake_fields(m) {

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 
 use super::window::{day, rfc3339};
 use super::{
-    METRICS, Report, SIGNAL_COLUMNS, Section, Set, alert_number, change, change_text,
-    count_change_text, labelled_share, quality, ratio_text, resolved_text,
+    ALERT_COLUMNS, DRIFT_COLUMNS, METRICS, MISTAKE_COLUMNS, Report, SIGNAL_COLUMNS, Section, Set,
+    VOLUME_COLUMNS, alert_number, change, change_text, count_change_text, labelled_share, quality,
+    ratio_text, resolved_text,
 };
 
 /// `text` as literal Markdown inline text: punctuation Markdown or HTML
@@ -107,18 +108,7 @@ fn summary(out: &mut String, r: &Report) {
 
 fn daily(out: &mut String, r: &Report) {
     out.push_str("## Volume per day\n\n");
-    header(
-        out,
-        &[
-            "day",
-            "outcomes",
-            "week before",
-            "change",
-            "predicted positive",
-            "labelled",
-            "labelled share",
-        ],
-    );
+    header(out, VOLUME_COLUMNS);
     for d in &r.days {
         row(
             out,
@@ -163,7 +153,7 @@ fn daily(out: &mut String, r: &Report) {
 fn signals(out: &mut String, r: &Report) {
     out.push_str("## Trend, change points and anomalies\n\n");
     out.push_str("From the daily series: the least-squares and robust trend slopes per day, the days where the piecewise-constant fit starts a new level, and the days outside the EWMA band.\n\n");
-    header(out, &SIGNAL_COLUMNS);
+    header(out, SIGNAL_COLUMNS);
     for s in &r.signals {
         let (changes, anomalies) = (s.change_points_text(), s.anomalies_text());
         row(
@@ -191,20 +181,7 @@ fn alerts(out: &mut String, r: &Report) {
     if r.alerts_truncated {
         let _ = writeln!(out, "{}\n", super::truncated_note());
     }
-    header(
-        out,
-        &[
-            "alert",
-            "severity",
-            "version",
-            "subject",
-            "value",
-            "threshold",
-            "since",
-            "resolved",
-            "link",
-        ],
-    );
+    header(out, ALERT_COLUMNS);
     for a in &r.alerts {
         row(
             out,
@@ -237,20 +214,7 @@ fn drift(out: &mut String, r: &Report) {
         d.live_rows,
         d.excluded_rows
     );
-    header(
-        out,
-        &[
-            "variable",
-            "drifted",
-            "PSI",
-            "KS statistic",
-            "KS p-value",
-            "normalized Wasserstein",
-            "live missing",
-            "reference missing",
-            "why",
-        ],
-    );
+    header(out, DRIFT_COLUMNS);
     for f in d.score.iter().chain(&d.features) {
         row(
             out,
@@ -279,22 +243,7 @@ fn mistakes(out: &mut String, r: &Report) {
         out.push_str("No labelled mistake in the window.\n");
         return;
     }
-    header(
-        out,
-        &[
-            "scored at",
-            "kind",
-            "score",
-            "threshold",
-            "version",
-            "outcome",
-            "budget",
-            "line item",
-            "vendor",
-            "amount",
-            "expense type",
-        ],
-    );
+    header(out, MISTAKE_COLUMNS);
     for m in &r.mistakes {
         let fields = super::html::mistake_fields(m);
         row(out, &fields.map(|f| escape(&f)));

@@ -249,8 +249,60 @@ pub(crate) struct Signal {
     pub(crate) anomalies: Vec<i64>,
 }
 
+/// The columns of the volume table, in Markdown and HTML.
+pub(crate) const VOLUME_COLUMNS: &[&str] = &[
+    "day",
+    "outcomes",
+    "week before",
+    "change",
+    "predicted positive",
+    "labelled",
+    "labelled share",
+];
+
+/// The columns of the alerts table, in Markdown and HTML.
+pub(crate) const ALERT_COLUMNS: &[&str] = &[
+    "alert",
+    "severity",
+    "version",
+    "subject",
+    "value",
+    "threshold",
+    "since",
+    "resolved",
+    "link",
+];
+
+/// The columns of the drift table, in Markdown and HTML.
+pub(crate) const DRIFT_COLUMNS: &[&str] = &[
+    "variable",
+    "drifted",
+    "PSI",
+    "KS statistic",
+    "KS p-value",
+    "normalized Wasserstein",
+    "live missing",
+    "reference missing",
+    "why",
+];
+
+/// The columns of the mistakes table, in Markdown and HTML.
+pub(crate) const MISTAKE_COLUMNS: &[&str] = &[
+    "scored at",
+    "kind",
+    "score",
+    "threshold",
+    "version",
+    "outcome",
+    "budget",
+    "line item",
+    "vendor",
+    "amount",
+    "expense type",
+];
+
 /// The columns of the trend table, in every format.
-pub(crate) const SIGNAL_COLUMNS: [&str; 5] = [
+pub(crate) const SIGNAL_COLUMNS: &[&str] = &[
     "metric",
     "trend per day",
     "robust trend per day",
